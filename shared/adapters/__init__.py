@@ -1,0 +1,1 @@
+"""Thin adapters, one per library they wrap; each maps that library's errors to shared.errors."""

@@ -1,0 +1,1 @@
+"""Service steps the triggers call: each takes plain values and the composed services."""

@@ -1,0 +1,310 @@
+"""One frozen settings object, built from the app settings (environment). Pure: no I/O but a stat.
+
+Every key the app reads is listed in `SETTINGS` with its default and meaning; the README's
+settings table and the Bicep's app settings are checked against that list by tests. Missing or
+invalid values fail fast with ONE `ConfigError` naming every problem. Secret values never live
+here: only the *names* of secrets, which the secrets port resolves.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+from shared.errors import ConfigError
+
+CredentialType = Literal["secret", "certificate", "managed_identity"]
+CREDENTIAL_TYPES: tuple[CredentialType, ...] = ("secret", "certificate", "managed_identity")
+
+
+@dataclass(frozen=True)
+class SettingDoc:
+    """One app setting: its name, default ('' = none) and meaning, for docs and checks."""
+
+    name: str
+    default: str
+    meaning: str
+    required: bool = False
+
+
+SETTINGS: tuple[SettingDoc, ...] = (
+    SettingDoc(
+        "TENANT_IDS",
+        "",
+        "Comma-separated Entra tenant ids (GUIDs) whose mailboxes may be enrolled.",
+        required=True,
+    ),
+    SettingDoc(
+        "CLIENT_ID", "", "Application (client) id of the Entra app registration.", required=True
+    ),
+    SettingDoc(
+        "CLIENT_CREDENTIAL_TYPE",
+        "secret",
+        "How the app proves itself to Entra: `secret` "
+        "(client secret from Key Vault), `certificate` (PEM from Key Vault) or "
+        "`managed_identity` (federated credential: no secret at all).",
+    ),
+    SettingDoc(
+        "CLIENT_SECRET_NAME",
+        "graph-client-secret",
+        "Name of the secret holding the client "
+        "secret (Key Vault secret name; locally the env var SECRET_<NAME>).",
+    ),
+    SettingDoc(
+        "CLIENT_CERTIFICATE_NAME",
+        "graph-client-certificate",
+        "Name of the secret holding "
+        "the PEM private key + certificate when CLIENT_CREDENTIAL_TYPE=certificate.",
+    ),
+    SettingDoc(
+        "KEY_VAULT_URL",
+        "",
+        "https URL of the Key Vault holding the secrets. Empty: secrets "
+        "come from environment variables SECRET_<NAME> (local runs only).",
+    ),
+    SettingDoc(
+        "SECRET_CACHE_SECONDS",
+        "300",
+        "How long a secret read from Key Vault is cached, so "
+        "a rotated secret is picked up within this time.",
+    ),
+    SettingDoc(
+        "GRAPH_BASE_URL",
+        "https://graph.microsoft.com/v1.0",
+        "Graph endpoint (sovereign clouds or the local simulator use another).",
+    ),
+    SettingDoc(
+        "AUTHORITY_HOST",
+        "https://login.microsoftonline.com",
+        "Entra authority host (sovereign clouds or the local simulator use another).",
+    ),
+    SettingDoc(
+        "CA_BUNDLE",
+        "",
+        "Path to a PEM CA bundle trusted for Graph, Entra and Key Vault "
+        "calls (local simulator only). Empty: the system's trust store.",
+    ),
+    SettingDoc(
+        "PUBLIC_BASE_URL",
+        "",
+        "Public https base URL of this app that Graph calls back "
+        "(…/api/notifications, …/api/lifecycle). Empty: mailboxes sync in poll mode.",
+    ),
+    SettingDoc(
+        "AzureWebJobsStorage",
+        "",
+        "Storage connection string (local: Azurite). In Azure use "
+        "the identity-based keys below instead.",
+    ),
+    SettingDoc(
+        "AzureWebJobsStorage__accountName",
+        "",
+        "Storage account name for identity-based connections (managed identity).",
+    ),
+    SettingDoc(
+        "AzureWebJobsStorage__credential",
+        "",
+        "`managedidentity` for identity-based storage connections.",
+    ),
+    SettingDoc(
+        "AzureWebJobsStorage__clientId",
+        "",
+        "Client id of the user-assigned managed identity used for storage.",
+    ),
+    SettingDoc(
+        "AZURE_CLIENT_ID",
+        "",
+        "Client id of the user-assigned managed identity used for "
+        "Key Vault (DefaultAzureCredential) and the federated app credential.",
+    ),
+)
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_SECRET_NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")  # Key Vault's rule for secret names
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where tables and queues live: a connection string, or an account reached by identity."""
+
+    connection_string: str | None = None
+    account_name: str | None = None
+    client_id: str | None = None
+
+    @property
+    def table_endpoint(self) -> str:
+        return f"https://{self.account_name}.table.core.windows.net"
+
+    @property
+    def queue_endpoint(self) -> str:
+        return f"https://{self.account_name}.queue.core.windows.net"
+
+    def describe(self) -> str:
+        """Where storage is, without any key: for health and logs."""
+        if self.connection_string:
+            parts = dict(p.split("=", 1) for p in self.connection_string.split(";") if "=" in p)
+            if self.connection_string.strip().lower() == "usedevelopmentstorage=true":
+                return "development storage (Azurite defaults)"
+            return f"account {parts.get('AccountName', '?')} via connection string"
+        return f"account {self.account_name} via managed identity"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app reads from its environment, validated."""
+
+    tenant_ids: tuple[str, ...]
+    client_id: str
+    credential_type: CredentialType = "secret"
+    client_secret_name: str = "graph-client-secret"
+    client_certificate_name: str = "graph-client-certificate"
+    key_vault_url: str | None = None
+    secret_cache_seconds: float = 300.0
+    graph_base_url: str = "https://graph.microsoft.com/v1.0"
+    authority_host: str = "https://login.microsoftonline.com"
+    ca_bundle: str | None = None
+    public_base_url: str | None = None
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    managed_identity_client_id: str | None = None
+
+    @property
+    def graph_scope(self) -> str:
+        """The client-credentials scope for this Graph endpoint (`<scheme>://<host>/.default`)."""
+        parts = urlsplit(self.graph_base_url)
+        return f"{parts.scheme}://{parts.netloc}/.default"
+
+    @property
+    def notification_url(self) -> str | None:
+        return f"{self.public_base_url}/api/notifications" if self.public_base_url else None
+
+    @property
+    def lifecycle_url(self) -> str | None:
+        return f"{self.public_base_url}/api/lifecycle" if self.public_base_url else None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build from a mapping (default: os.environ); one ConfigError lists every problem."""
+        env = os.environ if environ is None else environ
+        problems: list[str] = []
+
+        def get(name: str) -> str:
+            return env.get(name, "").strip()
+
+        tenants = tuple(t.strip() for t in get("TENANT_IDS").split(",") if t.strip())
+        if not tenants:
+            problems.append(
+                "TENANT_IDS is missing: set it to the comma-separated tenant ids (GUIDs)"
+            )
+        for t in tenants:
+            if not _GUID.match(t):
+                problems.append(f"TENANT_IDS has {t!r}, which is not a tenant id (GUID)")
+        client_id = get("CLIENT_ID")
+        if not client_id:
+            problems.append("CLIENT_ID is missing: set it to the app registration's client id")
+        elif not _GUID.match(client_id):
+            problems.append(
+                f"CLIENT_ID {client_id!r} is not a GUID: use the Application (client) id"
+            )
+
+        cred = get("CLIENT_CREDENTIAL_TYPE") or "secret"
+        if cred not in CREDENTIAL_TYPES:
+            problems.append(
+                f"CLIENT_CREDENTIAL_TYPE {cred!r} is not one of {', '.join(CREDENTIAL_TYPES)}"
+            )
+        secret_name = get("CLIENT_SECRET_NAME") or "graph-client-secret"
+        cert_name = get("CLIENT_CERTIFICATE_NAME") or "graph-client-certificate"
+        for key, value in (
+            ("CLIENT_SECRET_NAME", secret_name),
+            ("CLIENT_CERTIFICATE_NAME", cert_name),
+        ):
+            if not _SECRET_NAME.match(value):
+                problems.append(f"{key} {value!r} is not a valid secret name (letters, digits, -)")
+
+        key_vault_url = _https_url(get("KEY_VAULT_URL"), "KEY_VAULT_URL", problems)
+        if cred == "managed_identity" and not get("AZURE_CLIENT_ID"):
+            problems.append(
+                "AZURE_CLIENT_ID is missing: CLIENT_CREDENTIAL_TYPE=managed_identity needs the "
+                "client id of the user-assigned identity federated with the app registration"
+            )
+
+        ttl_text = get("SECRET_CACHE_SECONDS") or "300"
+        try:
+            ttl = float(ttl_text)
+            if ttl < 0:
+                raise ValueError
+        except ValueError:
+            problems.append(f"SECRET_CACHE_SECONDS {ttl_text!r} is not a number of seconds >= 0")
+            ttl = 300.0
+
+        graph = _https_url(
+            get("GRAPH_BASE_URL") or "https://graph.microsoft.com/v1.0", "GRAPH_BASE_URL", problems
+        )
+        authority = _https_url(
+            get("AUTHORITY_HOST") or "https://login.microsoftonline.com", "AUTHORITY_HOST", problems
+        )
+        public = _https_url(get("PUBLIC_BASE_URL"), "PUBLIC_BASE_URL", problems)
+
+        ca_bundle = get("CA_BUNDLE") or None
+        if ca_bundle and not os.path.isfile(ca_bundle):
+            problems.append(
+                f"CA_BUNDLE {ca_bundle!r} is not a readable file: give a PEM bundle path"
+            )
+
+        storage = _storage(env, problems)
+        if problems:
+            raise ConfigError(problems)
+        return cls(
+            tenant_ids=tenants,
+            client_id=client_id.lower(),
+            credential_type=cred,  # type: ignore[arg-type]  # checked against CREDENTIAL_TYPES
+            client_secret_name=secret_name,
+            client_certificate_name=cert_name,
+            key_vault_url=key_vault_url,
+            secret_cache_seconds=ttl,
+            graph_base_url=graph or "",
+            authority_host=authority or "",
+            ca_bundle=ca_bundle,
+            public_base_url=public,
+            storage=storage,
+            managed_identity_client_id=get("AZURE_CLIENT_ID") or None,
+        )
+
+
+def _https_url(value: str, name: str, problems: list[str]) -> str | None:
+    """Validate an https URL and drop a trailing slash; record a problem if it is not one."""
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.netloc:
+        problems.append(f"{name} {value!r} must be an absolute https:// URL")
+        return None
+    return value.rstrip("/")
+
+
+def _storage(env: Mapping[str, str], problems: list[str]) -> StorageSettings:
+    conn = env.get("AzureWebJobsStorage", "").strip()
+    account = env.get("AzureWebJobsStorage__accountName", "").strip()
+    client_id = env.get("AzureWebJobsStorage__clientId", "").strip() or None
+    if conn:
+        if conn.lower() != "usedevelopmentstorage=true" and "AccountName=" not in conn:
+            problems.append(
+                "AzureWebJobsStorage is not a storage connection string (no AccountName=); "
+                "copy it from the storage account, or use UseDevelopmentStorage=true for Azurite"
+            )
+        return StorageSettings(connection_string=conn)
+    if account:
+        if env.get("AzureWebJobsStorage__credential", "").strip().lower() != "managedidentity":
+            problems.append(
+                "AzureWebJobsStorage__credential must be 'managedidentity' when "
+                "AzureWebJobsStorage__accountName is set"
+            )
+        return StorageSettings(account_name=account, client_id=client_id)
+    problems.append(
+        "storage is not configured: set AzureWebJobsStorage (connection string) or "
+        "AzureWebJobsStorage__accountName with AzureWebJobsStorage__credential=managedidentity"
+    )
+    return StorageSettings()

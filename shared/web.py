@@ -1,0 +1,54 @@
+"""HTTP responses for the triggers: JSON bodies and RFC 9457 problem bodies, in one place.
+Project errors map to a status and a problem body; anything else is a 500 that hides details."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import azure.functions as func
+
+from shared.errors import CalsyncError, InputError
+
+log = logging.getLogger("calsync.web")
+
+
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(body, default=str, separators=(",", ":")),
+        status_code=status,
+        mimetype="application/json",
+        headers=headers,
+    )
+
+
+def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> func.HttpResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, "code": code}
+    body |= extra
+    return func.HttpResponse(
+        json.dumps(body), status_code=status, mimetype="application/problem+json"
+    )
+
+
+def error_response(exc: Exception) -> func.HttpResponse:
+    """Map a project error to its problem response; log and hide anything unexpected."""
+    if isinstance(exc, CalsyncError):
+        return problem(exc.http_status, type(exc).__name__, exc.message, exc.code)
+    log.exception("unexpected error while handling a request")
+    return problem(500, "InternalError", "unexpected error; see the app's logs", "internal_error")
+
+
+def json_body(req: func.HttpRequest, *, max_bytes: int = 1_048_576) -> Any:
+    """The request body parsed as JSON, or InputError saying what is wrong with it."""
+    raw = req.get_body()
+    if len(raw) > max_bytes:
+        raise InputError(f"request body is {len(raw)} bytes; the limit is {max_bytes}")
+    if not raw:
+        raise InputError("request body is empty; send a JSON object")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"request body is not valid JSON ({exc}); send a JSON object") from None
