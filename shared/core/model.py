@@ -1,0 +1,134 @@
+"""Pure: the core's data types. Frozen dataclasses, no I/O; the adapters turn them into Table
+entities, queue messages and Graph requests, and back.
+
+Names keep Graph's words in snake_case (subscription_id, client_state, delta_link, change_type).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Mode = Literal["webhook", "poll"]
+PrivateHandling = Literal["mirror", "mask"]
+BodyType = Literal["html", "text"]
+
+MIN_POLL_SECONDS = 60  # Microsoft forbids polling faster than once a minute per mailbox.
+
+
+@dataclass(frozen=True)
+class MailboxKey:
+    """A mailbox: the tenant (GUID, lower case) and the user's object id (GUID, lower case)."""
+
+    tenant_id: str
+    user_id: str
+
+    @property
+    def partition(self) -> str:
+        """The `tenant+user` partition used by the cursors, events and changes tables."""
+        return f"{self.tenant_id}_{self.user_id}"
+
+
+@dataclass(frozen=True)
+class MailboxOptions:
+    """Per-mailbox sync options, validated by `core.options.parse_options`."""
+
+    weeks_back: int = 4
+    weeks_ahead: int = 52
+    mode: Mode = "webhook"
+    poll_seconds: int = 300
+    private: PrivateHandling = "mirror"
+    body_type: BodyType = "html"
+    time_zone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class Window:
+    """The fixed calendarView window of a delta cursor, [start, end) in UTC."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class MirrorEvent:
+    """One calendar instance as mirrored (single, occurrence or exception; never a series master).
+
+    `properties` are Table-ready (str, int, bool, float, datetime), each value within the 64 KiB
+    property limit; `change_key` and `content_hash` decide whether an upsert is needed.
+    """
+
+    event_id: str
+    change_key: str
+    content_hash: str
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeltaItem:
+    """An entry of a calendarView/delta page: an event, or a removal (`removed` = its reason)."""
+
+    event_id: str
+    event: dict[str, Any] | None = None
+    removed: str | None = None
+
+
+@dataclass(frozen=True)
+class DeltaPageData:
+    """A decoded delta page: its items and exactly one of next_link / delta_link."""
+
+    items: tuple[DeltaItem, ...]
+    next_link: str | None = None
+    delta_link: str | None = None
+
+
+@dataclass(frozen=True)
+class ChangeNotification:
+    """One validated change notification item (a hint: never trusted as state)."""
+
+    subscription_id: str
+    tenant_id: str
+    change_type: str
+    resource: str
+    client_state: str
+    event_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LifecycleNotification:
+    """One lifecycle notification item: reauthorizationRequired, subscriptionRemoved, missed."""
+
+    subscription_id: str
+    tenant_id: str
+    lifecycle_event: str
+    client_state: str
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    """A queue message asking for one delta round of one mailbox (duplicates fold together)."""
+
+    tenant_id: str
+    user_id: str
+    reason: str  # "notification", "lifecycle:missed", "poll", "resync", "enrol", "roll", ...
+    full: bool = False  # True: discard the cursor and resync the whole window with a diff
+    requested_at: str = ""  # ISO 8601 UTC: lets the worker fold requests older than its last sync
+
+    @property
+    def mailbox(self) -> MailboxKey:
+        return MailboxKey(self.tenant_id, self.user_id)
+
+
+@dataclass(frozen=True)
+class SubscriptionRecord:
+    """What we know of one Graph subscription of one mailbox."""
+
+    subscription_id: str
+    tenant_id: str
+    user_id: str
+    resource: str
+    expiration: datetime
+    client_state_digest: str
+    last_renewed: datetime | None = None
+    last_reauthorized: datetime | None = None
