@@ -1,17 +1,35 @@
 """The Functions app: trigger declarations only. Each function pulls plain values out of its
 trigger, calls one service function in `shared/`, and maps the result or a project error to a
-response. No Graph JSON is parsed here."""
+response. No Graph JSON is parsed here; services are built once per process by shared.compose."""
 
 from __future__ import annotations
 
+import logging
 import os
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
 from shared import web
+from shared.names import STORAGE_CONNECTION, SYNC_QUEUE
 from shared.services.health import run_health
 
+if TYPE_CHECKING:
+    from shared.compose import Services
+
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+log = logging.getLogger("calsync")
+
+# NCRONTAB, six fields, seconds first (Functions timer trigger syntax).
+POLL_SCHEDULE = "*/30 * * * * *"
+RENEW_SCHEDULE = "0 */15 * * * *"
+DAILY_SCHEDULE = "0 5 0 * * *"
+
+
+def _services() -> Services:
+    from shared.compose import services
+
+    return services()
 
 
 @app.function_name("health")
@@ -20,3 +38,136 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     """Liveness/readiness probe: settings sanity and storage reachability; 503 when unhealthy."""
     report = run_health(os.environ)
     return web.json_response(report.body, status=200 if report.ok else 503)
+
+
+@app.function_name("notifications")
+@app.route(route="notifications", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def notifications(req: func.HttpRequest) -> func.HttpResponse:
+    """Graph change notifications (anonymous: Graph sends no keys; clientState is checked)."""
+    from shared.services import intake
+
+    try:
+        token = req.params.get("validationToken")
+        if token is not None:
+            return web.text_response(intake.validation_echo(token).text or "")
+        result = intake.run_notifications(_services(), req.get_body())
+        return func.HttpResponse(status_code=result.status)
+    except Exception as exc:
+        return web.intake_error(exc)
+
+
+@app.function_name("lifecycle")
+@app.route(route="lifecycle", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def lifecycle(req: func.HttpRequest) -> func.HttpResponse:
+    """Graph lifecycle notifications: reauthorize, recreate or resync, via the queue."""
+    from shared.services import intake
+
+    try:
+        token = req.params.get("validationToken")
+        if token is not None:
+            return web.text_response(intake.validation_echo(token).text or "")
+        result = intake.run_lifecycle(_services(), req.get_body())
+        return func.HttpResponse(status_code=result.status)
+    except Exception as exc:
+        return web.intake_error(exc)
+
+
+@app.function_name("mailboxes_list")
+@app.route(route="mailboxes", methods=["GET"])
+def mailboxes_list(req: func.HttpRequest) -> func.HttpResponse:
+    """All enrolled mailboxes, each with a one-line health."""
+    from shared.services import mailboxes
+
+    try:
+        return web.json_response({"value": mailboxes.list_all(_services())})
+    except Exception as exc:
+        return web.error_response(exc)
+
+
+@app.function_name("mailbox")
+@app.route(route="mailboxes/{tenant}/{user}", methods=["GET", "PUT", "DELETE"])
+def mailbox(req: func.HttpRequest) -> func.HttpResponse:
+    """GET status; PUT enrol or change options (JSON body); DELETE stop (?purge=true drops data)."""
+    from shared.services import mailboxes
+
+    tenant, user = req.route_params["tenant"], req.route_params["user"]
+    try:
+        svc = _services()
+        if req.method == "PUT":
+            body = web.json_body(req) if req.get_body() else {}
+            view, created = mailboxes.enrol(svc, tenant, user, body)
+            return web.json_response(view, status=201 if created else 200)
+        if req.method == "DELETE":
+            purge = web.flag(req, "purge")
+            return web.json_response(mailboxes.remove(svc, tenant, user, purge=purge))
+        return web.json_response(mailboxes.status(svc, tenant, user))
+    except Exception as exc:
+        return web.error_response(exc)
+
+
+@app.function_name("mailbox_resync")
+@app.route(route="mailboxes/{tenant}/{user}/resync", methods=["POST"])
+def mailbox_resync(req: func.HttpRequest) -> func.HttpResponse:
+    """Queue a full resync of the mailbox's window."""
+    from shared.services import mailboxes
+
+    try:
+        result = mailboxes.resync(_services(), req.route_params["tenant"], req.route_params["user"])
+        return web.json_response(result, status=202)
+    except Exception as exc:
+        return web.error_response(exc)
+
+
+@app.function_name("mailbox_events")
+@app.route(route="mailboxes/{tenant}/{user}/events", methods=["GET"])
+def mailbox_events(req: func.HttpRequest) -> func.HttpResponse:
+    """The mirrored events as stored, optionally within ?start=&end= (ISO 8601)."""
+    from shared.services import mailboxes
+
+    try:
+        result = mailboxes.events(
+            _services(),
+            req.route_params["tenant"],
+            req.route_params["user"],
+            req.params.get("start"),
+            req.params.get("end"),
+        )
+        return web.json_response(result)
+    except Exception as exc:
+        return web.error_response(exc)
+
+
+@app.function_name("sync_worker")
+@app.queue_trigger(arg_name="msg", queue_name=SYNC_QUEUE, connection=STORAGE_CONNECTION)
+def sync_worker(msg: func.QueueMessage) -> None:
+    """One sync request: lease the mailbox, follow delta, apply, commit the cursor."""
+    from shared.services.worker import run_queue_message
+
+    run_queue_message(_services(), msg.get_body(), msg.dequeue_count or 1)
+
+
+@app.function_name("poll_mailboxes")
+@app.timer_trigger(arg_name="timer", schedule=POLL_SCHEDULE, run_on_startup=False)
+def poll_mailboxes(timer: func.TimerRequest) -> None:
+    """Poll-mode mailboxes at their interval; retry subscribing the ones that fell back."""
+    from shared.services.timers import run_poll
+
+    log.info("poll: %s", run_poll(_services()))
+
+
+@app.function_name("renew_subscriptions")
+@app.timer_trigger(arg_name="timer", schedule=RENEW_SCHEDULE, run_on_startup=False)
+def renew_subscriptions(timer: func.TimerRequest) -> None:
+    """Renew subscriptions before expiry (spread, paced), recreate gone ones, drop orphans."""
+    from shared.services.timers import run_renewals
+
+    log.info("renewals: %s", run_renewals(_services()))
+
+
+@app.function_name("daily_roll")
+@app.timer_trigger(arg_name="timer", schedule=DAILY_SCHEDULE, run_on_startup=False)
+def daily_roll(timer: func.TimerRequest) -> None:
+    """Roll sync windows forward and run the safety-net resync that counts drift."""
+    from shared.services.timers import run_daily
+
+    log.info("daily roll: %s", run_daily(_services()))

@@ -52,3 +52,27 @@ def json_body(req: func.HttpRequest, *, max_bytes: int = 1_048_576) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"request body is not valid JSON ({exc}); send a JSON object") from None
+
+
+def text_response(text: str) -> func.HttpResponse:
+    """A plain-text answer (the validation handshake echo): text/plain, nothing else."""
+    return func.HttpResponse(text, status_code=200, mimetype="text/plain")
+
+
+def intake_error(exc: Exception) -> func.HttpResponse:
+    """For Graph's callbacks: bad input is a 400 (Graph must not retry it) and never a 5xx; a
+    notification we could not queue is a 5xx, so that Graph retries it."""
+    if isinstance(exc, InputError):
+        log.warning("notification rejected: %s", exc.message)
+        return problem(400, type(exc).__name__, exc.message, exc.code)
+    return error_response(exc)
+
+
+def flag(req: func.HttpRequest, name: str) -> bool:
+    """A boolean query parameter: true/1/yes, false/0/no/absent; anything else is an InputError."""
+    value = (req.params.get(name) or "false").strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no", ""):
+        return False
+    raise InputError(f"query parameter {name}={value!r} must be true or false")

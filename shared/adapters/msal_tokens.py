@@ -1,0 +1,121 @@
+"""App-only tokens from Microsoft Entra with MSAL: one `ConfidentialClientApplication` per tenant,
+each with its own token cache. Maps MSAL's error dicts to `TokenError` (with the AADSTS code) in one
+place. When Entra says the credential is wrong or expired, the credential is fetched again once (a
+rotated secret in Key Vault) before giving up.
+
+MSAL uses `requests`; when a CA bundle is configured (the local simulator) it gets a Session that
+trusts exactly that bundle and ignores the REQUESTS_CA_BUNDLE/proxy environment, which would
+otherwise override the session's `verify`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import msal
+
+from shared.errors import TokenError
+from shared.settings import Settings
+
+# Hosts MSAL knows; any other authority host (the simulator) needs instance_discovery=False, else
+# MSAL asks login.microsoftonline.com to validate it.
+_KNOWN_AUTHORITY_HOSTS = {
+    "login.microsoftonline.com",
+    "login.microsoft.com",
+    "login.windows.net",
+    "sts.windows.net",
+    "login.microsoftonline.us",
+    "login.chinacloudapi.cn",
+    "login.partner.microsoftonline.cn",
+}
+# AADSTS codes meaning "this credential is wrong or expired": worth one re-read of the secret.
+_CREDENTIAL_CODES = {7000215, 7000222, 700027, 700024}
+
+ClientCredential = Any  # str | dict: what MSAL's client_credential takes
+
+
+def _session(ca_bundle: str) -> Any:
+    import requests
+
+    session = requests.Session()
+    session.verify = ca_bundle
+    session.trust_env = False  # else REQUESTS_CA_BUNDLE from the environment wins over verify
+    return session
+
+
+class MsalTokens:
+    """`token(tenant_id)` → a bearer token for Graph; cached by MSAL until near expiry."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        credential: Callable[[], ClientCredential],
+        *,
+        scope: str | None = None,
+    ) -> None:
+        self._settings = settings
+        self._credential = credential
+        self._scope = scope or settings.graph_scope
+        self._apps: dict[str, msal.ConfidentialClientApplication] = {}
+        self._lock = threading.Lock()
+        self._http = _session(settings.ca_bundle) if settings.ca_bundle else None
+
+    def _app(self, tenant_id: str, *, fresh: bool = False) -> msal.ConfidentialClientApplication:
+        with self._lock:
+            app = self._apps.get(tenant_id)
+            if app is None or fresh:
+                host = urlsplit(self._settings.authority_host).hostname or ""
+                app = msal.ConfidentialClientApplication(
+                    self._settings.client_id,
+                    client_credential=self._credential(),
+                    authority=f"{self._settings.authority_host}/{tenant_id}",
+                    token_cache=msal.TokenCache(),
+                    http_client=self._http,
+                    instance_discovery=None if host in _KNOWN_AUTHORITY_HOSTS else False,
+                    timeout=30,
+                )
+                self._apps[tenant_id] = app
+            return app
+
+    def token(self, tenant_id: str) -> str:
+        result = self._acquire(self._app(tenant_id))
+        if "access_token" not in result and _aadsts(result) in _CREDENTIAL_CODES:
+            result = self._acquire(self._app(tenant_id, fresh=True))
+        if "access_token" in result:
+            return str(result["access_token"])
+        raise _token_error(tenant_id, result)
+
+    def _acquire(self, app: msal.ConfidentialClientApplication) -> dict[str, Any]:
+        try:
+            result = app.acquire_token_for_client(scopes=[self._scope])
+        except ValueError as exc:  # MSAL raises ValueError for an unreachable/invalid authority
+            return {"error": "authority_error", "error_description": str(exc)}
+        except OSError as exc:
+            return {"error": "network_error", "error_description": type(exc).__name__}
+        return dict(result or {})
+
+
+def _aadsts(result: dict[str, Any]) -> int | None:
+    codes = result.get("error_codes") or []
+    return int(codes[0]) if codes else None
+
+
+def _token_error(tenant_id: str, result: dict[str, Any]) -> TokenError:
+    code = _aadsts(result)
+    error = str(result.get("error", "unknown_error"))
+    # Entra's description's first line is the human part ("AADSTS7000215: Invalid client secret…").
+    description = str(result.get("error_description", "")).splitlines()[0:1]
+    hint = {
+        90002: "check TENANT_IDS: Entra does not know this tenant",
+        700016: "the app is not in this tenant: an admin must consent to it there",
+        7000215: "the client secret is wrong: store the current one in Key Vault",
+        7000222: "the client secret has expired: create a new one and store it in Key Vault",
+        65001: "no admin consent: a tenant admin must grant the application permissions",
+    }.get(code or 0, "see the AADSTS code in the Entra documentation")
+    text = description[0] if description else error
+    return TokenError(
+        f"Entra refused a token for tenant {tenant_id}: {text} ({hint})", aadsts=code, error=error
+    )

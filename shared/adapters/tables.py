@@ -1,0 +1,330 @@
+"""The state store over Azure Table Storage (azure-data-tables): mailboxes, subscriptions,
+cursors (ETag-guarded lease) and mirrored events (batched transactions per partition).
+
+Keys: Graph ids are encoded with core.keys before they become RowKeys. The SDK's errors are
+mapped to shared.errors in `_mapped` only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import fields, replace
+from datetime import datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import TableClient, TableTransactionError, UpdateMode
+
+from shared.adapters.storage import StorageClients
+from shared.core.keys import decode_key, encode_key
+from shared.core.model import MailboxKey, MirrorEvent, SubscriptionRecord, Window
+from shared.core.options import options_to_dict, parse_options
+from shared.core.reconcile import batch_operations
+from shared.core.state import CursorRecord, MailboxRecord, MailboxStatus
+from shared.errors import NotFoundError, StateConflict, StorageError
+from shared.names import CURSORS_TABLE, EVENTS_TABLE, MAILBOXES_TABLE, SUBSCRIPTIONS_TABLE, TABLES
+
+CALENDAR_ROW = "calendar"  # one cursor per mailbox: the default calendar
+_META = {"PartitionKey", "RowKey", "Timestamp", "etag"}
+
+
+@contextlib.contextmanager
+def _mapped(what: str) -> Iterator[None]:
+    """Map the SDK's storage errors to StorageError/StateConflict, naming the operation."""
+    try:
+        yield
+    except (ResourceModifiedError, ResourceExistsError) as exc:
+        raise StateConflict(f"{what}: changed by someone else ({type(exc).__name__})") from None
+    except TableTransactionError as exc:
+        raise StorageError(f"{what}: batch failed ({type(exc).__name__}); retried later") from None
+    except AzureError as exc:
+        raise StorageError(f"{what}: Table storage failed ({type(exc).__name__})") from None
+
+
+def _entity_size(entity: dict[str, Any]) -> int:
+    return len(json.dumps(entity, default=str)) * 2  # UTF-16 on the wire: a safe upper bound
+
+
+class TableState:
+    """All the app's Table state; one instance per process, thread-safe like the SDK clients."""
+
+    def __init__(self, clients: StorageClients) -> None:
+        self._clients = clients
+        self.mailboxes: TableClient = clients.table(MAILBOXES_TABLE)
+        self.subscriptions: TableClient = clients.table(SUBSCRIPTIONS_TABLE)
+        self.cursors: TableClient = clients.table(CURSORS_TABLE)
+        self.events: TableClient = clients.table(EVENTS_TABLE)
+
+    def ensure(self) -> None:
+        """Create the tables if missing (idempotent; runs once per process)."""
+        with _mapped("creating tables"):
+            for name in TABLES:
+                self._clients.tables.create_table_if_not_exists(name)
+
+    # --- mailboxes -------------------------------------------------------------------------------
+    def put_mailbox(self, record: MailboxRecord) -> None:
+        entity: dict[str, Any] = {
+            "PartitionKey": record.key.tenant_id,
+            "RowKey": record.key.user_id,
+            "upn": record.upn,
+            "enabled": record.enabled,
+            "options": json.dumps(options_to_dict(record.options)),
+        }
+        if record.enrolled_at:
+            entity["enrolled_at"] = record.enrolled_at
+        for f in fields(MailboxStatus):
+            value = getattr(record.status, f.name)
+            if value is not None:
+                entity[f"status_{f.name}"] = value
+        with _mapped(f"saving mailbox {record.key.user_id}"):
+            self.mailboxes.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def get_mailbox(self, key: MailboxKey) -> MailboxRecord:
+        try:
+            with _mapped(f"reading mailbox {key.user_id}"):
+                entity = self.mailboxes.get_entity(key.tenant_id, key.user_id)
+        except ResourceNotFoundError:
+            raise NotFoundError(
+                f"mailbox {key.user_id} of tenant {key.tenant_id} is not enrolled"
+            ) from None
+        return _mailbox(entity)
+
+    def find_mailbox(self, key: MailboxKey) -> MailboxRecord | None:
+        try:
+            return self.get_mailbox(key)
+        except NotFoundError:
+            return None
+
+    def list_mailboxes(self, tenant_id: str | None = None) -> list[MailboxRecord]:
+        with _mapped("listing mailboxes"):
+            if tenant_id:
+                rows: Iterable[Any] = self.mailboxes.query_entities(
+                    "PartitionKey eq @t", parameters={"t": tenant_id}
+                )
+            else:
+                rows = self.mailboxes.list_entities()
+            return [_mailbox(e) for e in rows]
+
+    def delete_mailbox(self, key: MailboxKey) -> None:
+        with _mapped(f"deleting mailbox {key.user_id}"):
+            self.mailboxes.delete_entity(key.tenant_id, key.user_id)
+
+    # --- subscriptions ---------------------------------------------------------------------------
+    def put_subscription(self, sub: SubscriptionRecord) -> None:
+        entity: dict[str, Any] = {
+            "PartitionKey": sub.tenant_id,
+            "RowKey": encode_key(sub.subscription_id),
+            "user_id": sub.user_id,
+            "resource": sub.resource,
+            "expiration": sub.expiration,
+            "client_state_digest": sub.client_state_digest,
+        }
+        if sub.last_renewed:
+            entity["last_renewed"] = sub.last_renewed
+        if sub.last_reauthorized:
+            entity["last_reauthorized"] = sub.last_reauthorized
+        with _mapped(f"saving subscription {sub.subscription_id}"):
+            self.subscriptions.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def get_subscription(self, tenant_id: str, subscription_id: str) -> SubscriptionRecord | None:
+        try:
+            with _mapped("reading a subscription"):
+                entity = self.subscriptions.get_entity(tenant_id, encode_key(subscription_id))
+        except ResourceNotFoundError:
+            return None
+        return _subscription(entity)
+
+    def list_subscriptions(self) -> list[SubscriptionRecord]:
+        with _mapped("listing subscriptions"):
+            return [_subscription(e) for e in self.subscriptions.list_entities()]
+
+    def delete_subscription(self, tenant_id: str, subscription_id: str) -> None:
+        with contextlib.suppress(ResourceNotFoundError), _mapped("deleting a subscription"):
+            self.subscriptions.delete_entity(tenant_id, encode_key(subscription_id))
+
+    # --- cursors (ETag-guarded) ------------------------------------------------------------------
+    def get_cursor(self, key: MailboxKey) -> CursorRecord:
+        try:
+            with _mapped("reading a cursor"):
+                entity = self.cursors.get_entity(key.partition, CALENDAR_ROW)
+        except ResourceNotFoundError:
+            return CursorRecord(key=key)
+        window = None
+        if entity.get("window_start") and entity.get("window_end"):
+            window = Window(entity["window_start"], entity["window_end"])
+        return CursorRecord(
+            key=key,
+            delta_link=str(entity.get("delta_link", "")),
+            window=window,
+            lease_owner=str(entity.get("lease_owner", "")),
+            lease_until=entity.get("lease_until"),
+            round_started=entity.get("round_started"),
+            round_completed=entity.get("round_completed"),
+            full_completed=entity.get("full_completed"),
+            etag=str(entity.metadata.get("etag", "")),
+        )
+
+    def save_cursor(self, cursor: CursorRecord) -> CursorRecord:
+        """Write the cursor only if unchanged since read (ETag); StateConflict otherwise."""
+        entity: dict[str, Any] = {
+            "PartitionKey": cursor.key.partition,
+            "RowKey": CALENDAR_ROW,
+            "delta_link": cursor.delta_link,
+            "lease_owner": cursor.lease_owner,
+        }
+        for name in ("lease_until", "round_started", "round_completed", "full_completed"):
+            value = getattr(cursor, name)
+            if value is not None:
+                entity[name] = value
+        if cursor.window:
+            entity["window_start"], entity["window_end"] = cursor.window.start, cursor.window.end
+        with _mapped("saving a cursor"):
+            if cursor.etag:
+                meta = self.cursors.update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=cursor.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            else:
+                meta = self.cursors.create_entity(entity)
+        return replace(cursor, etag=str(meta.get("etag", "")))
+
+    def delete_cursor(self, key: MailboxKey) -> None:
+        with contextlib.suppress(ResourceNotFoundError), _mapped("deleting a cursor"):
+            self.cursors.delete_entity(key.partition, CALENDAR_ROW)
+
+    # --- events ----------------------------------------------------------------------------------
+    def stored_versions(
+        self, key: MailboxKey, event_ids: Sequence[str] | None = None
+    ) -> dict[str, tuple[str, str]]:
+        """id → (change_key, content_hash) for the given ids, or for the whole mirror (None)."""
+        select = ["RowKey", "change_key", "content_hash"]
+        out: dict[str, tuple[str, str]] = {}
+        with _mapped("reading mirrored versions"):
+            if event_ids is None:
+                rows: Iterable[Any] = self.events.query_entities(
+                    "PartitionKey eq @p", parameters={"p": key.partition}, select=select
+                )
+                for e in rows:
+                    out[decode_key(e["RowKey"])] = (
+                        e.get("change_key", ""),
+                        e.get("content_hash", ""),
+                    )
+                return out
+            unique = list(dict.fromkeys(event_ids))
+            for i in range(0, len(unique), 14):  # a filter may hold at most 15 comparisons
+                chunk = unique[i : i + 14]
+                params = {"p": key.partition} | {
+                    f"r{j}": encode_key(v) for j, v in enumerate(chunk)
+                }
+                rows_filter = " or ".join(f"RowKey eq @r{j}" for j in range(len(chunk)))
+                for e in self.events.query_entities(
+                    f"PartitionKey eq @p and ({rows_filter})", parameters=params, select=select
+                ):
+                    out[decode_key(e["RowKey"])] = (
+                        e.get("change_key", ""),
+                        e.get("content_hash", ""),
+                    )
+        return out
+
+    def apply_events(
+        self, key: MailboxKey, upserts: Sequence[MirrorEvent], deletes: Sequence[str]
+    ) -> None:
+        """Upsert and delete in batch transactions of at most 100 operations / 4 MB each."""
+        ops: list[tuple[str, dict[str, Any]]] = []
+        for ev in upserts:
+            entity = {"PartitionKey": key.partition, "RowKey": encode_key(ev.event_id)}
+            entity |= {"event_id": ev.event_id, "change_key": ev.change_key}
+            entity |= {"content_hash": ev.content_hash} | ev.properties
+            ops.append(("upsert", entity))
+        for event_id in deletes:
+            ops.append(("delete", {"PartitionKey": key.partition, "RowKey": encode_key(event_id)}))
+        # An id may be upserted and deleted on one page only if the page said so; a batch may not
+        # touch one row twice, so each batch keeps one op per row (the last, which is the truth).
+        for batch in batch_operations(ops, size_of=lambda op: _entity_size(op[1])):
+            last: dict[str, tuple[str, dict[str, Any]]] = {}
+            for op in batch:
+                last[op[1]["RowKey"]] = op
+            actions: list[Any] = []
+            for kind, entity in last.values():
+                if kind == "upsert":
+                    actions.append(("upsert", entity, {"mode": UpdateMode.REPLACE}))
+                else:
+                    actions.append(("delete", entity))
+            self._submit(key, actions)
+
+    def _submit(self, key: MailboxKey, actions: list[Any]) -> None:
+        try:
+            with _mapped(f"writing events of {key.user_id}"):
+                self.events.submit_transaction(actions)
+        except StorageError:
+            # A delete of a row that is already gone fails the whole batch (idempotent replays):
+            # fall back to one operation at a time, ignoring rows already deleted.
+            for action in actions:
+                with _mapped(f"writing an event of {key.user_id}"):
+                    if action[0] == "upsert":
+                        self.events.upsert_entity(action[1], mode=UpdateMode.REPLACE)
+                    else:
+                        with contextlib.suppress(ResourceNotFoundError):
+                            self.events.delete_entity(
+                                action[1]["PartitionKey"], action[1]["RowKey"]
+                            )
+
+    def list_events(
+        self, key: MailboxKey, start: datetime | None = None, end: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """The mirrored events of a mailbox overlapping [start, end), as stored."""
+        query = "PartitionKey eq @p"
+        params: dict[str, Any] = {"p": key.partition}
+        if end is not None:
+            query += " and start lt @end"
+            params["end"] = end
+        if start is not None:
+            query += " and end gt @start"
+            params["start"] = start
+        with _mapped(f"listing events of {key.user_id}"):
+            rows = self.events.query_entities(query, parameters=params)
+            return [{k: v for k, v in e.items() if k not in _META} for e in rows]
+
+    def purge_events(self, key: MailboxKey) -> int:
+        ids = list(self.stored_versions(key))
+        self.apply_events(key, (), ids)
+        return len(ids)
+
+
+def _mailbox(entity: Any) -> MailboxRecord:
+    status_values = {
+        f.name: entity[f"status_{f.name}"]
+        for f in fields(MailboxStatus)
+        if f"status_{f.name}" in entity
+    }
+    return MailboxRecord(
+        key=MailboxKey(entity["PartitionKey"], entity["RowKey"]),
+        upn=str(entity.get("upn", "")),
+        options=parse_options(json.loads(entity.get("options") or "{}")),
+        enabled=bool(entity.get("enabled", True)),
+        status=MailboxStatus(**status_values),
+        enrolled_at=entity.get("enrolled_at"),
+    )
+
+
+def _subscription(entity: Any) -> SubscriptionRecord:
+    return SubscriptionRecord(
+        subscription_id=decode_key(entity["RowKey"]),
+        tenant_id=entity["PartitionKey"],
+        user_id=str(entity.get("user_id", "")),
+        resource=str(entity.get("resource", "")),
+        expiration=entity["expiration"],
+        client_state_digest=str(entity.get("client_state_digest", "")),
+        last_renewed=entity.get("last_renewed"),
+        last_reauthorized=entity.get("last_reauthorized"),
+    )

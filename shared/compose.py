@@ -1,0 +1,152 @@
+"""The composition root: builds the services from Settings once per process (cached), instead of
+module-level globals set up at import. Tests call `build_services` with their own settings, clock
+and credential; the triggers call `services()`.
+
+Heavy SDK imports happen here, on first use, so that importing function_app stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from shared import redact
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from shared.adapters.graph_httpx import GraphClient
+    from shared.adapters.msal_tokens import MsalTokens
+    from shared.adapters.queues import SyncQueue
+    from shared.adapters.tables import TableState
+    from shared.secrets import SecretStore
+
+log = logging.getLogger("calsync")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class OffsetClock:
+    """Dev/test only: real time plus an offset in seconds read from a file (re-read when the
+    file changes), so the app can share a simulator's virtual clock ("the host was down for 8
+    days"). Enabled by the dev-only setting DEV_CLOCK_OFFSET_FILE; never set in Azure."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._stamp = -1
+        self._offset = 0.0
+
+    def __call__(self) -> datetime:
+        try:
+            stamp = os.stat(self._path).st_mtime_ns
+            if stamp != self._stamp:
+                with open(self._path) as f:
+                    self._offset = float(f.read().strip() or 0)
+                self._stamp = stamp
+        except (OSError, ValueError):
+            pass
+        return datetime.now(UTC) + timedelta(seconds=self._offset)
+
+
+@dataclass
+class Services:
+    """Everything a service step needs, built from settings."""
+
+    settings: Settings
+    state: TableState
+    queue: SyncQueue
+    graph: GraphClient
+    tokens: MsalTokens
+    secrets: SecretStore
+    clock: Clock = utc_now
+    rng: random.Random = field(default_factory=random.Random)
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}")
+
+    def now(self) -> datetime:
+        return self.clock()
+
+
+def build_secrets(settings: Settings, environ: dict[str, str] | None = None) -> SecretStore:
+    """Key Vault with the managed identity in Azure; environment variables locally."""
+    from shared.secrets import EnvSecrets
+
+    if not settings.key_vault_url:
+        return EnvSecrets(environ)
+    from azure.identity import DefaultAzureCredential
+    from azure.keyvault.secrets import SecretClient
+
+    from shared.adapters.keyvault import KeyVaultSecrets
+
+    credential = DefaultAzureCredential(
+        managed_identity_client_id=settings.managed_identity_client_id
+    )
+    options: dict[str, Any] = {}
+    if settings.ca_bundle:
+        # Local simulator only: trust its CA, and accept its loopback challenge resource.
+        options = {"connection_verify": settings.ca_bundle, "verify_challenge_resource": False}
+    client = SecretClient(settings.key_vault_url, credential, **options)
+    return KeyVaultSecrets(client, ttl=settings.secret_cache_seconds)
+
+
+def build_services(
+    settings: Settings,
+    *,
+    secrets: SecretStore | None = None,
+    clock: Clock = utc_now,
+    rng: random.Random | None = None,
+    ensure: bool = True,
+) -> Services:
+    import httpx
+
+    from shared.adapters.graph_httpx import GraphClient
+    from shared.adapters.msal_tokens import MsalTokens
+    from shared.adapters.queues import SyncQueue
+    from shared.adapters.storage import StorageClients
+    from shared.adapters.tables import TableState
+    from shared.credentials import build_client_credential
+
+    secrets = secrets if secrets is not None else build_secrets(settings)
+    clients = StorageClients(settings.storage)
+    state = TableState(clients)
+    queue = SyncQueue(clients)
+    if ensure:
+        state.ensure()
+        queue.ensure()
+    tokens = MsalTokens(settings, lambda: build_client_credential(settings, secrets))
+    http = httpx.Client(
+        verify=settings.ca_bundle or True,
+        timeout=httpx.Timeout(30.0, connect=10.0),
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        trust_env=not settings.ca_bundle,
+    )
+    graph = GraphClient(http, settings.graph_base_url, tokens)
+    redact.install()
+    return Services(
+        settings=settings,
+        state=state,
+        queue=queue,
+        graph=graph,
+        tokens=tokens,
+        secrets=secrets,
+        clock=clock,
+        rng=rng or random.Random(),  # noqa: S311 - jitter, not security
+    )
+
+
+@functools.cache
+def services() -> Services:
+    """The process-wide services, built on first use from the environment."""
+    offset_file = os.environ.get("DEV_CLOCK_OFFSET_FILE", "")
+    clock: Clock = OffsetClock(offset_file) if offset_file else utc_now
+    return build_services(Settings.from_env(os.environ), clock=clock)

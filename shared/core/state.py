@@ -1,0 +1,70 @@
+"""Pure: the records the state store keeps per mailbox (the mailbox row and its delta cursor).
+The Tables adapter maps them to entities; services read and replace them whole."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from shared.core.model import MailboxKey, MailboxOptions, Mode, Window
+
+
+@dataclass(frozen=True)
+class MailboxStatus:
+    """What an operator sees: the effective mode and why, the subscription, the last results."""
+
+    mode: Mode = "poll"
+    mode_reason: str = "not yet subscribed"
+    subscription_id: str = ""
+    subscription_expiry: datetime | None = None
+    last_notification: datetime | None = None
+    last_sync: datetime | None = None
+    last_sync_result: str = ""
+    last_error: str = ""
+    last_error_code: str = ""
+    last_error_at: datetime | None = None
+    next_subscribe_attempt: datetime | None = None
+    next_poll: datetime | None = None
+    event_count: int = 0
+
+
+@dataclass(frozen=True)
+class MailboxRecord:
+    """An enrolled mailbox: who, with which options, enabled or not, and its status."""
+
+    key: MailboxKey
+    upn: str
+    options: MailboxOptions = field(default_factory=MailboxOptions)
+    enabled: bool = True
+    status: MailboxStatus = field(default_factory=MailboxStatus)
+    enrolled_at: datetime | None = None
+
+    def with_status(self, **changes: Any) -> MailboxRecord:
+        return replace(self, status=replace(self.status, **changes))
+
+    def health(self) -> str:
+        """A one-line health summary for listings."""
+        s = self.status
+        if not self.enabled:
+            return "disabled"
+        if s.last_error:
+            return f"error: {s.last_error_code or 'failed'}: {s.last_error}"
+        if s.mode == "poll":
+            return f"ok (poll mode: {s.mode_reason})"
+        return "ok (webhook)"
+
+
+@dataclass(frozen=True)
+class CursorRecord:
+    """The delta cursor of one mailbox calendar, plus the lease and coalescing marks."""
+
+    key: MailboxKey
+    delta_link: str = ""
+    window: Window | None = None
+    lease_owner: str = ""
+    lease_until: datetime | None = None
+    round_started: datetime | None = None
+    round_completed: datetime | None = None
+    full_completed: datetime | None = None
+    etag: str = ""

@@ -1,0 +1,186 @@
+"""Admin steps for mailboxes: enrol (or change options), remove, list, status, resync, and read the
+mirror. A mailbox is addressed by tenant id and user id or UPN; enrolment resolves a UPN through
+Graph once and stores the user's object id, which is what subscriptions and delta use."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import fields, replace
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from shared.compose import Services
+from shared.core.entity import join_properties
+from shared.core.model import MailboxKey
+from shared.core.options import options_to_dict, parse_options
+from shared.core.state import MailboxRecord, MailboxStatus
+from shared.core.times import iso_utc, parse_iso
+from shared.errors import GraphError, InputError, NotFoundError
+from shared.services import subscriptions
+from shared.services.sync import queue_sync
+
+log = logging.getLogger("calsync.mailboxes")
+
+
+def _tenant(svc: Services, tenant_id: str) -> str:
+    tenant = tenant_id.strip().lower()
+    if tenant not in {t.lower() for t in svc.settings.tenant_ids}:
+        raise InputError(
+            f"tenant {tenant_id!r} is not one of this app's tenants; add it to TENANT_IDS first"
+        )
+    return tenant
+
+
+def _resolve_user(svc: Services, tenant: str, user: str) -> tuple[str, str]:
+    """(object id, UPN) of a user given by id or UPN, asked of Graph."""
+    path = f"users/{quote(user, safe='@')}"
+    try:
+        found = svc.graph.request(
+            tenant, "GET", path, params={"$select": "id,userPrincipalName,mail"}
+        )
+    except GraphError as exc:
+        if exc.status == 404:
+            raise NotFoundError(f"Graph has no user {user!r} in tenant {tenant}") from None
+        raise
+    return str(found["id"]).lower(), str(found.get("userPrincipalName") or user)
+
+
+def find(svc: Services, tenant_id: str, user: str) -> MailboxRecord:
+    """An enrolled mailbox by user id or UPN, or NotFoundError."""
+    tenant = _tenant(svc, tenant_id)
+    record = svc.state.find_mailbox(MailboxKey(tenant, user.lower()))
+    if record is not None:
+        return record
+    for candidate in svc.state.list_mailboxes(tenant):
+        if candidate.upn.lower() == user.lower():
+            return candidate
+    raise NotFoundError(f"mailbox {user!r} of tenant {tenant} is not enrolled; PUT it first")
+
+
+def enrol(
+    svc: Services, tenant_id: str, user: str, body: Mapping[str, Any]
+) -> tuple[dict[str, Any], bool]:
+    """Enrol a mailbox, or change its options; returns (status view, created)."""
+    tenant = _tenant(svc, tenant_id)
+    if not isinstance(body, Mapping):
+        raise InputError("the body must be a JSON object of mailbox options (or {})")
+    try:
+        existing: MailboxRecord | None = find(svc, tenant, user)
+    except NotFoundError:
+        existing = None
+    options = parse_options(body, existing.options if existing else None)
+    now = svc.now()
+    if existing is None:
+        user_id, upn = _resolve_user(svc, tenant, user)
+        record = MailboxRecord(MailboxKey(tenant, user_id), upn, options, True, enrolled_at=now)
+        created = True
+    else:
+        record, created = replace(existing, options=options, enabled=True), False
+    svc.state.put_mailbox(record)
+    changed_window = existing is None or (
+        (
+            existing.options.weeks_back,
+            existing.options.weeks_ahead,
+            existing.options.body_type,
+            existing.options.private,
+        )
+        != (options.weeks_back, options.weeks_ahead, options.body_type, options.private)
+    )
+    if options.mode == "poll":
+        _drop_subscriptions(svc, record.key)
+        record = subscriptions.ensure_subscription(svc, record)
+    elif not record.status.subscription_id or record.status.mode != "webhook":
+        record = subscriptions.ensure_subscription(svc, record)
+    if changed_window or not existing or not existing.enabled:
+        queue_sync(svc, record.key, "enrol" if created else "options", full=True)
+    return view(record), created
+
+
+def _drop_subscriptions(svc: Services, key: MailboxKey) -> None:
+    for sub in svc.state.list_subscriptions():
+        if sub.tenant_id == key.tenant_id and sub.user_id == key.user_id:
+            subscriptions.delete_subscription(svc, sub)
+
+
+def remove(svc: Services, tenant_id: str, user: str, *, purge: bool) -> dict[str, Any]:
+    """Stop syncing: delete the subscription; keep the mirror (disabled) or purge everything."""
+    record = find(svc, tenant_id, user)
+    _drop_subscriptions(svc, record.key)
+    svc.state.delete_cursor(record.key)
+    purged = 0
+    if purge:
+        purged = svc.state.purge_events(record.key)
+        svc.state.delete_mailbox(record.key)
+    else:
+        svc.state.put_mailbox(
+            replace(record, enabled=False).with_status(
+                mode="poll", mode_reason="removed", subscription_id="", subscription_expiry=None
+            )
+        )
+    return {
+        "tenantId": record.key.tenant_id,
+        "userId": record.key.user_id,
+        "purged": purge,
+        "eventsPurged": purged,
+    }
+
+
+def resync(svc: Services, tenant_id: str, user: str) -> dict[str, Any]:
+    record = find(svc, tenant_id, user)
+    queue_sync(svc, record.key, "resync", full=True)
+    return {"queued": True, "tenantId": record.key.tenant_id, "userId": record.key.user_id}
+
+
+def list_all(svc: Services) -> list[dict[str, Any]]:
+    return [
+        {"tenantId": m.key.tenant_id, "userId": m.key.user_id, "upn": m.upn, "health": m.health()}
+        for m in svc.state.list_mailboxes()
+    ]
+
+
+def status(svc: Services, tenant_id: str, user: str) -> dict[str, Any]:
+    return view(find(svc, tenant_id, user))
+
+
+def events(
+    svc: Services, tenant_id: str, user: str, start: str | None, end: str | None
+) -> dict[str, Any]:
+    """The mirrored events overlapping [start, end) as stored (ISO 8601 bounds, both optional)."""
+    record = find(svc, tenant_id, user)
+    bounds: dict[str, datetime | None] = {}
+    for name, text in (("start", start), ("end", end)):
+        bounds[name] = parse_iso(text) if text else None
+        if text and bounds[name] is None:
+            raise InputError(
+                f"{name}={text!r} is not an ISO 8601 date-time (e.g. 2026-11-21T00:00Z)"
+            )
+    rows = svc.state.list_events(record.key, bounds["start"], bounds["end"])
+    items = sorted((join_properties(r) for r in rows), key=lambda e: str(e.get("start", "")))
+    return {
+        "tenantId": record.key.tenant_id,
+        "userId": record.key.user_id,
+        "count": len(items),
+        "value": items,
+    }
+
+
+def view(record: MailboxRecord) -> dict[str, Any]:
+    """The status of a mailbox as the API shows it (camelCase; times ISO 8601 UTC)."""
+    status: dict[str, Any] = {}
+    for f in fields(MailboxStatus):
+        value = getattr(record.status, f.name)
+        head, *rest = f.name.split("_")
+        name = head + "".join(p.title() for p in rest)
+        status[name] = iso_utc(value) if isinstance(value, datetime) else value
+    return {
+        "tenantId": record.key.tenant_id,
+        "userId": record.key.user_id,
+        "upn": record.upn,
+        "enabled": record.enabled,
+        "enrolledAt": iso_utc(record.enrolled_at) if record.enrolled_at else None,
+        "options": options_to_dict(record.options),
+        "health": record.health(),
+        "status": status,
+    }

@@ -1,0 +1,218 @@
+"""Subscription steps: create one per mailbox, renew before expiry, reauthorize, recreate when
+gone, reconcile desired vs actual, and fall back to poll mode visibly when Graph refuses.
+
+https://learn.microsoft.com/graph/api/subscription-post-subscriptions
+https://learn.microsoft.com/graph/change-notifications-lifecycle-events
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets as pysecrets
+import time
+from dataclasses import replace
+from datetime import timedelta
+
+from shared.compose import Services
+from shared.core.model import MailboxKey, SubscriptionRecord
+from shared.core.notifications import client_state_digest, new_client_state
+from shared.core.renewals import WritePacer, plan_expiry, plan_reconcile, plan_renewals
+from shared.core.state import MailboxRecord
+from shared.core.times import iso_utc as _iso
+from shared.core.times import parse_iso as _parse
+from shared.errors import GraphError, SubscriptionGone, Throttled, TokenError
+
+log = logging.getLogger("calsync.subscriptions")
+
+CHANGE_TYPES = "created,updated,deleted"
+RETRY_SUBSCRIBE_AFTER = timedelta(minutes=15)
+MAX_PACING_SLEEP = 5.0  # seconds a timer run may wait for the pacer before deferring the rest
+_PACER = WritePacer()
+
+
+def resource_for(key: MailboxKey) -> str:
+    return f"users/{key.user_id}/events"
+
+
+def _paced(svc: Services, tenant_id: str) -> bool:
+    """Wait for the tenant's subscription-write budget; False when the wait would be too long."""
+    delay = _PACER.delay(tenant_id, svc.now())
+    if delay > MAX_PACING_SLEEP:
+        return False
+    if delay > 0:
+        time.sleep(delay)
+    return True
+
+
+def ensure_subscription(svc: Services, mailbox: MailboxRecord) -> MailboxRecord:
+    """Create a subscription for a webhook-mode mailbox; on refusal fall back to poll mode."""
+    now = svc.now()
+    if mailbox.options.mode == "poll":
+        return _poll_mode(svc, mailbox, "poll mode chosen in the mailbox options")
+    if not svc.settings.notification_url:
+        return _poll_mode(svc, mailbox, "PUBLIC_BASE_URL is not set: Graph has no URL to call")
+    if not _paced(svc, mailbox.key.tenant_id):
+        return _poll_mode(svc, mailbox, "subscription writes paced for this tenant; retrying soon")
+    client_state = new_client_state(pysecrets.token_bytes(32))
+    expiry = plan_expiry(now, svc.rng)
+    body = {
+        "changeType": CHANGE_TYPES,
+        "notificationUrl": svc.settings.notification_url,
+        "lifecycleNotificationUrl": svc.settings.lifecycle_url,
+        "resource": resource_for(mailbox.key),
+        "expirationDateTime": _iso(expiry),
+        "clientState": client_state,
+        "latestSupportedTlsVersion": "v1_2",
+    }
+    try:
+        created = svc.graph.request(mailbox.key.tenant_id, "POST", "subscriptions", json=body)
+    except (GraphError, TokenError) as exc:
+        code = getattr(exc, "graph_code", "") or getattr(exc, "error", "") or exc.code
+        log.warning("subscription for %s refused: %s", mailbox.key.user_id, exc.message)
+        record = _poll_mode(svc, mailbox, f"subscription refused: {exc.message}")
+        record = record.with_status(
+            last_error=exc.message, last_error_code=str(code), last_error_at=now
+        )
+        svc.state.put_mailbox(record)
+        return record
+    sub = SubscriptionRecord(
+        subscription_id=created["id"],
+        tenant_id=mailbox.key.tenant_id,
+        user_id=mailbox.key.user_id,
+        resource=resource_for(mailbox.key),
+        expiration=_parse(created.get("expirationDateTime")) or expiry,
+        client_state_digest=client_state_digest(client_state),
+        last_renewed=now,
+    )
+    svc.state.put_subscription(sub)
+    record = mailbox.with_status(
+        mode="webhook",
+        mode_reason="subscribed",
+        subscription_id=sub.subscription_id,
+        subscription_expiry=sub.expiration,
+        next_subscribe_attempt=None,
+    )
+    svc.state.put_mailbox(record)
+    log.info("subscribed %s until %s", mailbox.key.user_id, sub.expiration)
+    return record
+
+
+def _poll_mode(svc: Services, mailbox: MailboxRecord, reason: str) -> MailboxRecord:
+    now = svc.now()
+    retry = None if mailbox.options.mode == "poll" else now + RETRY_SUBSCRIBE_AFTER
+    record = mailbox.with_status(
+        mode="poll",
+        mode_reason=reason,
+        subscription_id="",
+        subscription_expiry=None,
+        next_subscribe_attempt=retry,
+        next_poll=mailbox.status.next_poll or now,
+    )
+    svc.state.put_mailbox(record)
+    return record
+
+
+def delete_subscription(svc: Services, sub: SubscriptionRecord) -> None:
+    """Delete in Graph (gone already is fine) and forget it."""
+    with contextlib.suppress(SubscriptionGone):
+        svc.graph.request(
+            sub.tenant_id, "DELETE", f"subscriptions/{sub.subscription_id}", subscription=True
+        )
+    svc.state.delete_subscription(sub.tenant_id, sub.subscription_id)
+
+
+def recreate(svc: Services, sub: SubscriptionRecord) -> MailboxRecord | None:
+    """The subscription is gone: forget it and subscribe the mailbox anew."""
+    svc.state.delete_subscription(sub.tenant_id, sub.subscription_id)
+    mailbox = svc.state.find_mailbox(MailboxKey(sub.tenant_id, sub.user_id))
+    if mailbox is None or not mailbox.enabled:
+        return None
+    return ensure_subscription(svc, mailbox)
+
+
+def reauthorize(svc: Services, sub: SubscriptionRecord) -> None:
+    """Answer reauthorizationRequired: POST /reauthorize; recreate when the subscription is gone."""
+    try:
+        svc.graph.request(
+            sub.tenant_id,
+            "POST",
+            f"subscriptions/{sub.subscription_id}/reauthorize",
+            subscription=True,
+        )
+    except SubscriptionGone:
+        recreate(svc, sub)
+        return
+    svc.state.put_subscription(replace(sub, last_reauthorized=svc.now()))
+
+
+def renew_due(svc: Services) -> dict[str, int]:
+    """Timer step: renew subscriptions near expiry (spread, paced); recreate those gone."""
+    now = svc.now()
+    counts = {"renewed": 0, "recreated": 0, "failed": 0, "deferred": 0}
+    for sub, new_expiry in plan_renewals(svc.state.list_subscriptions(), now, svc.rng):
+        if not _paced(svc, sub.tenant_id):
+            counts["deferred"] += 1
+            continue
+        try:
+            renewed = svc.graph.request(
+                sub.tenant_id,
+                "PATCH",
+                f"subscriptions/{sub.subscription_id}",
+                json={"expirationDateTime": _iso(new_expiry)},
+                subscription=True,
+            )
+        except SubscriptionGone:
+            recreate(svc, sub)
+            _queue_resync(svc, sub, "subscription recreated")
+            counts["recreated"] += 1
+            continue
+        except Throttled:
+            counts["deferred"] += 1
+            continue
+        except (GraphError, TokenError) as exc:
+            log.warning("renewing %s failed: %s", sub.subscription_id, exc.message)
+            counts["failed"] += 1
+            continue
+        expiry = _parse(renewed.get("expirationDateTime") if renewed else None) or new_expiry
+        svc.state.put_subscription(replace(sub, expiration=expiry, last_renewed=now))
+        mailbox = svc.state.find_mailbox(MailboxKey(sub.tenant_id, sub.user_id))
+        if mailbox is not None:
+            svc.state.put_mailbox(mailbox.with_status(subscription_expiry=expiry))
+        counts["renewed"] += 1
+    return counts
+
+
+def reconcile(svc: Services) -> dict[str, int]:
+    """Timer step: every enabled webhook mailbox has exactly one live subscription; orphans go."""
+    now = svc.now()
+    mailboxes = [m for m in svc.state.list_mailboxes() if m.enabled]
+    desired = {
+        m.key
+        for m in mailboxes
+        if m.options.mode == "webhook"
+        and (m.status.next_subscribe_attempt is None or m.status.next_subscribe_attempt <= now)
+    }
+    actions = plan_reconcile(desired, svc.state.list_subscriptions(), now)
+    by_key = {m.key: m for m in mailboxes}
+    for sub in actions.delete:
+        delete_subscription(svc, sub)
+    for sub in actions.recreate:
+        recreate(svc, sub)
+        _queue_resync(svc, sub, "subscription expired")
+    for key in actions.create:
+        if key in by_key:
+            ensure_subscription(svc, by_key[key])
+    return {
+        "created": len(actions.create),
+        "recreated": len(actions.recreate),
+        "deleted": len(actions.delete),
+    }
+
+
+def _queue_resync(svc: Services, sub: SubscriptionRecord, reason: str) -> None:
+    from shared.core.model import SyncRequest
+
+    svc.queue.put(
+        SyncRequest(sub.tenant_id, sub.user_id, reason=reason, requested_at=_iso(svc.now()))
+    )

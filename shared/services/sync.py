@@ -1,0 +1,284 @@
+"""The sync worker: one delta round per mailbox at a time, across any number of hosts.
+
+A round: take the mailbox's lease (cursor entity, ETag-guarded), follow calendarView/delta from the
+stored delta link (or from scratch over the window: first sync, `full` request, window roll, 410),
+apply each page idempotently to the events table, and commit the new delta link with the lease
+release only after every page is applied. A full round diffs the mirror against what Graph listed,
+so deletions during a gap are found; the number of such corrections is the drift, logged.
+Throttling never sleeps here: the request is re-queued with a visibility delay.
+
+https://learn.microsoft.com/graph/delta-query-events
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+from shared.compose import Services
+from shared.core.coalesce import Fold, Retry, plan_request
+from shared.core.delta import decode_delta_page
+from shared.core.lease import plan_lease
+from shared.core.model import MailboxKey, SyncRequest, Window
+from shared.core.reconcile import plan_full_diff, plan_page
+from shared.core.retry import plan_backoff
+from shared.core.state import CursorRecord, MailboxRecord
+from shared.core.times import iso_utc, parse_iso
+from shared.core.window import plan_window
+from shared.errors import (
+    CalsyncError,
+    DeltaExpired,
+    GraphError,
+    StateConflict,
+    StorageError,
+    Throttled,
+    TokenError,
+)
+
+log = logging.getLogger("calsync.sync")
+
+LEASE = timedelta(minutes=5)
+PAGE_SIZE = 100
+MAX_PAGES = 10_000  # a runaway nextLink chain is a bug, not a calendar
+SAFETY_NET = "safety-net"
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    """What one sync request came to: ran (with counts), folded, deferred or ignored."""
+
+    result: str
+    upserts: int = 0
+    deletes: int = 0
+    pages: int = 0
+    full: bool = False
+    drift: int = 0
+
+
+def run_sync_request(svc: Services, request: SyncRequest) -> SyncOutcome:
+    """Handle one sync request from the queue."""
+    key = request.mailbox
+    mailbox = svc.state.find_mailbox(key)
+    if mailbox is None or not mailbox.enabled:
+        log.info("sync request for %s ignored: not enrolled or disabled", key.user_id)
+        return SyncOutcome("ignored")
+    if request.reason.startswith("lifecycle:"):
+        request = _lifecycle_action(svc, request)
+        mailbox = svc.state.find_mailbox(key) or mailbox
+    if request.reason == "notification" and request.requested_at:
+        noted = parse_iso(request.requested_at)
+        if noted and (mailbox.status.last_notification or noted) <= noted:
+            mailbox = mailbox.with_status(last_notification=noted)
+    now = svc.now()
+    cursor = svc.state.get_cursor(key)
+    decision = plan_request(
+        request,
+        round_started=cursor.round_started,
+        round_completed=cursor.round_completed,
+        full_completed=cursor.full_completed,
+        lease_until=cursor.lease_until if cursor.lease_owner else None,
+        now=now,
+    )
+    if isinstance(decision, Fold):
+        return SyncOutcome("folded")
+    if isinstance(decision, Retry):
+        svc.queue.put(request, delay=decision.after)
+        return SyncOutcome("deferred")
+    lease = plan_lease(
+        svc.owner,
+        cursor.lease_owner or None,
+        cursor.lease_until,
+        now,
+        LEASE,
+    )
+    if not lease.acquired or lease.until is None:
+        svc.queue.put(request, delay=min(5.0, lease.remaining) + 0.5)
+        return SyncOutcome("deferred")
+    try:
+        cursor = svc.state.save_cursor(
+            replace(cursor, lease_owner=svc.owner, lease_until=lease.until, round_started=now)
+        )
+    except StateConflict:
+        svc.queue.put(request, delay=1.0)  # another host took it between our read and write
+        return SyncOutcome("deferred")
+    return _round(svc, request, mailbox, cursor)
+
+
+def _round(
+    svc: Services, request: SyncRequest, mailbox: MailboxRecord, cursor: CursorRecord
+) -> SyncOutcome:
+    key, now = mailbox.key, svc.now()
+    window = plan_window(now, mailbox.options)
+    full = request.full or not cursor.delta_link or cursor.window != window
+    safety_net = (
+        request.reason == SAFETY_NET and bool(cursor.delta_link) and cursor.window == window
+    )
+    try:
+        try:
+            if safety_net:
+                # Catch up with real changes first, so that what the full pass corrects is drift.
+                _, link = _follow(svc, mailbox, cursor, window, full=False)
+                cursor = replace(cursor, delta_link=link)
+            outcome, delta_link = _follow(
+                svc, mailbox, cursor, window, full=full, count_drift=safety_net
+            )
+        except DeltaExpired:
+            log.warning("delta token of %s expired: full resync of the window", key.user_id)
+            outcome, delta_link = _follow(svc, mailbox, cursor, window, full=True)
+    except Throttled as exc:
+        _release(svc, cursor)
+        delay = plan_backoff(1, exc.retry_after or None, svc.rng)
+        svc.queue.put(request, delay=delay)
+        _record_error(svc, mailbox, exc, result="throttled; re-queued")
+        return SyncOutcome("throttled")
+    except (GraphError, TokenError) as exc:
+        _release(svc, cursor)
+        _record_error(svc, mailbox, exc, result="failed")
+        if _transient(exc):
+            raise  # the queue retries it (and poison-queues it after maxDequeueCount)
+        return SyncOutcome("failed")
+    except StorageError:
+        _release(svc, cursor)
+        raise
+    finished = replace(
+        cursor,
+        delta_link=delta_link,
+        window=window,
+        lease_owner="",
+        lease_until=None,
+        round_completed=cursor.round_started,
+        full_completed=cursor.round_started if outcome.full else cursor.full_completed,
+    )
+    try:
+        svc.state.save_cursor(finished)
+    except StateConflict:
+        # Our lease expired and another round took over: its cursor wins; our writes were
+        # idempotent upserts of Graph's truth, so nothing is lost.
+        log.warning("lease of %s lost during a round; not committing its cursor", key.user_id)
+        return replace(outcome, result="superseded")
+    if outcome.drift:
+        log.warning("full resync of %s corrected %d drifted events", key.user_id, outcome.drift)
+    result = f"ok ({'full' if outcome.full else 'delta'}: +{outcome.upserts} -{outcome.deletes})"
+    svc.state.put_mailbox(
+        mailbox.with_status(
+            last_sync=svc.now(), last_sync_result=result, last_error="", last_error_code=""
+        )
+    )
+    return outcome
+
+
+def _follow(
+    svc: Services,
+    mailbox: MailboxRecord,
+    cursor: CursorRecord,
+    window: Window,
+    *,
+    full: bool,
+    count_drift: bool = False,
+) -> tuple[SyncOutcome, str]:
+    """Follow the delta pages to the end; returns the outcome and the new delta link."""
+    key = mailbox.key
+    prefer = [f"odata.maxpagesize={PAGE_SIZE}", 'outlook.timezone="UTC"']
+    if mailbox.options.body_type == "text":
+        prefer.append('outlook.body-content-type="text"')
+    headers = {"Prefer": ", ".join(prefer)}
+    mirror = svc.state.stored_versions(key) if full else None
+    seen: set[str] = set()
+    upserts = deletes = pages = 0
+    link: str | None
+    params: dict[str, str] | None
+    if full:
+        link = f"users/{key.user_id}/calendarView/delta"
+        params = {"startDateTime": iso_utc(window.start), "endDateTime": iso_utc(window.end)}
+    else:
+        link, params = cursor.delta_link, None
+    while link is not None:
+        pages += 1
+        if pages > MAX_PAGES:
+            raise GraphError(f"delta of {key.user_id} exceeded {MAX_PAGES} pages", status=0)
+        payload = svc.graph.request(
+            key.tenant_id, "GET", link, mailbox=key.user_id, params=params, headers=headers
+        )
+        params = None  # query parameters only on the first request; then follow the links
+        page = decode_delta_page(payload or {})
+        ids = [item.event_id for item in page.items]
+        if mirror is not None:
+            stored = {i: mirror[i] for i in ids if i in mirror}
+            seen.update(item.event_id for item in page.items if item.removed is None)
+        else:
+            stored = svc.state.stored_versions(key, ids)
+        plan = plan_page(page.items, stored, mailbox.options)
+        svc.state.apply_events(key, plan.upserts, plan.deletes)
+        if mirror is not None:
+            for ev in plan.upserts:
+                mirror[ev.event_id] = (ev.change_key, ev.content_hash)
+            for gone in plan.deletes:
+                mirror.pop(gone, None)
+                seen.discard(gone)
+        upserts, deletes = upserts + len(plan.upserts), deletes + len(plan.deletes)
+        _keep_lease(svc, cursor)
+        if page.delta_link:
+            drift = 0
+            if mirror is not None:
+                stale = plan_full_diff(seen, set(mirror))
+                svc.state.apply_events(key, (), stale)
+                deletes += len(stale)
+                drift = upserts + deletes if count_drift else 0
+            return SyncOutcome("ok", upserts, deletes, pages, full, drift), page.delta_link
+        link = page.next_link
+    raise GraphError(f"delta of {key.user_id} ended without a delta link", status=0)
+
+
+def _lifecycle_action(svc: Services, request: SyncRequest) -> SyncRequest:
+    """Do what a lifecycle event asks before the resync it also needs; the resync is stamped
+    after the action, so no earlier round can fold it."""
+    from shared.services import subscriptions
+
+    _, event, subscription_id = ([*request.reason.split(":", 2), "", ""])[:3]
+    sub = svc.state.get_subscription(request.tenant_id, subscription_id)
+    if sub is not None and event == "reauthorizationRequired":
+        subscriptions.reauthorize(svc, sub)
+    elif sub is not None and event == "subscriptionRemoved":
+        subscriptions.recreate(svc, sub)
+    return replace(request, reason=f"lifecycle:{event}", requested_at=iso_utc(svc.now()))
+
+
+def _keep_lease(svc: Services, cursor: CursorRecord) -> None:
+    """Nothing to do while the lease has time left; long rounds are bounded by MAX_PAGES."""
+    # The lease (5 min) outlives a normal round by far; a round that outlives it is superseded
+    # safely (see _round). Renewing would need the ETag threaded through every page write.
+    del svc, cursor
+
+
+def _release(svc: Services, cursor: CursorRecord) -> None:
+    with contextlib.suppress(StateConflict):
+        svc.state.save_cursor(replace(cursor, lease_owner="", lease_until=None))
+
+
+def _transient(exc: CalsyncError) -> bool:
+    if isinstance(exc, GraphError):
+        return exc.status == 0 or exc.status >= 500
+    return False
+
+
+def _record_error(svc: Services, mailbox: MailboxRecord, exc: CalsyncError, *, result: str) -> None:
+    code: Any = getattr(exc, "graph_code", "") or getattr(exc, "aadsts", "") or exc.code
+    svc.state.put_mailbox(
+        mailbox.with_status(
+            last_sync_result=result,
+            last_error=exc.message,
+            last_error_code=str(code),
+            last_error_at=svc.now(),
+        )
+    )
+
+
+def queue_sync(
+    svc: Services, key: MailboxKey, reason: str, *, full: bool = False, delay: float = 0.0
+) -> None:
+    svc.queue.put(
+        SyncRequest(key.tenant_id, key.user_id, reason, full, iso_utc(svc.now())), delay=delay
+    )

@@ -1,0 +1,66 @@
+"""Timer steps: poll the mailboxes that have no working subscription, retry subscribing the ones
+that fell back to poll mode, roll every window forward daily with a safety-net full resync that
+counts drift, and keep subscriptions renewed and reconciled.
+
+Polling never runs faster than a mailbox's `pollSeconds` (at least 60 s: Microsoft forbids more).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from shared.compose import Services
+from shared.services import subscriptions
+from shared.services.sync import SAFETY_NET, queue_sync
+
+log = logging.getLogger("calsync.timers")
+
+
+def run_poll(svc: Services) -> dict[str, int]:
+    """Queue a sync for each poll-mode mailbox that is due; retry subscribing fallbacks."""
+    now = svc.now()
+    counts = {"polled": 0, "resubscribed": 0}
+    for mailbox in svc.state.list_mailboxes():
+        if not mailbox.enabled:
+            continue
+        status = mailbox.status
+        if (
+            mailbox.options.mode == "webhook"
+            and status.mode == "poll"
+            and status.next_subscribe_attempt is not None
+            and status.next_subscribe_attempt <= now
+        ):
+            mailbox = subscriptions.ensure_subscription(svc, mailbox)
+            if mailbox.status.mode == "webhook":
+                counts["resubscribed"] += 1
+                queue_sync(svc, mailbox.key, "resubscribed")
+                continue
+        if mailbox.status.mode != "poll":
+            continue
+        if mailbox.status.next_poll is not None and mailbox.status.next_poll > now:
+            continue
+        queue_sync(svc, mailbox.key, "poll")
+        svc.state.put_mailbox(
+            mailbox.with_status(next_poll=now + timedelta(seconds=mailbox.options.poll_seconds))
+        )
+        counts["polled"] += 1
+    return counts
+
+
+def run_renewals(svc: Services) -> dict[str, int]:
+    """Renew subscriptions near expiry, then reconcile desired vs actual."""
+    counts = subscriptions.renew_due(svc)
+    counts |= subscriptions.reconcile(svc)
+    return counts
+
+
+def run_daily(svc: Services) -> dict[str, int]:
+    """Roll every mailbox's window forward and run the safety-net resync (drift is logged)."""
+    queued = 0
+    for mailbox in svc.state.list_mailboxes():
+        if mailbox.enabled:
+            # Spread the full resyncs over a few minutes so they don't all hit Graph at once.
+            queue_sync(svc, mailbox.key, SAFETY_NET, delay=svc.rng.uniform(0, 300))
+            queued += 1
+    return {"queued": queued}

@@ -1,0 +1,125 @@
+"""Binding contracts: what function_app declares is what Graph, operators and infra rely on."""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import function_app
+
+ROOT = Path(__file__).parents[1]
+
+
+@functools.cache
+def _declared() -> dict[str, dict[str, Any]]:
+    out = {}
+    for fn in function_app.app.get_functions():
+        trigger = fn.get_trigger().get_dict_repr()
+        out[fn.get_function_name()] = {
+            k: str(getattr(v, "value", v))
+            if not isinstance(v, list)
+            else [str(getattr(m, "value", m)) for m in v]
+            for k, v in trigger.items()
+            if k not in ("direction", "name")
+        }
+    return out
+
+
+EXPECTED = {
+    "health": {
+        "type": "httpTrigger",
+        "route": "health",
+        "methods": ["GET"],
+        "authLevel": "anonymous",
+    },
+    "notifications": {
+        "type": "httpTrigger",
+        "route": "notifications",
+        "methods": ["POST"],
+        "authLevel": "anonymous",
+    },
+    "lifecycle": {
+        "type": "httpTrigger",
+        "route": "lifecycle",
+        "methods": ["POST"],
+        "authLevel": "anonymous",
+    },
+    "mailboxes_list": {
+        "type": "httpTrigger",
+        "route": "mailboxes",
+        "methods": ["GET"],
+        "authLevel": "function",
+    },
+    "mailbox": {
+        "type": "httpTrigger",
+        "route": "mailboxes/{tenant}/{user}",
+        "methods": ["GET", "PUT", "DELETE"],
+        "authLevel": "function",
+    },
+    "mailbox_resync": {
+        "type": "httpTrigger",
+        "route": "mailboxes/{tenant}/{user}/resync",
+        "methods": ["POST"],
+        "authLevel": "function",
+    },
+    "mailbox_events": {
+        "type": "httpTrigger",
+        "route": "mailboxes/{tenant}/{user}/events",
+        "methods": ["GET"],
+        "authLevel": "function",
+    },
+    "sync_worker": {
+        "type": "queueTrigger",
+        "queueName": "sync-requests",
+        "connection": "AzureWebJobsStorage",
+    },
+    "poll_mailboxes": {
+        "type": "timerTrigger",
+        "schedule": "*/30 * * * * *",
+        "runOnStartup": "False",
+    },
+    "renew_subscriptions": {
+        "type": "timerTrigger",
+        "schedule": "0 */15 * * * *",
+        "runOnStartup": "False",
+    },
+    "daily_roll": {"type": "timerTrigger", "schedule": "0 5 0 * * *", "runOnStartup": "False"},
+}
+
+
+def test_every_function_is_pinned() -> None:
+    """The app declares exactly the pinned functions, nothing more or less."""
+    assert set(_declared()) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_function_binding_is_pinned(name: str) -> None:
+    """Each function's trigger type, route, methods, auth level, schedule or queue is pinned."""
+    assert _declared()[name] == EXPECTED[name]
+
+
+def test_graph_callbacks_are_anonymous_and_admin_api_is_keyed() -> None:
+    """Graph cannot send keys (anonymous callbacks); every mailbox route needs a function key."""
+    declared = _declared()
+    for name, binding in declared.items():
+        if binding.get("route", "").startswith("mailboxes"):
+            assert binding["authLevel"] == "function", name
+
+
+def test_import_is_fast() -> None:
+    """Importing function_app (cold, in a fresh interpreter) stays well under 0.5 s."""
+    code = "import time; t=time.perf_counter(); import function_app; print(time.perf_counter()-t)"
+    best = min(
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True
+            ).stdout
+        )
+        for _ in range(3)
+    )
+    assert best < 0.5, f"import took {best:.3f} s"
