@@ -1,0 +1,84 @@
+// The storage account for the Functions runtime, the app's tables and queues, and the deployment
+// package. Reached by managed identity only: shared key access is off, so no connection string
+// with a key exists anywhere. TLS 1.2, HTTPS only, no anonymous blob access.
+
+@description('Name of the storage account: 3-24 lower-case letters and digits, globally unique.')
+@minLength(3)
+@maxLength(24)
+param name string
+
+@description('Azure region of the storage account.')
+param location string
+
+@description('Tags applied to the storage account.')
+param tags object = {}
+
+@description('Blob container that holds the deployment package of the Flex Consumption app.')
+@minLength(3)
+@maxLength(63)
+param deploymentContainerName string
+
+@description('Replication of the storage account. The mirror can be rebuilt from Graph, so zone redundancy is enough; geo redundancy costs more.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+  'Standard_RAGRS'
+  'Standard_RAGZRS'
+])
+param skuName string = 'Standard_ZRS'
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: name
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    name: skuName
+  }
+  properties: {
+    accessTier: 'Hot'
+    allowBlobPublicAccess: false
+    allowCrossTenantReplication: false
+    // No account keys: every caller (the Functions host, the app, azd deploy) uses Entra ID.
+    allowSharedKeyAccess: false
+    defaultToOAuthAuthentication: true
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      // Flex Consumption without a virtual network has no fixed outbound addresses to allow;
+      // access is restricted by identity (RBAC) instead. See infra/.checkov.yaml.
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+  }
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+  properties: {
+    deleteRetentionPolicy: {
+      enabled: true
+      days: 7
+    }
+    containerDeleteRetentionPolicy: {
+      enabled: true
+      days: 7
+    }
+  }
+}
+
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deploymentContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+output id string = storage.id
+output name string = storage.name
+output blobEndpoint string = storage.properties.primaryEndpoints.blob
