@@ -41,6 +41,8 @@ def _mapped(what: str) -> Iterator[None]:
     """Map the SDK's storage errors to StorageError/StateConflict, naming the operation."""
     try:
         yield
+    except ResourceNotFoundError:
+        raise  # callers that can meet a missing row handle it; it means "absent", not "failed"
     except (ResourceModifiedError, ResourceExistsError) as exc:
         raise StateConflict(f"{what}: changed by someone else ({type(exc).__name__})") from None
     except TableTransactionError as exc:
@@ -221,14 +223,16 @@ class TableState:
                     )
                 return out
             unique = list(dict.fromkeys(event_ids))
-            for i in range(0, len(unique), 14):  # a filter may hold at most 15 comparisons
+            for i in range(
+                0, len(unique), 14
+            ):  # at most 15 comparisons per filter; the SDK needs spaces around parameters
                 chunk = unique[i : i + 14]
                 params = {"p": key.partition} | {
                     f"r{j}": encode_key(v) for j, v in enumerate(chunk)
                 }
                 rows_filter = " or ".join(f"RowKey eq @r{j}" for j in range(len(chunk)))
                 for e in self.events.query_entities(
-                    f"PartitionKey eq @p and ({rows_filter})", parameters=params, select=select
+                    f"PartitionKey eq @p and ( {rows_filter} )", parameters=params, select=select
                 ):
                     out[decode_key(e["RowKey"])] = (
                         e.get("change_key", ""),
