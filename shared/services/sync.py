@@ -94,7 +94,7 @@ def run_sync_request(svc: Services, request: SyncRequest) -> SyncOutcome:
         now,
         LEASE,
     )
-    if not lease.acquired or lease.until is None:
+    if not lease.acquired:
         svc.queue.put(request, delay=min(5.0, lease.remaining) + 0.5)
         return SyncOutcome("deferred")
     try:
@@ -211,6 +211,8 @@ def _follow(
         else:
             stored = svc.state.stored_versions(key, ids)
         plan = plan_page(page.items, stored, mailbox.options)
+        for event_id, why in plan.skipped:
+            log.warning("event %s of %s not mirrored: %s", event_id, key.user_id, why)
         svc.state.apply_events(key, plan.upserts, plan.deletes)
         if mirror is not None:
             for ev in plan.upserts:

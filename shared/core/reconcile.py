@@ -1,0 +1,104 @@
+"""Pure: what one delta page changes in the mirror, and how writes are cut into Table batches.
+
+Rules:
+- `plan_page` upserts an event only when its id is new to the mirror or its change_key or
+  content_hash differs from what is stored, and deletes only ids the mirror holds. When an id
+  appears more than once on a page (Graph replays items), the LAST occurrence wins. Series
+  masters are skipped. Hence applying the same page twice changes nothing the second time
+  (DESIGN.md invariant 4), and each mirror change is planned exactly once.
+- An event that cannot be normalised (e.g. an unknown time zone) is reported in `skipped` with
+  its reason instead of failing the page: one odd event must not stall a mailbox's cursor.
+- `plan_full_diff`: after a full resync of the window (the 410 SyncStateNotFound recovery), the
+  ids the mirror holds but the resync never saw were deleted during the gap.
+- `batch_operations`: a Table transaction holds at most 100 operations and 4 MiB
+  (learn.microsoft.com/rest/api/storageservices/performing-entity-group-transactions), all in one
+  partition, each entity at most once; plan_page's output has distinct ids, so batching it by
+  partition keeps both rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from shared.core.events import normalize_event
+from shared.core.model import DeltaItem, MailboxOptions, MirrorEvent
+from shared.errors import InputError
+
+T = TypeVar("T")
+
+MAX_BATCH_OPS = 100
+MAX_BATCH_BYTES = 4_000_000
+
+
+@dataclass(frozen=True)
+class PagePlan:
+    """The writes one delta page needs: upserts, deletes (event ids), and events skipped."""
+
+    upserts: tuple[MirrorEvent, ...]
+    deletes: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...] = ()  # (event id, reason)
+
+
+def plan_page(
+    items: Sequence[DeltaItem], stored: Mapping[str, tuple[str, str]], options: MailboxOptions
+) -> PagePlan:
+    """The upserts and deletes for `items`, given `stored` id -> (change_key, content_hash)."""
+    last: dict[str, DeltaItem] = {}
+    for item in items:
+        # Re-inserting moves the id to its last position: the page's order of last occurrences.
+        last.pop(item.event_id, None)
+        last[item.event_id] = item
+    upserts: list[MirrorEvent] = []
+    deletes: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    for event_id, item in last.items():
+        if item.event is None:
+            if event_id in stored:
+                deletes.append(event_id)
+            continue
+        if item.event.get("type") == "seriesMaster":
+            continue
+        try:
+            mirrored = normalize_event(item.event, options)
+        except InputError as exc:
+            skipped.append((event_id, exc.message))
+            continue
+        if stored.get(event_id) != (mirrored.change_key, mirrored.content_hash):
+            upserts.append(mirrored)
+    return PagePlan(tuple(upserts), tuple(deletes), tuple(skipped))
+
+
+def plan_full_diff(seen: set[str], mirror_ids: set[str]) -> tuple[str, ...]:
+    """Mirror ids a full resync of the window did not see: delete them (sorted, stable)."""
+    return tuple(sorted(mirror_ids - seen))
+
+
+def batch_operations(
+    ops: Sequence[T],
+    *,
+    size_of: Callable[[T], int],
+    max_ops: int = MAX_BATCH_OPS,
+    max_bytes: int = MAX_BATCH_BYTES,
+) -> list[list[T]]:
+    """`ops` cut, in order, into batches of at most `max_ops` operations and `max_bytes` bytes."""
+    if not 1 <= max_ops <= MAX_BATCH_OPS:
+        raise InputError(f"max_ops must be from 1 to {MAX_BATCH_OPS}, got {max_ops}")
+    batches: list[list[T]] = []
+    current: list[T] = []
+    current_bytes = 0
+    for index, op in enumerate(ops):
+        size = size_of(op)
+        if size > max_bytes:
+            raise InputError(
+                f"operation {index} is {size} bytes, over the {max_bytes} byte batch limit"
+            )
+        if current and (len(current) == max_ops or current_bytes + size > max_bytes):
+            batches.append(current)
+            current, current_bytes = [], 0
+        current.append(op)
+        current_bytes += size
+    if current:
+        batches.append(current)
+    return batches

@@ -1,0 +1,147 @@
+"""Pure: when to renew Graph subscriptions, how fast to write them, and which to create or drop.
+
+Rules (learn.microsoft.com/graph/api/resources/subscription, /graph/throttling-limits):
+- An Outlook event subscription lives at most 10,080 minutes; Graph raises a requested expiry
+  under 45 minutes to 45. `plan_expiry` asks for a bit under the maximum minus a random spread,
+  so renewals of many mailboxes enrolled together drift apart instead of arriving in one burst.
+- `plan_renewals` picks subscriptions expiring within `renew_within` (not yet expired: an expired
+  one is gone at Graph and must be recreated, see `plan_reconcile`), soonest first, skipping any
+  reauthorized less than 10 minutes ago (Graph: never reauthorize and PATCH the same
+  subscription within 10 minutes).
+- `WritePacer`: Graph allows 500 subscription create/update/delete per 20 s per app per tenant.
+  The pacer keeps each tenant at 450 (a margin) in ANY 20 s window. It is a sliding-window log,
+  not a refilling token bucket: a bucket of 450 tokens refilled at 450 per 20 s admits a full
+  burst plus the refill, up to 900 writes in one 20 s window. It paces one process: hosts that
+  write for the same tenant at once must share the limit (e.g. `limit = 450 // hosts`).
+- `plan_reconcile`: every desired mailbox ends with exactly one live subscription.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from shared.core.model import MailboxKey, SubscriptionRecord
+from shared.core.window import require_aware
+from shared.errors import InputError
+
+MAX_LIFETIME = timedelta(minutes=10080)
+MIN_LIFETIME = timedelta(minutes=45)
+REAUTHORIZE_GAP = timedelta(minutes=10)
+DEFAULT_LIFETIME = timedelta(days=7) - timedelta(minutes=15)
+_TICK = timedelta(milliseconds=1)
+
+
+def plan_expiry(
+    now: datetime,
+    rng: random.Random,
+    *,
+    lifetime: timedelta = DEFAULT_LIFETIME,
+    spread: timedelta = timedelta(hours=6),
+) -> datetime:
+    """now + lifetime - uniform(0, spread), kept within [now + 45 min, now + 10,080 min]."""
+    now = require_aware(now, "now")
+    wanted = now + lifetime - spread * rng.random()
+    return min(max(wanted, now + MIN_LIFETIME), now + MAX_LIFETIME)
+
+
+def plan_renewals(
+    subs: Sequence[SubscriptionRecord],
+    now: datetime,
+    rng: random.Random,
+    *,
+    renew_within: timedelta = timedelta(days=2),
+) -> list[tuple[SubscriptionRecord, datetime]]:
+    """Subscriptions to renew now, soonest expiry first, each with its new expiry."""
+    now = require_aware(now, "now")
+    due = [
+        sub
+        for sub in subs
+        if now < sub.expiration <= now + renew_within
+        and (sub.last_reauthorized is None or now - sub.last_reauthorized >= REAUTHORIZE_GAP)
+    ]
+    due.sort(key=lambda sub: (sub.expiration, sub.subscription_id))
+    return [(sub, plan_expiry(now, rng)) for sub in due]
+
+
+@dataclass
+class WritePacer:
+    """Per-tenant pacing of subscription writes: at most `limit` in any window of `per`."""
+
+    limit: int = 450
+    per: timedelta = timedelta(seconds=20)
+    _log: dict[str, deque[datetime]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    # The Functions host may run invocations on several threads of one process.
+    _lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        if self.limit < 1 or self.per <= timedelta(0):
+            raise InputError(
+                f"WritePacer needs limit >= 1 and per > 0, got {self.limit}, {self.per}"
+            )
+
+    def delay(self, tenant_id: str, now: datetime) -> float:
+        """Seconds to wait before the next write for `tenant_id`; records that write."""
+        now = require_aware(now, "now")
+        with self._lock:
+            log = self._log.setdefault(tenant_id, deque(maxlen=self.limit))
+            at = now
+            if len(log) == self.limit:
+                # The write `limit` places back must have left the window before this one
+                # starts: strictly after, so even a window closed at both ends holds `limit`.
+                at = max(at, log[0] + self.per + _TICK)
+            if log and log[-1] > at:
+                at = log[-1]  # keep the log in order when callers run slightly behind
+            log.append(at)
+        return (at - now).total_seconds()
+
+
+@dataclass(frozen=True)
+class SubscriptionActions:
+    """What `plan_reconcile` asks for: mailboxes to subscribe, subscriptions to drop or redo."""
+
+    create: tuple[MailboxKey, ...]
+    delete: tuple[SubscriptionRecord, ...]
+    recreate: tuple[SubscriptionRecord, ...]
+
+
+def _order(sub: SubscriptionRecord) -> tuple[str, str, str]:
+    return (sub.tenant_id, sub.user_id, sub.subscription_id)
+
+
+def plan_reconcile(
+    desired: set[MailboxKey], actual: Sequence[SubscriptionRecord], now: datetime
+) -> SubscriptionActions:
+    """Create, delete and recreate so each desired mailbox has one live subscription."""
+    now = require_aware(now, "now")
+    by_mailbox: dict[MailboxKey, list[SubscriptionRecord]] = {}
+    for sub in actual:
+        by_mailbox.setdefault(MailboxKey(sub.tenant_id, sub.user_id), []).append(sub)
+    create = sorted(
+        (key for key in desired if key not in by_mailbox), key=lambda k: (k.tenant_id, k.user_id)
+    )
+    delete: list[SubscriptionRecord] = []
+    recreate: list[SubscriptionRecord] = []
+    for key, subs in by_mailbox.items():
+        if key not in desired:
+            delete.extend(subs)
+            continue
+        # Keep the one expiring last; the id breaks ties so every host picks the same one.
+        ranked = sorted(subs, key=lambda s: (s.expiration, s.subscription_id), reverse=True)
+        keeper, extras = ranked[0], ranked[1:]
+        if keeper.expiration <= now:
+            recreate.append(keeper)
+        delete.extend(extras)
+    return SubscriptionActions(
+        create=tuple(create),
+        delete=tuple(sorted(delete, key=_order)),
+        recreate=tuple(sorted(recreate, key=_order)),
+    )
