@@ -9,6 +9,7 @@ as their `detail` and the command exits non-zero.
 from __future__ import annotations
 
 import json
+import ssl
 from typing import Any
 from urllib.parse import quote
 
@@ -21,7 +22,7 @@ class Api:
         self._http = httpx.Client(
             base_url=url.rstrip("/") + "/api",
             headers={"x-functions-key": key} if key else {},
-            verify=ca or True,
+            verify=ssl.create_default_context(cafile=ca) if ca else True,
             timeout=60,
         )
 

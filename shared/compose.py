@@ -12,6 +12,7 @@ import logging
 import os
 import random
 import socket
+import ssl
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -125,13 +126,16 @@ def build_services(
         queue.ensure()
     tokens = MsalTokens(settings, lambda: build_client_credential(settings, secrets))
     http = httpx.Client(
-        verify=settings.ca_bundle or True,
+        verify=ssl.create_default_context(cafile=settings.ca_bundle)
+        if settings.ca_bundle
+        else True,
         timeout=httpx.Timeout(30.0, connect=10.0),
         limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
         trust_env=not settings.ca_bundle,
     )
     graph = GraphClient(http, settings.graph_base_url, tokens)
     redact.install()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Graph call is noise
     return Services(
         settings=settings,
         state=state,

@@ -5,20 +5,29 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 from typing import Any
 
 import azure.functions as func
 
+from shared.core.times import iso_utc
 from shared.errors import CalsyncError, InputError
 
 log = logging.getLogger("calsync.web")
+
+
+def _jsonable(value: Any) -> Any:
+    """Datetimes as ISO 8601 UTC (`2026-11-21T09:00:00Z`); anything else as its text."""
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    return str(value)
 
 
 def json_response(
     body: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> func.HttpResponse:
     return func.HttpResponse(
-        json.dumps(body, default=str, separators=(",", ":")),
+        json.dumps(body, default=_jsonable, separators=(",", ":")),
         status_code=status,
         mimetype="application/json",
         headers=headers,

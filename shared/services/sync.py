@@ -56,6 +56,8 @@ class SyncOutcome:
     pages: int = 0
     full: bool = False
     drift: int = 0
+    added: int = 0  # upserts of ids the mirror did not hold (for the event count)
+    total: int | None = None  # size of the mirror after a full round
 
 
 def run_sync_request(svc: Services, request: SyncRequest) -> SyncOutcome:
@@ -162,9 +164,16 @@ def _round(
     if outcome.drift:
         log.warning("full resync of %s corrected %d drifted events", key.user_id, outcome.drift)
     result = f"ok ({'full' if outcome.full else 'delta'}: +{outcome.upserts} -{outcome.deletes})"
+    count = outcome.total
+    if count is None:
+        count = max(0, mailbox.status.event_count + outcome.added - outcome.deletes)
     svc.state.put_mailbox(
         mailbox.with_status(
-            last_sync=svc.now(), last_sync_result=result, last_error="", last_error_code=""
+            last_sync=svc.now(),
+            last_sync_result=result,
+            last_error="",
+            last_error_code="",
+            event_count=count,
         )
     )
     return outcome
@@ -187,7 +196,7 @@ def _follow(
     headers = {"Prefer": ", ".join(prefer)}
     mirror = svc.state.stored_versions(key) if full else None
     seen: set[str] = set()
-    upserts = deletes = pages = 0
+    upserts = deletes = pages = added = 0
     link: str | None
     params: dict[str, str] | None
     if full:
@@ -221,15 +230,17 @@ def _follow(
                 mirror.pop(gone, None)
                 seen.discard(gone)
         upserts, deletes = upserts + len(plan.upserts), deletes + len(plan.deletes)
-        _keep_lease(svc, cursor)
+        added += sum(1 for ev in plan.upserts if ev.event_id not in stored)
         if page.delta_link:
-            drift = 0
+            drift, total = 0, None
             if mirror is not None:
                 stale = plan_full_diff(seen, set(mirror))
                 svc.state.apply_events(key, (), stale)
                 deletes += len(stale)
                 drift = upserts + deletes if count_drift else 0
-            return SyncOutcome("ok", upserts, deletes, pages, full, drift), page.delta_link
+                total = len(mirror) - len(stale)
+            outcome = SyncOutcome("ok", upserts, deletes, pages, full, drift, added, total)
+            return outcome, page.delta_link
         link = page.next_link
     raise GraphError(f"delta of {key.user_id} ended without a delta link", status=0)
 
@@ -246,13 +257,6 @@ def _lifecycle_action(svc: Services, request: SyncRequest) -> SyncRequest:
     elif sub is not None and event == "subscriptionRemoved":
         subscriptions.recreate(svc, sub)
     return replace(request, reason=f"lifecycle:{event}", requested_at=iso_utc(svc.now()))
-
-
-def _keep_lease(svc: Services, cursor: CursorRecord) -> None:
-    """Nothing to do while the lease has time left; long rounds are bounded by MAX_PAGES."""
-    # The lease (5 min) outlives a normal round by far; a round that outlives it is superseded
-    # safely (see _round). Renewing would need the ETag threaded through every page write.
-    del svc, cursor
 
 
 def _release(svc: Services, cursor: CursorRecord) -> None:

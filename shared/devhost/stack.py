@@ -1,0 +1,181 @@
+"""The whole system on one machine: Azurite, the Graph/Entra/Key Vault simulator (seeded with its
+demo tenant), and one or more dev hosts running function_app over https with a certificate from
+the simulator's CA, so Graph's callbacks are delivered exactly as in Azure. Used by the run
+command's demo, the end-to-end tests and the benchmarks.
+
+Rule: everything started here is stopped when the `with` block ends (process groups, temp dirs),
+and each dev host is a separate process, as Functions hosts are: they share only Azurite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared.devhost.azurite import run_azurite
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FUNCTION_KEY = "local-function-key"  # dev host only: the key the local admin API accepts
+MASTER_KEY = "local-master-key"  # noqa: S105 - a dev host constant, never used in Azure
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class HostProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+
+
+@dataclass
+class Stack:
+    """Handles on a running local system; `admin()` talks to the admin API of host `i`."""
+
+    sim: Any  # graphsim.testing.SimHandle
+    storage: str
+    env: dict[str, str]
+    workdir: Path
+    hosts: list[HostProcess] = field(default_factory=list)
+    offset: float = 0.0
+
+    @property
+    def tenant_id(self) -> str:
+        return self.env["TENANT_IDS"]
+
+    def admin(self, i: int = 0) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.hosts[i].url + "/api",
+            headers={"x-functions-key": FUNCTION_KEY},
+            verify=self.sim.ssl_context(),
+            timeout=60,
+        )
+
+    def start_host(
+        self, *, public: bool = True, extra: dict[str, str] | None = None
+    ) -> HostProcess:
+        """Start one more dev host process; the first one is the public URL Graph calls."""
+        port = int(self.env["_PUBLIC_PORT"]) if public else _free_port()
+        log_path = self.workdir / f"host-{len(self.hosts)}.log"
+        env = dict(os.environ) | {k: v for k, v in self.env.items() if not k.startswith("_")}
+        env |= extra or {}
+        env["PYTHONPATH"] = str(REPO_ROOT)
+        command = [
+            sys.executable,
+            "-m",
+            "shared.devhost",
+            "--no-azurite",
+            "--port",
+            str(port),
+            "--cert",
+            self.sim.host_cert_path,
+            "--key",
+            self.sim.host_key_path,
+            "--settings",
+            str(self.workdir / "none.json"),
+        ]
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                command,
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        host = HostProcess(f"https://127.0.0.1:{port}", proc, log_path)
+        self.hosts.append(host)
+        deadline = time.monotonic() + 60
+        with httpx.Client(verify=self.sim.ssl_context(), timeout=5) as client:
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"dev host exited early:\n{log_path.read_text()[-3000:]}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(host.url + "/api/health").status_code == 200:
+                        return host
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"dev host not healthy:\n{log_path.read_text()[-3000:]}")
+                time.sleep(0.1)
+
+    def advance(self, seconds: float) -> None:
+        """Move the simulator's clock and the app's clock forward together."""
+        self.sim.control.advance(seconds)
+        self.offset += seconds
+        clock = Path(self.env["DEV_CLOCK_OFFSET_FILE"])
+        clock.write_text(str(self.offset))
+
+    def run_function(self, name: str, i: int = 0) -> None:
+        """Run a timer function now, as the Functions host's admin endpoint does."""
+        with httpx.Client(verify=self.sim.ssl_context(), timeout=120) as client:
+            response = client.post(
+                f"{self.hosts[i].url}/admin/functions/{name}",
+                json={"input": ""},
+                headers={"x-functions-key": MASTER_KEY},
+            )
+            response.raise_for_status()
+
+
+@contextlib.contextmanager
+def local_stack(*, hosts: int = 1, env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """Azurite + the simulator with its demo tenant + `hosts` dev hosts; all stopped on exit."""
+    from graphsim.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID
+    from graphsim.testing import run_simulator
+
+    workdir = Path(tempfile.mkdtemp(prefix="calsync-stack-"))
+    (workdir / "none.json").write_text('{"IsEncrypted": false, "Values": {}}')
+    clock_file = workdir / "clock-offset"
+    clock_file.write_text("0")
+    port = _free_port()
+    with run_azurite() as storage, run_simulator(seed_demo=True) as sim:
+        settings = {
+            "FUNCTIONS_WORKER_RUNTIME": "python",
+            "AzureWebJobsStorage": storage,
+            "TENANT_IDS": DEMO_TENANT_ID,
+            "CLIENT_ID": DEMO_CLIENT_ID,
+            "SECRET_GRAPH_CLIENT_SECRET": DEMO_CLIENT_SECRET,
+            "GRAPH_BASE_URL": sim.graph_base_url,
+            "AUTHORITY_HOST": sim.authority_host,
+            "CA_BUNDLE": sim.ca_pem_path,
+            "PUBLIC_BASE_URL": f"https://127.0.0.1:{port}",
+            "DEVHOST_FUNCTION_KEY": FUNCTION_KEY,
+            "DEVHOST_MASTER_KEY": MASTER_KEY,
+            "DEV_CLOCK_OFFSET_FILE": str(clock_file),
+            "_PUBLIC_PORT": str(port),
+        } | (env or {})
+        stack = Stack(sim=sim, storage=storage, env=settings, workdir=workdir)
+        try:
+            for i in range(hosts):
+                stack.start_host(public=i == 0)
+            yield stack
+        finally:
+            for host in stack.hosts:
+                host.stop()
+            import shutil
+
+            shutil.rmtree(workdir, ignore_errors=True)

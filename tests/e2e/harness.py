@@ -1,0 +1,188 @@
+"""End-to-end helpers: a mailbox enrolled in a running local stack, and the comparison of its
+mirror with the simulator's calendar for the window, field by field."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import httpx
+
+from shared.core.entity import join_properties
+from shared.core.events import normalize_event
+from shared.core.model import MailboxOptions, Window
+from shared.core.options import parse_options
+from shared.core.times import iso_utc
+from shared.core.window import plan_window
+from shared.devhost.stack import Stack
+
+T = TypeVar("T")
+_IGNORED = {"event_id", "change_key", "content_hash"}
+
+
+def wait_for(condition: Callable[[], T], *, timeout: float = 20.0, what: str = "") -> T:
+    """Poll a condition until it holds; fail with `what` (and the last value) at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}: {value!r}")
+        time.sleep(0.1)
+
+
+@dataclass
+class Mailbox:
+    """One enrolled mailbox of the demo tenant with its own fresh user."""
+
+    stack: Stack
+    upn: str
+    user_id: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        return f"/mailboxes/{self.stack.tenant_id}/{self.user_id}"
+
+    def status(self) -> dict[str, Any]:
+        with self.stack.admin() as api:
+            response = api.get(self.path)
+            response.raise_for_status()
+            return response.json()  # type: ignore[no-any-return]
+
+    def mirror(self) -> dict[str, dict[str, Any]]:
+        with self.stack.admin() as api:
+            response = api.get(self.path + "/events")
+            response.raise_for_status()
+            return {e["event_id"]: e for e in response.json()["value"]}
+
+    # acting as a person in Outlook ----------------------------------------------------------
+    def create(self, event: dict[str, Any]) -> str:
+        return str(self.stack.sim.control.create_event(self.upn, event)["id"])
+
+    def update(self, event_id: str, patch: dict[str, Any]) -> None:
+        self.stack.sim.control.update_event(self.upn, event_id, patch)
+
+    def delete(self, event_id: str) -> None:
+        self.stack.sim.control.delete_event(self.upn, event_id)
+
+    # the truth ------------------------------------------------------------------------------
+    def window(self) -> Window:
+        now = datetime.now(UTC) + timedelta(seconds=self.stack.offset)
+        return plan_window(now, parse_options(self.options))
+
+    def truth(self) -> dict[str, dict[str, Any]]:
+        """calendarView of the window, read from the simulator's Graph as the app would."""
+        return calendar_view(self.stack, self.user_id, self.window())
+
+    def differences(self) -> list[str]:
+        """What differs between the mirror and Graph for the window, property by property."""
+        options: MailboxOptions = parse_options(self.options)
+        truth, mirror = self.truth(), self.mirror()
+        problems = [f"missing in mirror: {i}" for i in truth.keys() - mirror.keys()]
+        problems += [f"extra in mirror: {i}" for i in mirror.keys() - truth.keys()]
+        for event_id in truth.keys() & mirror.keys():
+            expected = normalize_event(truth[event_id], options)
+            stored = join_properties(mirror[event_id])
+            if stored.get("change_key") != expected.change_key:
+                problems.append(f"{event_id}: change_key {stored.get('change_key')!r}")
+            want = join_properties(expected.properties)
+            for name in sorted(want.keys() | (stored.keys() - _IGNORED)):
+                if _norm(want.get(name)) != _norm(stored.get(name)):
+                    problems.append(
+                        f"{event_id}: {name} mirror={stored.get(name)!r} graph={want.get(name)!r}"
+                    )
+        return problems
+
+    def converged(self, timeout: float = 20.0) -> None:
+        """Wait until the mirror equals Graph for the window (fails with the differences)."""
+        last: list[str] = []
+
+        def equal() -> bool:
+            nonlocal last
+            last = self.differences()
+            return not last
+
+        try:
+            wait_for(equal, timeout=timeout, what="mirror == graph")
+        except AssertionError:
+            raise AssertionError(
+                "mirror differs from Graph:\n  " + "\n  ".join(last[:20])
+            ) from None
+
+
+def _norm(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if isinstance(value, str) and len(value) >= 20 and value[4:5] == "-" and value[10:11] in "T ":
+        try:
+            return iso_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        except ValueError:
+            return value
+    return value
+
+
+def graph_token(stack: Stack) -> str:
+    with httpx.Client(verify=stack.sim.ssl_context()) as client:
+        response = client.post(
+            f"{stack.sim.authority_host}/{stack.tenant_id}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": stack.env["CLIENT_ID"],
+                "client_secret": stack.env["SECRET_GRAPH_CLIENT_SECRET"],
+                "scope": stack.sim.authority_host + "/.default",
+            },
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+
+def calendar_view(stack: Stack, user_id: str, window: Window) -> dict[str, dict[str, Any]]:
+    headers = {
+        "Authorization": f"Bearer {graph_token(stack)}",
+        "Prefer": 'outlook.timezone="UTC", odata.maxpagesize=500',
+    }
+    url: str | None = f"{stack.sim.graph_base_url}/users/{user_id}/calendarView"
+    params: dict[str, str] | None = {
+        "startDateTime": iso_utc(window.start),
+        "endDateTime": iso_utc(window.end),
+    }
+    out: dict[str, dict[str, Any]] = {}
+    with httpx.Client(verify=stack.sim.ssl_context(), timeout=60) as client:
+        while url:
+            response = client.get(url, params=params, headers=headers)
+            response.raise_for_status()
+            page = response.json()
+            out |= {e["id"]: e for e in page["value"]}
+            url, params = page.get("@odata.nextLink"), None
+    return out
+
+
+def enrol(stack: Stack, options: dict[str, Any] | None = None, *, events: int = 0) -> Mailbox:
+    """A new user in the demo tenant, enrolled, with its first sync done."""
+    upn = f"user-{uuid.uuid4().hex[:10]}@contoso.example"
+    seeded = stack.sim.control.seed(users=[{"tenant": stack.tenant_id, "upn": upn}])
+    user_id = seeded["users"][upn].lower()
+    mailbox = Mailbox(stack, upn, user_id, dict(options or {}))
+    with stack.admin() as api:
+        response = api.put(f"/mailboxes/{stack.tenant_id}/{upn}", json=options or {})
+        assert response.status_code == 201, response.text
+    wait_for(lambda: mailbox.status()["status"]["lastSync"], what="the first sync")
+    return mailbox
+
+
+def at(days: int, hour: int, minutes: int = 0, *, length: int = 30) -> dict[str, Any]:
+    """start/end of an event `days` from today at hour:minutes UTC, `length` minutes long."""
+    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = day + timedelta(days=days, hours=hour, minutes=minutes)
+    end = start + timedelta(minutes=length)
+    fmt = "%Y-%m-%dT%H:%M:%S"
+    return {
+        "start": {"dateTime": start.strftime(fmt), "timeZone": "UTC"},
+        "end": {"dateTime": end.strftime(fmt), "timeZone": "UTC"},
+    }
