@@ -28,7 +28,7 @@ from shared.devhost.azurite import run_azurite
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FUNCTION_KEY = "local-function-key"  # dev host only: the key the local admin API accepts
-MASTER_KEY = "local-master-key"  # noqa: S105 - a dev host constant, never used in Azure
+MASTER_KEY = "local-master-key"  # dev host only, never used in Azure
 
 
 def _free_port() -> int:
@@ -101,7 +101,7 @@ class Stack:
             str(self.workdir / "none.json"),
         ]
         with log_path.open("wb") as log:
-            proc = subprocess.Popen(
+            proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
                 command,
                 cwd=REPO_ROOT,
                 env=env,
