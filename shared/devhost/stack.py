@@ -123,6 +123,16 @@ class Stack:
                     raise RuntimeError(f"dev host not healthy:\n{log_path.read_text()[-3000:]}")
                 time.sleep(0.1)
 
+    def restart_host(self, i: int = 0) -> HostProcess:
+        """Stop host `i` (if running) and start it again on the same port and settings."""
+        old = self.hosts[i]
+        old.stop()
+        port = old.url.rsplit(":", 1)[1]
+        self.hosts.pop(i)
+        host = self.start_host(public=port == self.env["_PUBLIC_PORT"])
+        self.hosts.insert(i, self.hosts.pop())
+        return host
+
     def advance(self, seconds: float) -> None:
         """Move the simulator's clock and the app's clock forward together."""
         self.sim.control.advance(seconds)
