@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
@@ -106,6 +107,9 @@ def run_sync_request(svc: Services, request: SyncRequest) -> SyncOutcome:
     except StateConflict:
         svc.queue.put(request, delay=1.0)  # another host took it between our read and write
         return SyncOutcome("deferred")
+    # "round begin/end" lines let operators (and the two-host test) see that rounds of one
+    # mailbox never overlap: "end" is logged just before the write that releases the lease.
+    log.info("round begin %s by %s at %.6f", key.partition, svc.owner, time.time())
     return _round(svc, request, mailbox, cursor)
 
 
@@ -155,6 +159,7 @@ def _round(
         full_completed=cursor.round_started if outcome.full else cursor.full_completed,
     )
     try:
+        _log_end(svc, cursor)
         svc.state.save_cursor(finished)
     except StateConflict:
         # Our lease expired and another round took over: its cursor wins; our writes were
@@ -259,7 +264,12 @@ def _lifecycle_action(svc: Services, request: SyncRequest) -> SyncRequest:
     return replace(request, reason=f"lifecycle:{event}", requested_at=iso_utc(svc.now()))
 
 
+def _log_end(svc: Services, cursor: CursorRecord) -> None:
+    log.info("round end %s by %s at %.6f", cursor.key.partition, svc.owner, time.time())
+
+
 def _release(svc: Services, cursor: CursorRecord) -> None:
+    _log_end(svc, cursor)
     with contextlib.suppress(StateConflict):
         svc.state.save_cursor(replace(cursor, lease_owner="", lease_until=None))
 

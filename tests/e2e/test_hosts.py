@@ -1,0 +1,69 @@
+"""End to end with whole hosts: one down for 8 simulated days, and two hosts sharing one Azurite
+(the mirror is right and no two delta rounds of one mailbox ever overlap)."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+import pytest
+
+from shared.devhost.stack import local_stack
+from tests.e2e.harness import at, enrol, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+_ROUND = re.compile(r"round (begin|end) (\S+) by (\S+) at ([0-9.]+)")
+
+
+def test_host_down_for_eight_days_recovers() -> None:
+    """Subscription and delta token expire while the host is down; on restart the renewal run
+    recreates the subscription, a full resync catches up, and notifications flow again."""
+    with local_stack() as stack:
+        mb = enrol(stack)
+        old = mb.status()["status"]["subscriptionId"]
+        stack.hosts[0].stop()
+        stack.sim.control.knobs(delta_token_max_age_s=7 * 86400)
+        stack.advance(8 * 86400)
+        assert old not in {s["id"] for s in stack.sim.control.subscriptions()}
+        missed = mb.create({"subject": "Booked while the host was down", **at(12, 9)})
+        stack.restart_host(0)
+        stack.run_function("renew_subscriptions")
+        wait_for(
+            lambda: (s := mb.status()["status"]["subscriptionId"]) not in ("", old) and s,
+            what="a recreated subscription",
+        )
+        mb.converged()
+        assert missed in mb.mirror()
+        after = mb.create({"subject": "Booked after recovery", **at(13, 9)})
+        mb.converged()
+        assert after in mb.mirror()
+
+
+def test_two_hosts_share_the_work_without_overlapping_rounds() -> None:
+    """Two hosts on one Azurite: every mailbox converges and no mailbox has overlapping rounds."""
+    with local_stack(hosts=2) as stack:
+        mailboxes = [enrol(stack) for _ in range(4)]
+        for burst in range(3):
+            for mb in mailboxes:
+                ids = [mb.create({"subject": f"B{burst}-{n}", **at(1 + n, 9)}) for n in range(6)]
+                mb.update(ids[0], {"subject": f"B{burst}-0 renamed"})
+                mb.delete(ids[1])
+        for mb in mailboxes:
+            mb.converged(timeout=60)
+        rounds: dict[str, list[tuple[float, str, str]]] = defaultdict(list)
+        for host in stack.hosts:
+            for kind, partition, owner, at_time in _ROUND.findall(host.log_path.read_text()):
+                rounds[partition].append((float(at_time), kind, owner))
+        owners = {owner for events in rounds.values() for _, _, owner in events}
+        assert len(owners) >= 2, "both hosts should have run rounds"
+        for partition, events in rounds.items():
+            events.sort()
+            holder = None
+            for _, kind, owner in events:
+                if kind == "begin":
+                    assert holder is None, f"overlapping rounds on {partition}"
+                    holder = owner
+                else:
+                    assert holder == owner, f"round end without its begin on {partition}"
+                    holder = None
