@@ -113,3 +113,19 @@ def test_event_moved_out_of_and_back_into_the_window(stack: Stack) -> None:
     mb.update(eid, at(5, 11))
     mb.converged()
     assert eid in mb.mirror()
+
+
+def test_a_burst_of_fifty_changes_costs_few_delta_rounds(stack: Stack) -> None:
+    """50 changes in quick succession (50+ notifications) fold into at most 3 delta rounds."""
+    mb = enrol(stack)
+    mb.converged()
+
+    def graph_requests() -> int:  # only this test's mailbox is active meanwhile
+        return int(stack.sim.control.counters()["requests_by_endpoint"]["calendarView.delta"])
+
+    before = graph_requests()
+    for n in range(50):
+        mb.create({"subject": f"Burst {n}", **at(1 + n % 20, 8)})
+    mb.converged()
+    requests = graph_requests() - before
+    assert 1 <= requests <= 3, f"{requests} delta requests for one burst"
