@@ -1,0 +1,127 @@
+"""`python -m shared.devhost.demo`: the whole system locally, with a live view.
+
+Starts Azurite, the simulator with its demo tenant (two mailboxes with events), a dev host over
+https, enrols the demo mailboxes through the admin API, then prints a live view: each mailbox's
+mode and mirrored event count, and every change as it lands in the mirror with its latency. Every
+`--every` seconds it books, moves or cancels a meeting through the simulator's control API, as a
+person in Outlook would; changes you make yourself (see the printed commands) show up too.
+Ctrl-C stops everything, leaving nothing behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import random
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.devhost.stack import FUNCTION_KEY, Stack, local_stack
+
+
+def _slot(rng: random.Random) -> dict[str, Any]:
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    start += timedelta(days=rng.randint(0, 6), hours=rng.randint(1, 8))
+    fmt = "%Y-%m-%dT%H:%M:%S"
+    return {
+        "start": {"dateTime": start.strftime(fmt), "timeZone": "UTC"},
+        "end": {"dateTime": (start + timedelta(minutes=30)).strftime(fmt), "timeZone": "UTC"},
+    }
+
+
+def _mirror(stack: Stack, user_id: str) -> dict[str, str]:
+    with stack.admin() as api:
+        rows = api.get(f"/mailboxes/{stack.tenant_id}/{user_id}/events").json()["value"]
+    return {r["event_id"]: r["change_key"] for r in rows}
+
+
+def _wait_first_sync(stack: Stack, user_id: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    with stack.admin() as api:
+        while time.monotonic() < deadline:
+            status = api.get(f"/mailboxes/{stack.tenant_id}/{user_id}").json()["status"]
+            if status["lastSync"]:
+                return
+            time.sleep(0.2)
+    raise SystemExit(f"mailbox {user_id} did not finish its first sync in {timeout:g} s")
+
+
+def _act(stack: Stack, upn: str, rng: random.Random, mine: list[str]) -> str:
+    """Book, move or cancel a meeting as the mailbox's owner would in Outlook."""
+    control = stack.sim.control
+    if mine and rng.random() < 0.3:
+        control.delete_event(upn, mine.pop(rng.randrange(len(mine))))
+        return "cancelled a meeting"
+    if mine and rng.random() < 0.5:
+        control.update_event(upn, rng.choice(mine), _slot(rng))
+        return "moved a meeting"
+    event = control.create_event(
+        upn, {"subject": f"Demo meeting {rng.randint(100, 999)}", **_slot(rng)}
+    )
+    mine.append(event["id"])
+    return f"booked {event['subject']!r}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m shared.devhost.demo", description=__doc__)
+    parser.add_argument("--every", type=float, default=8.0, help="seconds between demo changes")
+    parser.add_argument("--seconds", type=float, default=0, help="stop after this long (0: never)")
+    args = parser.parse_args()
+    from graphsim.demo import DEMO_USERS
+
+    rng = random.Random()  # noqa: S311 - demo data
+    print("starting Azurite, the simulator and the dev host ...", flush=True)
+    with local_stack() as stack, contextlib.suppress(KeyboardInterrupt):
+        users: dict[str, str] = {}
+        with stack.admin() as api:
+            for upn in DEMO_USERS:
+                body = api.put(f"/mailboxes/{stack.tenant_id}/{upn}", json={}).json()
+                users[upn] = body["userId"]
+        host = stack.hosts[0].url
+        print(f"\ncalsync is running: {host}/api/health")
+        print(f"  admin API key:   {FUNCTION_KEY}   (header x-functions-key)")
+        print(f"  CA certificate:  {stack.sim.ca_pem_path}")
+        print(f"  simulator:       {stack.sim.control_url}")
+        print(
+            f"  try: .venv/bin/python -m shared.cli --url {host} --key {FUNCTION_KEY} "
+            f"--ca {stack.sim.ca_pem_path} list\n"
+        )
+        print("initial sync ...", flush=True)
+        for uid in users.values():
+            _wait_first_sync(stack, uid)
+        seen = {upn: _mirror(stack, uid) for upn, uid in users.items()}
+        for upn, events in seen.items():
+            print(f"{time.strftime('%H:%M:%S')}  mirror   {upn}: {len(events)} events", flush=True)
+        mine: dict[str, list[str]] = {upn: [] for upn in users}
+        pending: dict[str, tuple[float, str]] = {}
+        started = next_change = time.monotonic()
+        while not args.seconds or time.monotonic() - started < args.seconds:
+            if time.monotonic() >= next_change:
+                upn = rng.choice(list(users))
+                pending[upn] = (time.monotonic(), _act(stack, upn, rng, mine[upn]))
+                print(f"{time.strftime('%H:%M:%S')}  Outlook  {upn}: {pending[upn][1]}", flush=True)
+                next_change = time.monotonic() + args.every
+            for upn, uid in users.items():
+                now = _mirror(stack, uid)
+                if now != seen[upn]:
+                    added = len(now.keys() - seen[upn].keys())
+                    removed = len(seen[upn].keys() - now.keys())
+                    changed = sum(
+                        1 for k in now.keys() & seen[upn].keys() if now[k] != seen[upn][k]
+                    )
+                    lag = ""
+                    if upn in pending:
+                        lag = f"  ({time.monotonic() - pending.pop(upn)[0]:.1f} s after the change)"
+                    print(
+                        f"{time.strftime('%H:%M:%S')}  mirror   {upn}: +{added} ~{changed} "
+                        f"-{removed}, {len(now)} events{lag}",
+                        flush=True,
+                    )
+                    seen[upn] = now
+            time.sleep(0.25)
+    print("stopped; nothing left running.")
+
+
+if __name__ == "__main__":
+    main()
