@@ -21,7 +21,7 @@ _DELTA_GONE_CODES = {"SyncStateNotFound", "resyncRequired", "fullSyncRequired", 
 
 
 class TokenProvider(Protocol):
-    def token(self, tenant_id: str) -> str: ...
+    def token(self, tenant_id: str, *, fresh: bool = False) -> str: ...
 
 
 def decipher(response: httpx.Response, *, subscription: bool = False) -> Any:
@@ -81,6 +81,9 @@ class GraphClient:
         )
         self._slots_lock = threading.Lock()
 
+    def close(self) -> None:
+        self._http.close()
+
     def url(self, path: str) -> str:
         return path if path.startswith("https://") else f"{self._base}/{path.lstrip('/')}"
 
@@ -100,15 +103,39 @@ class GraphClient:
         headers: dict[str, str] | None = None,
         subscription: bool = False,
     ) -> Any:
-        """Send one request as the app in `tenant_id`; `mailbox` keys the concurrency limit."""
-        token = self._tokens.token(tenant_id)
+        """Send one request as the app in `tenant_id`; `mailbox` keys the concurrency limit.
+        A 401 is retried once with a freshly acquired token (a cached token can be revoked or
+        outlived by the service's view of time); a second 401 is a TokenError."""
+        response = self._send(tenant_id, method, path, mailbox, json, params, headers, False)
+        if response.status_code == 401:
+            response = self._send(tenant_id, method, path, mailbox, json, params, headers, True)
+        if response.status_code == 401:
+            raise TokenError(
+                f"Graph refused the app's token for tenant {tenant_id} (401); check the app's "
+                "permissions and admin consent",
+                error="unauthorized",
+            )
+        return decipher(response, subscription=subscription)
+
+    def _send(
+        self,
+        tenant_id: str,
+        method: str,
+        path: str,
+        mailbox: str,
+        json: Any,
+        params: dict[str, str] | None,
+        headers: dict[str, str] | None,
+        fresh: bool,
+    ) -> httpx.Response:
+        token = self._tokens.token(tenant_id, fresh=fresh)
         sent_headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         sent_headers |= headers or {}
         slot = self._slot(f"{tenant_id}/{mailbox}") if mailbox else None
         if slot is not None:
             slot.acquire()
         try:
-            response = self._http.request(
+            return self._http.request(
                 method, self.url(path), json=json, params=params, headers=sent_headers
             )
         except httpx.TransportError as exc:
@@ -120,10 +147,3 @@ class GraphClient:
         finally:
             if slot is not None:
                 slot.release()
-        if response.status_code == 401:
-            raise TokenError(
-                f"Graph refused the app's token for tenant {tenant_id} (401); check the app's "
-                "permissions and admin consent",
-                error="unauthorized",
-            )
-        return decipher(response, subscription=subscription)

@@ -10,6 +10,7 @@ otherwise override the session's `verify`.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -80,8 +81,24 @@ class MsalTokens:
                 self._apps[tenant_id] = app
             return app
 
-    def token(self, tenant_id: str) -> str:
-        result = self._acquire(self._app(tenant_id))
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+
+    def token(self, tenant_id: str, *, fresh: bool = False) -> str:
+        """A token for Graph; `fresh` drops the cached one (Graph refused it with a 401)."""
+        try:
+            app = self._app(tenant_id, fresh=fresh)
+        except ValueError as exc:  # MSAL's authority discovery failed while building the app
+            text = f"{exc} {exc.__context__ or ''}"
+            found = re.search(r"AADSTS(\d+)", text)
+            result = {
+                "error": "invalid_authority",
+                "error_codes": [int(found.group(1))] if found else [],
+                "error_description": text.split("\n")[0][:300],
+            }
+            raise _token_error(tenant_id, result) from None
+        result = self._acquire(app)
         if "access_token" not in result and _aadsts(result) in _CREDENTIAL_CODES:
             result = self._acquire(self._app(tenant_id, fresh=True))
         if "access_token" in result:
