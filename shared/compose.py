@@ -118,7 +118,15 @@ def build_services(
     from shared.credentials import build_client_credential
 
     secrets = secrets if secrets is not None else build_secrets(settings)
-    clients = StorageClients(settings.storage)
+    # Short storage timeouts and quick retries: the intake must answer Graph within 3 s, and a
+    # worker that cannot reach storage is better retried by the queue than stuck in backoff.
+    clients = StorageClients(
+        settings.storage,
+        retry_total=3,
+        retry_backoff_factor=0.2,
+        connection_timeout=3,
+        read_timeout=15,
+    )
     state = TableState(clients)
     queue = SyncQueue(clients)
     if ensure:

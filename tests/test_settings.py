@@ -12,7 +12,11 @@ from shared.settings import SETTINGS, Settings
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 CLIENT = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
-BASE = {"TENANT_IDS": TENANT, "CLIENT_ID": CLIENT, "AzureWebJobsStorage": "UseDevelopmentStorage=true"}
+BASE = {
+    "TENANT_IDS": TENANT,
+    "CLIENT_ID": CLIENT,
+    "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+}
 
 
 def test_defaults_point_at_the_public_cloud() -> None:
@@ -52,8 +56,15 @@ def test_every_problem_is_reported_in_one_error() -> None:
     with pytest.raises(ConfigError) as info:
         Settings.from_env(env)
     text = str(info.value)
-    for name in ("TENANT_IDS", "CLIENT_ID", "GRAPH_BASE_URL", "CLIENT_CREDENTIAL_TYPE",
-                 "SECRET_CACHE_SECONDS", "CA_BUNDLE", "AzureWebJobsStorage"):
+    for name in (
+        "TENANT_IDS",
+        "CLIENT_ID",
+        "GRAPH_BASE_URL",
+        "CLIENT_CREDENTIAL_TYPE",
+        "SECRET_CACHE_SECONDS",
+        "CA_BUNDLE",
+        "AzureWebJobsStorage",
+    ):
         assert name in text, name
     assert len(info.value.problems) == 7
 

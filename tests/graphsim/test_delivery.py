@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import Receiver, World
+from simworld import Receiver, World
 
 from graphsim import schema
 

@@ -10,11 +10,11 @@ import jwt
 import msal
 import pytest
 import requests
-from conftest import World
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from simworld import World
 
 from graphsim.testing import SimHandle
 
@@ -145,7 +145,7 @@ def test_app_of_another_tenant_without_consent_is_aadsts700016(
     world: World, sim: SimHandle
 ) -> None:
     """An app registered elsewhere and never consented here is not found in this tenant."""
-    from conftest import make_world
+    from simworld import make_world
 
     other = make_world(sim)
     app = msal_app(sim, world.tenant_id, other.client_id, other.secret)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import World, make_world, token_for
+from simworld import World, make_world, token_for
 
 from graphsim.testing import SimHandle
 

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from conftest import World
+from simworld import World
 
 from graphsim import schema
 

@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from conftest import World
+from simworld import World
 
 from graphsim import schema
 

@@ -9,7 +9,7 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.identity import ClientSecretCredential
 from azure.keyvault.secrets import SecretClient
-from conftest import World, make_world
+from simworld import World, make_world
 
 from graphsim.testing import SimHandle
 

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from conftest import Receiver, World
+from simworld import Receiver, World
 
 from graphsim import schema
 
@@ -219,7 +219,7 @@ def test_unsupported_resources_are_refused(world: World, receiver: Receiver, res
 def test_read_permission_is_needed(world: World, receiver: Receiver) -> None:
     """An app without Calendars.Read(Write) gets 403 on create."""
     client_id, secret = world.new_app(["User.Read.All"])
-    from conftest import token_for
+    from simworld import token_for
 
     graph = world.graph(token_for(world.sim, world.tenant_id, client_id, secret))
     assert graph.post("subscriptions", json=body(world, receiver)).status_code == 403

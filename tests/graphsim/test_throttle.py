@@ -7,7 +7,7 @@ import datetime as dt
 
 import httpx
 import pytest
-from conftest import Receiver, World
+from simworld import Receiver, World
 
 pytestmark = pytest.mark.integration
 
