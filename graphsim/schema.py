@@ -8,7 +8,8 @@ allowed; an "@odata.type" naming a derived type switches to that type. Open type
 declared properties (resourceData) take any property; `event` is open in the CSDL too, but
 is checked as closed except for the dynamic properties Graph v1.0 is documented to return
 (DYNAMIC), because a misspelt event property is far likelier than a real dynamic one.
-The schema is ../shared/graph-schema/ beside the repository, or $GRAPH_SCHEMA_PATH.
+The schema is $GRAPH_SCHEMA_PATH, else ../shared/graph-schema/ beside the repository, else the
+copy vendored in graphsim/graph_schema/ (so a clean clone alone can run the fidelity tests).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from graphsim.errors import GraphRequestError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = REPO_ROOT.parent / "shared" / "graph-schema" / "graph-v1.0-calendar.json"
 SCHEMA_ENV = "GRAPH_SCHEMA_PATH"
+VENDORED_PATH = Path(__file__).resolve().parent / "graph_schema" / "graph-v1.0-calendar.json"
 
 # Dynamic properties of open types that Graph v1.0 answers with: v1.0 event responses carry
 # "occurrenceId" (e.g. api/singlevaluelegacyextendedproperty-post-singlevalueextendedproperties,
@@ -40,15 +42,17 @@ _BASE64_RE = re.compile(r"^[A-Za-z0-9+/_-]*={0,2}$")
 
 
 def schema_path() -> Path:
-    """Where the schema is read from: beside the repository, else $GRAPH_SCHEMA_PATH."""
-    if SCHEMA_PATH.is_file():
-        return SCHEMA_PATH
+    """Where the schema is read from: $GRAPH_SCHEMA_PATH, beside the repository, or vendored."""
     env = os.environ.get(SCHEMA_ENV)
     if env:
         return Path(env)
+    if SCHEMA_PATH.is_file():
+        return SCHEMA_PATH
+    if VENDORED_PATH.is_file():
+        return VENDORED_PATH
     raise FileNotFoundError(
-        f"Graph schema not found at {SCHEMA_PATH}; put shared/ beside the repository or set "
-        f"{SCHEMA_ENV} to graph-v1.0-calendar.json."
+        f"Graph schema not found at {SCHEMA_PATH} nor {VENDORED_PATH}; set {SCHEMA_ENV} to "
+        "graph-v1.0-calendar.json."
     )
 
 

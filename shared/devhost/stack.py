@@ -10,6 +10,7 @@ and each dev host is a separate process, as Functions hosts are: they share only
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -64,6 +65,7 @@ class Stack:
     workdir: Path
     hosts: list[HostProcess] = field(default_factory=list)
     offset: float = 0.0
+    host_json: dict[str, Any] | None = None  # replaces host.json for every host started
 
     @property
     def tenant_id(self) -> str:
@@ -78,7 +80,11 @@ class Stack:
         )
 
     def start_host(
-        self, *, public: bool = True, extra: dict[str, str] | None = None
+        self,
+        *,
+        public: bool = True,
+        extra: dict[str, str] | None = None,
+        host_json: dict[str, Any] | None = None,
     ) -> HostProcess:
         """Start one more dev host process; the first one is the public URL Graph calls."""
         port = int(self.env["_PUBLIC_PORT"]) if public else _free_port()
@@ -100,6 +106,11 @@ class Stack:
             "--settings",
             str(self.workdir / "none.json"),
         ]
+        host_json = host_json if host_json is not None else self.host_json
+        if host_json is not None:
+            path = self.workdir / f"host-{len(self.hosts)}.json"
+            path.write_text(json.dumps(host_json))
+            command += ["--host-json", str(path)]
         with log_path.open("wb") as log:
             proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
                 command,
@@ -152,8 +163,14 @@ class Stack:
 
 
 @contextlib.contextmanager
-def local_stack(*, hosts: int = 1, env: dict[str, str] | None = None) -> Iterator[Stack]:
-    """Azurite + the simulator with its demo tenant + `hosts` dev hosts; all stopped on exit."""
+def local_stack(
+    *,
+    hosts: int = 1,
+    env: dict[str, str] | None = None,
+    host_json: dict[str, Any] | None = None,
+) -> Iterator[Stack]:
+    """Azurite + the simulator with its demo tenant + `hosts` dev hosts; all stopped on exit.
+    `host_json` replaces the repository's host.json for the dev hosts (e.g. smaller batches)."""
     from graphsim.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID
     from graphsim.testing import run_simulator
 
@@ -178,7 +195,7 @@ def local_stack(*, hosts: int = 1, env: dict[str, str] | None = None) -> Iterato
             "DEV_CLOCK_OFFSET_FILE": str(clock_file),
             "_PUBLIC_PORT": str(port),
         } | (env or {})
-        stack = Stack(sim=sim, storage=storage, env=settings, workdir=workdir)
+        stack = Stack(sim=sim, storage=storage, env=settings, workdir=workdir, host_json=host_json)
         try:
             for i in range(hosts):
                 stack.start_host(public=i == 0)

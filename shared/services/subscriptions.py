@@ -13,6 +13,7 @@ import secrets as pysecrets
 import time
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 from shared.compose import Services
 from shared.core.model import MailboxKey, SubscriptionRecord
@@ -203,11 +204,62 @@ def reconcile(svc: Services) -> dict[str, int]:
     for key in actions.create:
         if key in by_key:
             ensure_subscription(svc, by_key[key])
+    orphans = _delete_graph_orphans(svc, desired)
     return {
         "created": len(actions.create),
         "recreated": len(actions.recreate),
-        "deleted": len(actions.delete),
+        "deleted": len(actions.delete) + orphans,
     }
+
+
+def _delete_graph_orphans(svc: Services, desired: set[MailboxKey]) -> int:
+    """Delete subscriptions Graph holds for this deployment's URL that our state doesn't know.
+
+    A desired mailbox with no subscription on record may be in the middle of being subscribed
+    by another host, so its unknown subscriptions are left for the next run (by then the record
+    exists and the leftover is plainly an orphan). One list per tenant per run keeps us far
+    under Graph's 25 list calls per 20 s per tenant."""
+    if not svc.settings.notification_url:
+        return 0
+    records = svc.state.list_subscriptions()
+    known = {s.subscription_id for s in records}
+    on_record = {MailboxKey(s.tenant_id, s.user_id) for s in records}
+    deleted = 0
+    for tenant_id in svc.settings.tenant_ids:
+        try:
+            listed = _list_graph_subscriptions(svc, tenant_id)
+        except (GraphError, TokenError) as exc:
+            log.warning("listing subscriptions of tenant %s failed: %s", tenant_id, exc.message)
+            continue
+        for sub in listed:
+            if sub.get("notificationUrl") != svc.settings.notification_url or sub["id"] in known:
+                continue
+            parts = str(sub.get("resource", "")).split("/")
+            key = MailboxKey(tenant_id, parts[1].lower() if len(parts) > 1 else "")
+            if key in desired and key not in on_record:
+                continue
+            try:
+                svc.graph.request(
+                    tenant_id, "DELETE", f"subscriptions/{sub['id']}", subscription=True
+                )
+            except SubscriptionGone:
+                pass
+            except (GraphError, TokenError) as exc:
+                log.warning("deleting orphan %s failed: %s", sub["id"], exc.message)
+                continue
+            log.info("deleted orphan subscription %s of %s", sub["id"], key.user_id)
+            deleted += 1
+    return deleted
+
+
+def _list_graph_subscriptions(svc: Services, tenant_id: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    link: str | None = "subscriptions"
+    while link:
+        page = svc.graph.request(tenant_id, "GET", link) or {}
+        out.extend(page.get("value", []))
+        link = page.get("@odata.nextLink")
+    return out
 
 
 def _queue_resync(svc: Services, sub: SubscriptionRecord, reason: str) -> None:

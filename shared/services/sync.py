@@ -119,18 +119,26 @@ def _round(
     key, now = mailbox.key, svc.now()
     window = plan_window(now, mailbox.options)
     full = request.full or not cursor.delta_link or cursor.window != window
-    safety_net = (
-        request.reason == SAFETY_NET and bool(cursor.delta_link) and cursor.window == window
-    )
+    old = cursor.window if request.reason == SAFETY_NET and cursor.delta_link else None
+    drift = 0
     try:
         try:
-            if safety_net:
-                # Catch up with real changes first, so that what the full pass corrects is drift.
-                _, link = _follow(svc, mailbox, cursor, window, full=False)
+            if old is not None:
+                # Catch up with real changes on the cursor's own window first, then list that
+                # window in full: whatever the full pass still corrects is drift. Only then roll
+                # the window forward (a full pass of the new window) if the day has moved on.
+                _, link = _follow(svc, mailbox, cursor, old, full=False)
                 cursor = replace(cursor, delta_link=link)
-            outcome, delta_link = _follow(
-                svc, mailbox, cursor, window, full=full, count_drift=safety_net
-            )
+                checked, link = _follow(svc, mailbox, cursor, old, full=True, count_drift=True)
+                cursor = replace(cursor, delta_link=link)
+                drift = checked.drift
+                if old == window:
+                    outcome, delta_link = checked, link
+                else:
+                    outcome, delta_link = _follow(svc, mailbox, cursor, window, full=True)
+            else:
+                outcome, delta_link = _follow(svc, mailbox, cursor, window, full=full)
+            outcome = replace(outcome, drift=drift)
         except DeltaExpired:
             log.warning("delta token of %s expired: full resync of the window", key.user_id)
             outcome, delta_link = _follow(svc, mailbox, cursor, window, full=True)

@@ -42,7 +42,20 @@ def test_host_down_for_eight_days_recovers() -> None:
 
 def test_two_hosts_share_the_work_without_overlapping_rounds() -> None:
     """Two hosts on one Azurite: every mailbox converges and no mailbox has overlapping rounds."""
-    with local_stack(hosts=2) as stack:
+    # One message per fetch, so that both hosts take part (the assertion below checks they did).
+    one_at_a_time = {
+        "version": "2.0",
+        "extensions": {
+            "queues": {
+                "batchSize": 1,
+                "newBatchThreshold": 0,
+                "maxPollingInterval": "00:00:01",
+                "visibilityTimeout": "00:00:01",
+                "maxDequeueCount": 5,
+            }
+        },
+    }
+    with local_stack(hosts=2, host_json=one_at_a_time) as stack:
         mailboxes = [enrol(stack) for _ in range(4)]
         for burst in range(3):
             for mb in mailboxes:

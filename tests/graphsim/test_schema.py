@@ -175,8 +175,17 @@ def test_validate_or_raise() -> None:
         schema.validate_or_raise("event", {"subjet": "x"})
 
 
-def test_schema_is_found_beside_the_repository() -> None:
-    """The default path is ../shared/graph-schema/ relative to the repository root."""
-    assert schema.schema_path() == schema.SCHEMA_PATH
+def test_schema_is_found_beside_the_repository_or_vendored() -> None:
+    """../shared/graph-schema/ beside the repository wins; else the vendored copy is used."""
     assert schema.SCHEMA_PATH.parent.parent.parent == schema.REPO_ROOT.parent
+    expected = schema.SCHEMA_PATH if schema.SCHEMA_PATH.is_file() else schema.VENDORED_PATH
+    assert schema.schema_path() == expected
     assert {"event", "outlookItem", "entity"} <= set(schema.types())
+
+
+def test_vendored_schema_matches_the_reference_copy() -> None:
+    """The copy kept in the repository is byte for byte the reference schema (when present)."""
+    vendored = schema.VENDORED_PATH.read_bytes()
+    assert b'"event"' in vendored
+    if schema.SCHEMA_PATH.is_file():
+        assert vendored == schema.SCHEMA_PATH.read_bytes()
