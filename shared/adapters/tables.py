@@ -89,6 +89,16 @@ class TableState:
         with _mapped(f"saving mailbox {record.key.user_id}"):
             self.mailboxes.upsert_entity(entity, mode=UpdateMode.REPLACE)
 
+    def update_status(self, key: MailboxKey, **changes: Any) -> None:
+        """Merge just these status fields into the mailbox row, so that writers of different
+        fields (a sync round, the renewal timer, the intake) never undo each other. A cleared
+        value is stored as "" (Table Storage has no null). A removed mailbox stays removed."""
+        entity: dict[str, Any] = {"PartitionKey": key.tenant_id, "RowKey": key.user_id}
+        for name, value in changes.items():
+            entity[f"status_{name}"] = "" if value is None else value
+        with contextlib.suppress(ResourceNotFoundError), _mapped("updating a mailbox status"):
+            self.mailboxes.update_entity(entity, mode=UpdateMode.MERGE)
+
     def get_mailbox(self, key: MailboxKey) -> MailboxRecord:
         try:
             with _mapped(f"reading mailbox {key.user_id}"):
@@ -306,8 +316,10 @@ class TableState:
 
 
 def _mailbox(entity: Any) -> MailboxRecord:
-    status_values = {
-        f.name: entity[f"status_{f.name}"]
+    status_values: dict[str, Any] = {
+        f.name: None
+        if entity[f"status_{f.name}"] == "" and f.default is None
+        else entity[f"status_{f.name}"]
         for f in fields(MailboxStatus)
         if f"status_{f.name}" in entity
     }

@@ -72,11 +72,9 @@ def ensure_subscription(svc: Services, mailbox: MailboxRecord) -> MailboxRecord:
         code = getattr(exc, "graph_code", "") or getattr(exc, "error", "") or exc.code
         log.warning("subscription for %s refused: %s", mailbox.key.user_id, exc.message)
         record = _poll_mode(svc, mailbox, f"subscription refused: {exc.message}")
-        record = record.with_status(
-            last_error=exc.message, last_error_code=str(code), last_error_at=now
-        )
-        svc.state.put_mailbox(record)
-        return record
+        errors = {"last_error": exc.message, "last_error_code": str(code), "last_error_at": now}
+        svc.state.update_status(mailbox.key, **errors)
+        return record.with_status(**errors)
     sub = SubscriptionRecord(
         subscription_id=created["id"],
         tenant_id=mailbox.key.tenant_id,
@@ -87,14 +85,15 @@ def ensure_subscription(svc: Services, mailbox: MailboxRecord) -> MailboxRecord:
         last_renewed=now,
     )
     svc.state.put_subscription(sub)
-    record = mailbox.with_status(
-        mode="webhook",
-        mode_reason="subscribed",
-        subscription_id=sub.subscription_id,
-        subscription_expiry=sub.expiration,
-        next_subscribe_attempt=None,
-    )
-    svc.state.put_mailbox(record)
+    subscribed: dict[str, object] = {
+        "mode": "webhook",
+        "mode_reason": "subscribed",
+        "subscription_id": sub.subscription_id,
+        "subscription_expiry": sub.expiration,
+        "next_subscribe_attempt": None,
+    }
+    svc.state.update_status(mailbox.key, **subscribed)
+    record = mailbox.with_status(**subscribed)
     log.info("subscribed %s until %s", mailbox.key.user_id, sub.expiration)
     return record
 
@@ -102,16 +101,16 @@ def ensure_subscription(svc: Services, mailbox: MailboxRecord) -> MailboxRecord:
 def _poll_mode(svc: Services, mailbox: MailboxRecord, reason: str) -> MailboxRecord:
     now = svc.now()
     retry = None if mailbox.options.mode == "poll" else now + RETRY_SUBSCRIBE_AFTER
-    record = mailbox.with_status(
-        mode="poll",
-        mode_reason=reason,
-        subscription_id="",
-        subscription_expiry=None,
-        next_subscribe_attempt=retry,
-        next_poll=mailbox.status.next_poll or now,
-    )
-    svc.state.put_mailbox(record)
-    return record
+    polled: dict[str, object] = {
+        "mode": "poll",
+        "mode_reason": reason,
+        "subscription_id": "",
+        "subscription_expiry": None,
+        "next_subscribe_attempt": retry,
+        "next_poll": mailbox.status.next_poll or now,
+    }
+    svc.state.update_status(mailbox.key, **polled)
+    return mailbox.with_status(**polled)
 
 
 def delete_subscription(svc: Services, sub: SubscriptionRecord) -> None:
@@ -177,9 +176,7 @@ def renew_due(svc: Services) -> dict[str, int]:
             continue
         expiry = _parse(renewed.get("expirationDateTime") if renewed else None) or new_expiry
         svc.state.put_subscription(replace(sub, expiration=expiry, last_renewed=now))
-        mailbox = svc.state.find_mailbox(MailboxKey(sub.tenant_id, sub.user_id))
-        if mailbox is not None:
-            svc.state.put_mailbox(mailbox.with_status(subscription_expiry=expiry))
+        svc.state.update_status(MailboxKey(sub.tenant_id, sub.user_id), subscription_expiry=expiry)
         counts["renewed"] += 1
     return counts
 

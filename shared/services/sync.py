@@ -71,10 +71,10 @@ def run_sync_request(svc: Services, request: SyncRequest) -> SyncOutcome:
     if request.reason.startswith("lifecycle:"):
         request = _lifecycle_action(svc, request)
         mailbox = svc.state.find_mailbox(key) or mailbox
-    if request.reason == "notification" and request.requested_at:
+    if request.reason == "notification":
         noted = parse_iso(request.requested_at)
-        if noted and (mailbox.status.last_notification or noted) <= noted:
-            mailbox = mailbox.with_status(last_notification=noted)
+        if noted is not None:
+            svc.state.update_status(key, last_notification=noted)
     now = svc.now()
     cursor = svc.state.get_cursor(key)
     decision = plan_request(
@@ -180,15 +180,14 @@ def _round(
     count = outcome.total
     if count is None:
         count = max(0, mailbox.status.event_count + outcome.added - outcome.deletes)
-    svc.state.put_mailbox(
-        mailbox.with_status(
-            last_sync=svc.now(),
-            last_sync_result=result,
-            last_error="",
-            last_error_code="",
-            event_count=count,
-        )
-    )
+    changes: dict[str, Any] = {
+        "last_sync": svc.now(),
+        "last_sync_result": result,
+        "last_error": "",
+        "last_error_code": "",
+        "event_count": count,
+    }
+    svc.state.update_status(key, **changes)
     return outcome
 
 
@@ -290,13 +289,12 @@ def _transient(exc: CalsyncError) -> bool:
 
 def _record_error(svc: Services, mailbox: MailboxRecord, exc: CalsyncError, *, result: str) -> None:
     code: Any = getattr(exc, "graph_code", "") or getattr(exc, "aadsts", "") or exc.code
-    svc.state.put_mailbox(
-        mailbox.with_status(
-            last_sync_result=result,
-            last_error=exc.message,
-            last_error_code=str(code),
-            last_error_at=svc.now(),
-        )
+    svc.state.update_status(
+        mailbox.key,
+        last_sync_result=result,
+        last_error=exc.message,
+        last_error_code=str(code),
+        last_error_at=svc.now(),
     )
 
 

@@ -41,9 +41,8 @@ def run_poll(svc: Services) -> dict[str, int]:
         if mailbox.status.next_poll is not None and mailbox.status.next_poll > now:
             continue
         queue_sync(svc, mailbox.key, "poll")
-        svc.state.put_mailbox(
-            mailbox.with_status(next_poll=now + timedelta(seconds=mailbox.options.poll_seconds))
-        )
+        next_poll = now + timedelta(seconds=mailbox.options.poll_seconds)
+        svc.state.update_status(mailbox.key, next_poll=next_poll)
         counts["polled"] += 1
     return counts
 

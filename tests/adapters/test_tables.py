@@ -121,3 +121,20 @@ def test_mailbox_record_round_trips(state: TableState) -> None:
     state.delete_mailbox(key)
     with pytest.raises(NotFoundError):
         state.get_mailbox(key)
+
+
+def test_status_updates_merge_fields_and_clear_values(state: TableState) -> None:
+    """Writers of different status fields don't undo each other; None clears a value."""
+    key = _key()
+    now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    state.put_mailbox(MailboxRecord(key, "x@contoso.test").with_status(next_subscribe_attempt=now))
+    state.update_status(key, last_sync=now, last_sync_result="ok")
+    state.update_status(key, mode="webhook", subscription_id="s1", next_subscribe_attempt=None)
+    status = state.get_mailbox(key).status
+    assert (status.last_sync, status.last_sync_result) == (now, "ok")
+    assert (status.mode, status.subscription_id) == ("webhook", "s1")
+    assert status.next_subscribe_attempt is None
+    state.delete_mailbox(key)
+    state.update_status(key, last_sync=now)  # a removed mailbox is not brought back
+    with pytest.raises(NotFoundError):
+        state.get_mailbox(key)
