@@ -186,3 +186,59 @@ def test_key_vault_secrets_are_read_cached_and_named_when_missing(
         secrets.get("no-such-secret")
     client.close()
     credential.close()
+
+
+def _self_signed() -> tuple[str, str]:
+    """A fresh RSA key and self-signed certificate, as PEM (key, certificate)."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "calsync test")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=90))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_certificate_credential_signs_in_end_to_end(
+    sim: SimHandle, world: dict[str, str], closing: list[MsalTokens | GraphClient]
+) -> None:
+    """CLIENT_CREDENTIAL_TYPE=certificate: the PEM from the secrets port signs an assertion that
+    Entra accepts; an unregistered certificate is refused with AADSTS700027."""
+    from shared.credentials import build_client_credential
+    from shared.secrets import EnvSecrets
+
+    key_pem, cert_pem = _self_signed()
+    client = str(uuid.uuid4())
+    sim.control.seed(
+        apps=[{"client_id": client, "tenant": world["tenant"], "certificates": [cert_pem]}],
+        consents=[{"tenant": world["tenant"], "client_id": client, "roles": ["Calendars.Read"]}],
+    )
+    settings = replace(_settings(sim, world), client_id=client, credential_type="certificate")
+    secrets = EnvSecrets({"SECRET_GRAPH_CLIENT_CERTIFICATE": key_pem + cert_pem})
+    tokens = MsalTokens(settings, lambda: build_client_credential(settings, secrets))
+    closing.append(tokens)
+    assert tokens.token(world["tenant"])
+    other_key, other_cert = _self_signed()
+    stranger = EnvSecrets({"SECRET_GRAPH_CLIENT_CERTIFICATE": other_key + other_cert})
+    refused = MsalTokens(settings, lambda: build_client_credential(settings, stranger))
+    closing.append(refused)
+    with pytest.raises(TokenError) as info:
+        refused.token(world["tenant"])
+    assert info.value.aadsts == 700027
