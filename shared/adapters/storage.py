@@ -12,6 +12,7 @@ from typing import Any
 from azure.core.credentials import TokenCredential
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.queue import (
+    LinearRetry,
     QueueClient,
     QueueServiceClient,
     TextBase64DecodePolicy,
@@ -45,6 +46,14 @@ class StorageClients:
         **client_options: Any,
     ) -> None:
         self._options = client_options
+        # azure-storage-queue has its own retry policy (15 s, 18 s, 24 s... by default) and
+        # ignores azure-core's backoff options: give it the same short budget as the tables.
+        queue_options = dict(client_options)
+        if "retry_total" in queue_options:
+            queue_options["retry_policy"] = LinearRetry(
+                backoff=1, retry_total=int(queue_options.pop("retry_total")), random_jitter_range=1
+            )
+            queue_options.pop("retry_backoff_factor", None)
         if settings.connection_string:
             conn = _connection_string(settings.connection_string)
             self.tables = TableServiceClient.from_connection_string(conn, **client_options)
@@ -52,7 +61,7 @@ class StorageClients:
                 conn,
                 message_encode_policy=TextBase64EncodePolicy(),
                 message_decode_policy=TextBase64DecodePolicy(),
-                **client_options,
+                **queue_options,
             )
         else:
             if credential is None:
@@ -67,7 +76,7 @@ class StorageClients:
                 credential=credential,
                 message_encode_policy=TextBase64EncodePolicy(),
                 message_decode_policy=TextBase64DecodePolicy(),
-                **client_options,
+                **queue_options,
             )
 
     def table(self, name: str) -> TableClient:
