@@ -282,9 +282,10 @@ def _release(svc: Services, cursor: CursorRecord) -> None:
 
 
 def _transient(exc: CalsyncError) -> bool:
+    """Worth a retry by the queue: Graph 5xx or unreachable, or Entra unreachable."""
     if isinstance(exc, GraphError):
         return exc.status == 0 or exc.status >= 500
-    return False
+    return isinstance(exc, TokenError) and exc.error == "network_error"
 
 
 def _record_error(svc: Services, mailbox: MailboxRecord, exc: CalsyncError, *, result: str) -> None:
