@@ -24,9 +24,8 @@ from urllib.parse import quote, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx
 
-from graphsim.testing import run_simulator
+from graphsim.testing import run_simulator, token_for
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 CLIENT = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
@@ -120,16 +119,7 @@ def main() -> None:
             ],
         )
         sim.control.knobs(budget_requests=10**9)
-        token = httpx.post(
-            f"{sim.authority_host}/{TENANT}/oauth2/v2.0/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": CLIENT,
-                "client_secret": SECRET,
-                "scope": sim.graph_scope,
-            },
-            verify=sim.ssl_context(),
-        ).json()["access_token"]
+        token = token_for(sim, TENANT, CLIENT, SECRET)
         ids = list(seeded["users"].values())
         if opts.endpoint == "event":
             pairs = zip(ids, seeded["events"], strict=True)

@@ -122,11 +122,21 @@ class SimClient:
 
     def wait_for(self, condition: Callable[[], T], *, timeout: float = 10.0, what: str = "") -> T:
         """Poll `condition` until it returns a truthy value or the deadline passes."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = condition()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"gave up after {timeout:g} s waiting for {what or condition}")
-            time.sleep(0.02)
+        return wait_for(condition, timeout=timeout, what=what)
+
+
+def wait_for(
+    condition: Callable[[], T], *, timeout: float = 10.0, what: str = "", interval: float = 0.02
+) -> T:
+    """Poll `condition` until it returns a truthy value; AssertionError naming `what` and the
+    last value at the deadline (tests, the demo and benchmarks all wait this way)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout:g} s waiting for {what or condition}: {value!r}"
+            )
+        time.sleep(interval)

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 from graphsim.client import SimClient
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +54,24 @@ class SimHandle:
     @property
     def key_vault_scope(self) -> str:
         return self.key_vault_resource + "/.default"
+
+
+def token_for(sim: SimHandle, tenant: str, client_id: str, secret: str, scope: str = "") -> str:
+    """An app-only access token from the simulator's Entra (client secret flow), for tests,
+    benchmarks and the demo that call Graph without going through the app."""
+    response = httpx.post(
+        f"{sim.authority_host}/{tenant}/oauth2/v2.0/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": secret,
+            "scope": scope or sim.graph_scope,
+        },
+        verify=sim.ssl_context(),
+    )
+    if response.status_code != 200:
+        raise RuntimeError(f"token request refused: {response.text}")
+    return str(response.json()["access_token"])
 
 
 def _read_ready_line(proc: subprocess.Popen[bytes], timeout: float) -> dict[str, str]:

@@ -111,15 +111,23 @@ def test_graph_callbacks_are_anonymous_and_admin_api_is_keyed() -> None:
             assert binding["authLevel"] == "function", name
 
 
-def test_import_is_fast() -> None:
-    """Importing function_app (cold, in a fresh interpreter) stays well under 0.5 s."""
-    code = "import time; t=time.perf_counter(); import function_app; print(time.perf_counter()-t)"
-    best = min(
-        float(
-            subprocess.run(
-                [sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True
-            ).stdout
-        )
-        for _ in range(3)
+def test_import_loads_no_sdk() -> None:
+    """Importing function_app (fresh interpreter) loads none of the heavy SDKs: they are imported
+    on first use, which is what keeps cold starts short (figure: bench/import_time.py)."""
+    heavy = [
+        "azure.data.tables",
+        "azure.storage.queue",
+        "azure.keyvault",
+        "azure.identity",
+        "msal",
+        "httpx",
+        "shared.compose",
+    ]
+    code = (
+        "import sys, json, function_app; "
+        f"print(json.dumps([m for m in {heavy!r} if m in sys.modules]))"
     )
-    assert best < 0.5, f"import took {best:.3f} s"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
+    assert loaded.strip() == "[]", f"imported at start-up: {loaded}"

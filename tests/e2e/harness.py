@@ -3,7 +3,6 @@ mirror with the simulator's calendar for the window, field by field."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +11,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from graphsim.client import wait_for as poll_until
+from graphsim.testing import token_for
 from shared.core.entity import join_properties
 from shared.core.events import normalize_event
 from shared.core.model import MailboxOptions, Window
@@ -25,15 +26,8 @@ _IGNORED = {"event_id", "change_key", "content_hash"}
 
 
 def wait_for(condition: Callable[[], T], *, timeout: float = 20.0, what: str = "") -> T:
-    """Poll a condition until it holds; fail with `what` (and the last value) at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}: {value!r}")
-        time.sleep(0.1)
+    """graphsim's poll-until, with the longer default the end-to-end paths need."""
+    return poll_until(condition, timeout=timeout, what=what, interval=0.1)
 
 
 @dataclass
@@ -128,18 +122,10 @@ def _norm(value: Any) -> Any:
 
 
 def graph_token(stack: Stack) -> str:
-    with httpx.Client(verify=stack.sim.ssl_context()) as client:
-        response = client.post(
-            f"{stack.sim.authority_host}/{stack.tenant_id}/oauth2/v2.0/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": stack.env["CLIENT_ID"],
-                "client_secret": stack.env["SECRET_GRAPH_CLIENT_SECRET"],
-                "scope": stack.sim.authority_host + "/.default",
-            },
-        )
-        response.raise_for_status()
-        return str(response.json()["access_token"])
+    env = stack.env
+    return token_for(
+        stack.sim, stack.tenant_id, env["CLIENT_ID"], env["SECRET_GRAPH_CLIENT_SECRET"]
+    )
 
 
 def calendar_view(stack: Stack, user_id: str, window: Window) -> dict[str, dict[str, Any]]:

@@ -24,7 +24,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from graphsim.knobs import Knobs
-from graphsim.testing import SimHandle, run_simulator
+from graphsim.testing import SimHandle, run_simulator, token_for
 
 ROLES_RW = ["Calendars.ReadWrite", "User.Read.All"]
 
@@ -34,21 +34,6 @@ def sim() -> Iterator[SimHandle]:
     """One simulator process for the whole session (started as `python -m graphsim`)."""
     with run_simulator(seed=7) as handle:
         yield handle
-
-
-def token_for(sim: SimHandle, tenant: str, client_id: str, secret: str, scope: str = "") -> str:
-    response = httpx.post(
-        f"{sim.authority_host}/{tenant}/oauth2/v2.0/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": client_id,
-            "client_secret": secret,
-            "scope": scope or sim.graph_scope,
-        },
-        verify=sim.ssl_context(),
-    )
-    assert response.status_code == 200, response.text
-    return str(response.json()["access_token"])
 
 
 @dataclass

@@ -9,7 +9,7 @@ import pytest
 
 from graphsim.client import ControlError
 from graphsim.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, DEMO_USERS
-from graphsim.testing import SimHandle, run_simulator
+from graphsim.testing import SimHandle, run_simulator, token_for
 
 pytestmark = pytest.mark.integration
 
@@ -22,16 +22,7 @@ def test_ready_line_demo_seed_and_clean_stop() -> None:
         assert sim.control_url == sim.authority_host + "/_sim"
         for path in (sim.ca_pem_path, sim.host_cert_path, sim.host_key_path):
             assert Path(path).read_text().startswith("-----BEGIN")
-        token = httpx.post(
-            f"{sim.authority_host}/{DEMO_TENANT_ID}/oauth2/v2.0/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": DEMO_CLIENT_ID,
-                "client_secret": DEMO_CLIENT_SECRET,
-                "scope": sim.graph_scope,
-            },
-            verify=sim.ssl_context(),
-        ).json()["access_token"]
+        token = token_for(sim, DEMO_TENANT_ID, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
         events = httpx.get(
             f"{sim.graph_base_url}/users/{DEMO_USERS[0]}/events",
             headers={"Authorization": f"Bearer {token}"},
