@@ -45,7 +45,6 @@ class StorageClients:
         credential: TokenCredential | None = None,
         **client_options: Any,
     ) -> None:
-        self._options = client_options
         # azure-storage-queue has its own retry policy (15 s, 18 s, 24 s... by default) and
         # ignores azure-core's backoff options: give it the same short budget as the tables.
         queue_options = dict(client_options)

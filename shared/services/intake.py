@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 
 from shared.compose import Services
-from shared.core.coalesce import DEBOUNCE_SECONDS
+from shared.core.coalesce import DEBOUNCE_SECONDS, stamp_request
 from shared.core.model import MailboxKey, SyncRequest
 from shared.core.notifications import (
     client_state_matches,
@@ -24,7 +24,6 @@ from shared.core.notifications import (
     parse_lifecycle_notifications,
     parse_validation_token,
 )
-from shared.core.times import iso_utc
 
 log = logging.getLogger("calsync.intake")
 
@@ -69,7 +68,7 @@ def run_notifications(svc: Services, body: bytes) -> IntakeResult:
             ignored += 1
             continue
         mailboxes[MailboxKey(item.tenant_id, user_id)] = None
-    now = iso_utc(svc.now())
+    now = stamp_request(svc.now())
     for key in mailboxes:
         svc.queue.put(
             SyncRequest(key.tenant_id, key.user_id, "notification", False, now),
@@ -86,7 +85,7 @@ def run_lifecycle(svc: Services, body: bytes) -> IntakeResult:
         log.warning("lifecycle item ignored: %s", reason)
     ignored = len(skipped)
     queued = 0
-    now = iso_utc(svc.now())
+    now = stamp_request(svc.now())
     for item in items:
         if item.lifecycle_event not in LIFECYCLE_EVENTS:
             log.warning("unknown lifecycle event %r ignored", item.lifecycle_event)

@@ -17,7 +17,11 @@ from typing import Any
 
 from shared.compose import Services
 from shared.core.model import MailboxKey, SubscriptionRecord
-from shared.core.notifications import client_state_digest, new_client_state
+from shared.core.notifications import (
+    client_state_digest,
+    new_client_state,
+    user_id_from_resource,
+)
 from shared.core.renewals import WritePacer, plan_expiry, plan_reconcile, plan_renewals
 from shared.core.state import MailboxRecord
 from shared.core.times import iso_utc as _iso
@@ -231,8 +235,7 @@ def _delete_graph_orphans(svc: Services, desired: set[MailboxKey]) -> int:
         for sub in listed:
             if sub.get("notificationUrl") != svc.settings.notification_url or sub["id"] in known:
                 continue
-            parts = str(sub.get("resource", "")).split("/")
-            key = MailboxKey(tenant_id, parts[1].lower() if len(parts) > 1 else "")
+            key = MailboxKey(tenant_id, user_id_from_resource(str(sub.get("resource", ""))) or "")
             if key in desired and key not in on_record:
                 continue
             try:
@@ -260,8 +263,9 @@ def _list_graph_subscriptions(svc: Services, tenant_id: str) -> list[dict[str, A
 
 
 def _queue_resync(svc: Services, sub: SubscriptionRecord, reason: str) -> None:
+    from shared.core.coalesce import stamp_request
     from shared.core.model import SyncRequest
 
     svc.queue.put(
-        SyncRequest(sub.tenant_id, sub.user_id, reason=reason, requested_at=_iso(svc.now()))
+        SyncRequest(sub.tenant_id, sub.user_id, reason, requested_at=stamp_request(svc.now()))
     )

@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from shared.compose import Services
-from shared.core.coalesce import Fold, Retry, plan_request
+from shared.core.coalesce import Fold, Retry, plan_request, stamp_request
 from shared.core.delta import decode_delta_page
 from shared.core.lease import plan_lease
 from shared.core.model import MailboxKey, SyncRequest, Window
@@ -28,7 +28,7 @@ from shared.core.reconcile import plan_full_diff, plan_page
 from shared.core.retry import plan_backoff
 from shared.core.state import CursorRecord, MailboxRecord
 from shared.core.times import iso_utc, parse_iso
-from shared.core.window import plan_window
+from shared.core.window import plan_window, window_is_stale
 from shared.errors import (
     CalsyncError,
     DeltaExpired,
@@ -118,7 +118,12 @@ def _round(
 ) -> SyncOutcome:
     key, now = mailbox.key, svc.now()
     window = plan_window(now, mailbox.options)
-    full = request.full or not cursor.delta_link or cursor.window != window
+    full = (
+        request.full
+        or not cursor.delta_link
+        or cursor.window is None
+        or window_is_stale(cursor.window, now, mailbox.options)
+    )
     old = cursor.window if request.reason == SAFETY_NET and cursor.delta_link else None
     drift = 0
     try:
@@ -268,7 +273,7 @@ def _lifecycle_action(svc: Services, request: SyncRequest) -> SyncRequest:
         subscriptions.reauthorize(svc, sub)
     elif sub is not None and event == "subscriptionRemoved":
         subscriptions.recreate(svc, sub)
-    return replace(request, reason=f"lifecycle:{event}", requested_at=iso_utc(svc.now()))
+    return replace(request, reason=f"lifecycle:{event}", requested_at=stamp_request(svc.now()))
 
 
 def _log_end(svc: Services, cursor: CursorRecord) -> None:
@@ -303,5 +308,5 @@ def queue_sync(
     svc: Services, key: MailboxKey, reason: str, *, full: bool = False, delay: float = 0.0
 ) -> None:
     svc.queue.put(
-        SyncRequest(key.tenant_id, key.user_id, reason, full, iso_utc(svc.now())), delay=delay
+        SyncRequest(key.tenant_id, key.user_id, reason, full, stamp_request(svc.now())), delay=delay
     )
