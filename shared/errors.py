@@ -31,10 +31,17 @@ class CalsyncError(Exception):
     http_status = 500
     #: Stable machine-readable code for problem bodies and status records.
     code = "internal_error"
+    #: Whether retrying the same work later can succeed (the queue retries transient failures).
+    retryable = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    @property
+    def transient(self) -> bool:
+        """Whether the same work can succeed later: the queue retries it; otherwise give up."""
+        return self.retryable
 
 
 class ConfigError(CalsyncError):
@@ -57,12 +64,14 @@ class SecretError(CalsyncError):
 
     http_status = 503
     code = "secret_unavailable"
+    retryable = True
 
 
 class SecretNotFound(SecretError):
     """The named secret does not exist in the configured store."""
 
     code = "secret_not_found"
+    retryable = False
 
     def __init__(self, name: str, where: str) -> None:
         self.name = name
@@ -94,6 +103,7 @@ class StorageError(CalsyncError):
 
     http_status = 503
     code = "storage_unavailable"
+    retryable = True
 
 
 class StateConflict(StorageError):
@@ -101,6 +111,7 @@ class StateConflict(StorageError):
 
     http_status = 409
     code = "state_conflict"
+    retryable = False
 
 
 class TokenError(CalsyncError):
@@ -114,6 +125,11 @@ class TokenError(CalsyncError):
         self.aadsts = aadsts
         self.error = error
 
+    @property
+    def transient(self) -> bool:
+        """Entra unreachable is worth a retry; a refused credential is not."""
+        return self.error == "network_error"
+
 
 class GraphError(CalsyncError):
     """Graph answered with an error status; `graph_code` is Graph's own `error.code`."""
@@ -126,11 +142,20 @@ class GraphError(CalsyncError):
         self.status = status
         self.graph_code = graph_code
 
+    @property
+    def transient(self) -> bool:
+        """Graph unreachable (status 0) or failing (5xx) is worth a retry; a 4xx is not."""
+        return self.status == 0 or self.status >= 500
+
 
 class Throttled(GraphError):
     """Graph throttled us (429, or 503/504); wait `retry_after` seconds before the next call."""
 
     code = "throttled"
+
+    @property
+    def transient(self) -> bool:
+        return True
 
     def __init__(self, message: str, *, status: int, graph_code: str, retry_after: float) -> None:
         super().__init__(message, status=status, graph_code=graph_code)

@@ -12,7 +12,7 @@ from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFo
 from azure.storage.queue import QueueClient
 
 from shared.adapters.storage import StorageClients
-from shared.core.model import SyncRequest
+from shared.core.model import SyncRequest, Trigger
 from shared.errors import InputError, StorageError
 from shared.names import QUEUES, SYNC_QUEUE
 
@@ -23,8 +23,12 @@ def encode_request(request: SyncRequest) -> str:
     return json.dumps(asdict(request), separators=(",", ":"))
 
 
+_TRIGGERS = {t.value: t for t in Trigger}
+
+
 def decode_request(text: str) -> SyncRequest:
-    """A queue message body → SyncRequest, or InputError naming what is wrong (→ poison queue)."""
+    """A queue message body → SyncRequest, or InputError naming what is wrong (→ poison queue).
+    Messages written before requests were typed carry `reason` ("lifecycle:missed:<id>")."""
     try:
         data: Any = json.loads(text)
     except ValueError:
@@ -34,8 +38,20 @@ def decode_request(text: str) -> SyncRequest:
     missing = [k for k in ("tenant_id", "user_id") if not isinstance(data.get(k), str)]
     if missing:
         raise InputError(f"sync request lacks {', '.join(missing)}")
-    known = {"tenant_id", "user_id", "reason", "full", "requested_at"}
-    return SyncRequest(**{k: v for k, v in data.items() if k in known})
+    if "trigger" not in data and isinstance(data.get("reason"), str):
+        head, _, rest = data["reason"].partition(":")
+        data["trigger"] = head
+        if head == Trigger.LIFECYCLE:
+            data["lifecycle_event"], _, data["subscription_id"] = rest.partition(":")
+    trigger = _TRIGGERS.get(str(data.get("trigger", "")))
+    if trigger is None:
+        raise InputError(
+            f"sync request has an unknown trigger {str(data.get('trigger'))[:40]!r}; "
+            f"expected one of {', '.join(_TRIGGERS)}"
+        )
+    fields = {"full": bool, "requested_at": str, "lifecycle_event": str, "subscription_id": str}
+    values = {k: data[k] for k, kind in fields.items() if isinstance(data.get(k), kind)}
+    return SyncRequest(data["tenant_id"], data["user_id"], trigger, **values)
 
 
 class SyncQueue:

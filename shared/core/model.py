@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 Mode = Literal["webhook", "poll"]
@@ -105,15 +106,35 @@ class LifecycleNotification:
     client_state: str
 
 
+class Trigger(StrEnum):
+    """Why a sync round was asked for (logged; `SAFETY_NET` adds a drift check)."""
+
+    NOTIFICATION = "notification"
+    LIFECYCLE = "lifecycle"  # with lifecycle_event and subscription_id
+    POLL = "poll"
+    RESYNC = "resync"
+    ENROL = "enrol"
+    OPTIONS = "options"
+    RESUBSCRIBED = "resubscribed"
+    RECREATED = "subscription recreated"
+    EXPIRED = "subscription expired"
+    SAFETY_NET = "safety-net"
+
+
 @dataclass(frozen=True)
 class SyncRequest:
-    """A queue message asking for one delta round of one mailbox (duplicates fold together)."""
+    """A queue message asking for one delta round of one mailbox (duplicates fold together).
+
+    A lifecycle request names Graph's event and the subscription; the worker steps the mailbox's
+    state machine with them (reauthorize, recreate) before the round."""
 
     tenant_id: str
     user_id: str
-    reason: str  # "notification", "lifecycle:missed", "poll", "resync", "enrol", "roll", ...
+    trigger: Trigger
     full: bool = False  # True: discard the cursor and resync the whole window with a diff
     requested_at: str = ""  # ISO 8601 UTC: lets the worker fold requests older than its last sync
+    lifecycle_event: str = ""  # Graph's lifecycleEvent (an open set: kept as a string)
+    subscription_id: str = ""
 
     @property
     def mailbox(self) -> MailboxKey:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from shared.core.lifecycle import State
 from shared.core.model import MailboxKey, MailboxOptions, Mode, Window
 
 
@@ -14,6 +15,8 @@ from shared.core.model import MailboxKey, MailboxOptions, Mode, Window
 class MailboxStatus:
     """What an operator sees: the effective mode and why, the subscription, the last results."""
 
+    state: str = ""  # a core.lifecycle.State value; "" on rows older than the state machine
+    fallback: str = ""  # why a webhook mailbox is polled (core.lifecycle.Fallback), else ""
     mode: Mode = "poll"
     mode_reason: str = "not yet subscribed"
     subscription_id: str = ""
@@ -42,6 +45,22 @@ class MailboxRecord:
 
     def with_status(self, **changes: Any) -> MailboxRecord:
         return replace(self, status=replace(self.status, **changes))
+
+    @property
+    def state(self) -> State:
+        """The lifecycle state; rows written before it was stored are read from their mode."""
+        s = self.status
+        if s.state in {member.value for member in State}:
+            return State(s.state)
+        if not self.enabled:
+            return State.REMOVED
+        if s.mode == "webhook" and s.subscription_id:
+            return State.SUBSCRIBED
+        if self.options.mode == "poll":
+            return State.POLL_CHOSEN
+        if s.next_subscribe_attempt is not None:
+            return State.POLL_FALLBACK
+        return State.ENROLLED
 
     def health(self) -> str:
         """A one-line health summary for listings."""

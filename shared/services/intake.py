@@ -16,14 +16,14 @@ import logging
 from dataclasses import dataclass
 
 from shared.compose import Services
-from shared.core.coalesce import DEBOUNCE_SECONDS, stamp_request
-from shared.core.model import MailboxKey, SyncRequest
+from shared.core.model import MailboxKey, SyncRequest, Trigger
 from shared.core.notifications import (
     client_state_matches,
     parse_change_notifications,
     parse_lifecycle_notifications,
     parse_validation_token,
 )
+from shared.core.rounds import DEBOUNCE_SECONDS, stamp_request
 
 log = logging.getLogger("calsync.intake")
 
@@ -71,7 +71,7 @@ def run_notifications(svc: Services, body: bytes) -> IntakeResult:
     now = stamp_request(svc.now())
     for key in mailboxes:
         svc.queue.put(
-            SyncRequest(key.tenant_id, key.user_id, "notification", False, now),
+            SyncRequest(key.tenant_id, key.user_id, Trigger.NOTIFICATION, False, now),
             delay=DEBOUNCE_SECONDS,
         )
     return IntakeResult(202, queued=len(mailboxes), ignored=ignored)
@@ -96,7 +96,14 @@ def run_lifecycle(svc: Services, body: bytes) -> IntakeResult:
             ignored += 1
             continue
         log.info("lifecycle %s for %s", item.lifecycle_event, item.subscription_id)
-        reason = f"lifecycle:{item.lifecycle_event}:{item.subscription_id}"
-        svc.queue.put(SyncRequest(item.tenant_id, user_id, reason, False, now))
+        request = SyncRequest(
+            item.tenant_id,
+            user_id,
+            Trigger.LIFECYCLE,
+            requested_at=now,
+            lifecycle_event=item.lifecycle_event,
+            subscription_id=item.subscription_id,
+        )
+        svc.queue.put(request)
         queued += 1
     return IntakeResult(202, queued=queued, ignored=ignored)

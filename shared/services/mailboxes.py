@@ -12,14 +12,14 @@ from typing import Any
 from urllib.parse import quote
 
 from shared.compose import Services
+from shared.core import lifecycle as lc
 from shared.core.entity import join_properties
-from shared.core.model import MailboxKey
+from shared.core.model import MailboxKey, Trigger
 from shared.core.options import options_to_dict, parse_options
 from shared.core.state import MailboxRecord, MailboxStatus
 from shared.core.times import iso_utc, parse_iso
 from shared.errors import GraphError, InputError, NotFoundError
-from shared.services import subscriptions
-from shared.services.sync import queue_sync
+from shared.services.lifecycle import advance, queue_sync
 
 log = logging.getLogger("calsync.mailboxes")
 
@@ -79,46 +79,26 @@ def enrol(
     else:
         record, created = replace(existing, options=options, enabled=True), False
     svc.state.put_mailbox(record)
-    changed_window = existing is None or (
-        (
-            existing.options.weeks_back,
-            existing.options.weeks_ahead,
-            existing.options.body_type,
-            existing.options.private,
+    if existing is None or not existing.enabled:
+        event: lc.Event = lc.Enrolled(options.mode)
+    else:
+        before, after = existing.options, options
+        resync = (before.weeks_back, before.weeks_ahead, before.body_type, before.private) != (
+            after.weeks_back,
+            after.weeks_ahead,
+            after.body_type,
+            after.private,
         )
-        != (options.weeks_back, options.weeks_ahead, options.body_type, options.private)
-    )
-    if options.mode == "poll":
-        _drop_subscriptions(svc, record.key)
-        record = subscriptions.ensure_subscription(svc, record)
-    elif not record.status.subscription_id or record.status.mode != "webhook":
-        record = subscriptions.ensure_subscription(svc, record)
-    if changed_window or not existing or not existing.enabled:
-        queue_sync(svc, record.key, "enrol" if created else "options", full=True)
+        event = lc.OptionsChanged(options.mode, resync=resync)
+    record, _ = advance(svc, record, event, new=existing is None)
     return view(record), created
-
-
-def _drop_subscriptions(svc: Services, key: MailboxKey) -> None:
-    for sub in svc.state.list_subscriptions():
-        if sub.tenant_id == key.tenant_id and sub.user_id == key.user_id:
-            subscriptions.delete_subscription(svc, sub)
 
 
 def remove(svc: Services, tenant_id: str, user: str, *, purge: bool) -> dict[str, Any]:
     """Stop syncing: delete the subscription; keep the mirror (disabled) or purge everything."""
     record = find(svc, tenant_id, user)
-    _drop_subscriptions(svc, record.key)
-    svc.state.delete_cursor(record.key)
-    purged = 0
-    if purge:
-        purged = svc.state.purge_events(record.key)
-        svc.state.delete_mailbox(record.key)
-    else:
-        svc.state.put_mailbox(
-            replace(record, enabled=False).with_status(
-                mode="poll", mode_reason="removed", subscription_id="", subscription_expiry=None
-            )
-        )
+    purged = len(svc.state.stored_versions(record.key)) if purge else 0
+    advance(svc, record, lc.Removed(purge=purge))
     return {
         "tenantId": record.key.tenant_id,
         "userId": record.key.user_id,
@@ -129,7 +109,7 @@ def remove(svc: Services, tenant_id: str, user: str, *, purge: bool) -> dict[str
 
 def resync(svc: Services, tenant_id: str, user: str) -> dict[str, Any]:
     record = find(svc, tenant_id, user)
-    queue_sync(svc, record.key, "resync", full=True)
+    queue_sync(svc, record.key, Trigger.RESYNC, full=True)
     return {"queued": True, "tenantId": record.key.tenant_id, "userId": record.key.user_id}
 
 

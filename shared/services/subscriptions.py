@@ -12,10 +12,10 @@ import logging
 import secrets as pysecrets
 import time
 from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 
 from shared.compose import Services
+from shared.core import lifecycle as lc
 from shared.core.model import MailboxKey, SubscriptionRecord
 from shared.core.notifications import (
     client_state_digest,
@@ -31,7 +31,6 @@ from shared.errors import GraphError, SubscriptionGone, Throttled, TokenError
 log = logging.getLogger("calsync.subscriptions")
 
 CHANGE_TYPES = "created,updated,deleted"
-RETRY_SUBSCRIBE_AFTER = timedelta(minutes=15)
 MAX_PACING_SLEEP = 5.0  # seconds a timer run may wait for the pacer before deferring the rest
 _PACER = WritePacer()
 
@@ -50,15 +49,13 @@ def _paced(svc: Services, tenant_id: str) -> bool:
     return True
 
 
-def ensure_subscription(svc: Services, mailbox: MailboxRecord) -> MailboxRecord:
-    """Create a subscription for a webhook-mode mailbox; on refusal fall back to poll mode."""
+def subscribe(svc: Services, mailbox: MailboxRecord) -> lc.Event:
+    """Try to create the mailbox's subscription; the outcome as a lifecycle event."""
     now = svc.now()
-    if mailbox.options.mode == "poll":
-        return _poll_mode(svc, mailbox, "poll mode chosen in the mailbox options")
     if not svc.settings.notification_url:
-        return _poll_mode(svc, mailbox, "PUBLIC_BASE_URL is not set: Graph has no URL to call")
+        return lc.NoCallbackUrl()
     if not _paced(svc, mailbox.key.tenant_id):
-        return _poll_mode(svc, mailbox, "subscription writes paced for this tenant; retrying soon")
+        return lc.Paced()
     client_state = new_client_state(pysecrets.token_bytes(32))
     expiry = plan_expiry(now, svc.rng)
     body = {
@@ -75,10 +72,11 @@ def ensure_subscription(svc: Services, mailbox: MailboxRecord) -> MailboxRecord:
     except (GraphError, TokenError) as exc:
         code = getattr(exc, "graph_code", "") or getattr(exc, "error", "") or exc.code
         log.warning("subscription for %s refused: %s", mailbox.key.user_id, exc.message)
-        record = _poll_mode(svc, mailbox, f"subscription refused: {exc.message}")
         errors = {"last_error": exc.message, "last_error_code": str(code), "last_error_at": now}
         svc.state.update_status(mailbox.key, **errors)
-        return record.with_status(**errors)
+        if isinstance(exc, TokenError) and not exc.transient:
+            return lc.CredentialRejected(str(code), exc.message)
+        return lc.Refused(str(code), exc.message)
     sub = SubscriptionRecord(
         subscription_id=created["id"],
         tenant_id=mailbox.key.tenant_id,
@@ -89,32 +87,10 @@ def ensure_subscription(svc: Services, mailbox: MailboxRecord) -> MailboxRecord:
         last_renewed=now,
     )
     svc.state.put_subscription(sub)
-    subscribed: dict[str, object] = {
-        "mode": "webhook",
-        "mode_reason": "subscribed",
-        "subscription_id": sub.subscription_id,
-        "subscription_expiry": sub.expiration,
-        "next_subscribe_attempt": None,
-    }
+    subscribed = {"subscription_id": sub.subscription_id, "subscription_expiry": sub.expiration}
     svc.state.update_status(mailbox.key, **subscribed)
-    record = mailbox.with_status(**subscribed)
     log.info("subscribed %s until %s", mailbox.key.user_id, sub.expiration)
-    return record
-
-
-def _poll_mode(svc: Services, mailbox: MailboxRecord, reason: str) -> MailboxRecord:
-    now = svc.now()
-    retry = None if mailbox.options.mode == "poll" else now + RETRY_SUBSCRIBE_AFTER
-    polled: dict[str, object] = {
-        "mode": "poll",
-        "mode_reason": reason,
-        "subscription_id": "",
-        "subscription_expiry": None,
-        "next_subscribe_attempt": retry,
-        "next_poll": mailbox.status.next_poll or now,
-    }
-    svc.state.update_status(mailbox.key, **polled)
-    return mailbox.with_status(**polled)
+    return lc.Subscribed(sub.subscription_id)
 
 
 def delete_subscription(svc: Services, sub: SubscriptionRecord) -> None:
@@ -126,17 +102,19 @@ def delete_subscription(svc: Services, sub: SubscriptionRecord) -> None:
     svc.state.delete_subscription(sub.tenant_id, sub.subscription_id)
 
 
-def recreate(svc: Services, sub: SubscriptionRecord) -> MailboxRecord | None:
-    """The subscription is gone: forget it and subscribe the mailbox anew."""
-    svc.state.delete_subscription(sub.tenant_id, sub.subscription_id)
-    mailbox = svc.state.find_mailbox(MailboxKey(sub.tenant_id, sub.user_id))
-    if mailbox is None or not mailbox.enabled:
+def drop_all(svc: Services, key: MailboxKey) -> None:
+    """Delete every subscription on record for the mailbox."""
+    for sub in svc.state.list_subscriptions():
+        if sub.tenant_id == key.tenant_id and sub.user_id == key.user_id:
+            delete_subscription(svc, sub)
+
+
+def reauthorize(svc: Services, key: MailboxKey, subscription_id: str) -> lc.Event | None:
+    """Answer reauthorizationRequired: POST /reauthorize. A subscription that is gone comes back
+    as SubscriptionRemoved (recreate it); one we don't know is left alone."""
+    sub = svc.state.get_subscription(key.tenant_id, subscription_id)
+    if sub is None:
         return None
-    return ensure_subscription(svc, mailbox)
-
-
-def reauthorize(svc: Services, sub: SubscriptionRecord) -> None:
-    """Answer reauthorizationRequired: POST /reauthorize; recreate when the subscription is gone."""
     try:
         svc.graph.request(
             sub.tenant_id,
@@ -145,9 +123,18 @@ def reauthorize(svc: Services, sub: SubscriptionRecord) -> None:
             subscription=True,
         )
     except SubscriptionGone:
-        recreate(svc, sub)
-        return
+        return lc.SubscriptionRemoved(subscription_id)
     svc.state.put_subscription(replace(sub, last_reauthorized=svc.now()))
+    return None
+
+
+def _gone(svc: Services, sub: SubscriptionRecord) -> None:
+    """Graph no longer has `sub`: the mailbox subscribes anew (and resyncs), or the record goes."""
+    from shared.services.lifecycle import advance_if_allowed
+
+    mailbox = svc.state.find_mailbox(MailboxKey(sub.tenant_id, sub.user_id))
+    if mailbox is None or advance_if_allowed(svc, mailbox, lc.Expired(sub.subscription_id)) is None:
+        svc.state.delete_subscription(sub.tenant_id, sub.subscription_id)
 
 
 def renew_due(svc: Services) -> dict[str, int]:
@@ -167,8 +154,7 @@ def renew_due(svc: Services) -> dict[str, int]:
                 subscription=True,
             )
         except SubscriptionGone:
-            recreate(svc, sub)
-            _queue_resync(svc, sub, "subscription recreated")
+            _gone(svc, sub)
             counts["recreated"] += 1
             continue
         except Throttled:
@@ -187,6 +173,8 @@ def renew_due(svc: Services) -> dict[str, int]:
 
 def reconcile(svc: Services) -> dict[str, int]:
     """Timer step: every enabled webhook mailbox has exactly one live subscription; orphans go."""
+    from shared.services.lifecycle import advance_if_allowed
+
     now = svc.now()
     mailboxes = [m for m in svc.state.list_mailboxes() if m.enabled]
     desired = {
@@ -200,11 +188,16 @@ def reconcile(svc: Services) -> dict[str, int]:
     for sub in actions.delete:
         delete_subscription(svc, sub)
     for sub in actions.recreate:
-        recreate(svc, sub)
-        _queue_resync(svc, sub, "subscription expired")
+        _gone(svc, sub)
     for key in actions.create:
-        if key in by_key:
-            ensure_subscription(svc, by_key[key])
+        mailbox = by_key.get(key)
+        if mailbox is None:
+            continue
+        if mailbox.state is lc.State.SUBSCRIBED:  # subscribed, but no subscription on record
+            event: lc.Event = lc.Expired(mailbox.status.subscription_id)
+        else:
+            event = lc.ResubscribeDue()
+        advance_if_allowed(svc, mailbox, event)
     orphans = _delete_graph_orphans(svc, desired)
     return {
         "created": len(actions.create),
@@ -260,12 +253,3 @@ def _list_graph_subscriptions(svc: Services, tenant_id: str) -> list[dict[str, A
         out.extend(page.get("value", []))
         link = page.get("@odata.nextLink")
     return out
-
-
-def _queue_resync(svc: Services, sub: SubscriptionRecord, reason: str) -> None:
-    from shared.core.coalesce import stamp_request
-    from shared.core.model import SyncRequest
-
-    svc.queue.put(
-        SyncRequest(sub.tenant_id, sub.user_id, reason, requested_at=stamp_request(svc.now()))
-    )

@@ -16,35 +16,40 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from typing import Any
 
 from shared.compose import Services
-from shared.core.coalesce import Fold, Retry, plan_request, stamp_request
+from shared.core import lifecycle as lc
 from shared.core.delta import decode_delta_page
-from shared.core.lease import plan_lease
-from shared.core.model import MailboxKey, SyncRequest, Window
+from shared.core.model import SyncRequest, Trigger, Window
 from shared.core.reconcile import plan_full_diff, plan_page
-from shared.core.retry import plan_backoff
+from shared.core.rounds import (
+    CONFLICT_DEFER_SECONDS,
+    Defer,
+    Fold,
+    Requeue,
+    Reraise,
+    Run,
+    plan_recovery,
+    plan_round,
+    stamp_request,
+)
 from shared.core.state import CursorRecord, MailboxRecord
 from shared.core.times import iso_utc, parse_iso
-from shared.core.window import plan_window, window_is_stale
 from shared.errors import (
     CalsyncError,
     DeltaExpired,
     GraphError,
     StateConflict,
     StorageError,
-    Throttled,
     TokenError,
 )
+from shared.services.lifecycle import advance_if_allowed
 
 log = logging.getLogger("calsync.sync")
 
-LEASE = timedelta(minutes=5)
 PAGE_SIZE = 100
 MAX_PAGES = 10_000  # a runaway nextLink chain is a bug, not a calendar
-SAFETY_NET = "safety-net"
 
 
 @dataclass(frozen=True)
@@ -61,111 +66,93 @@ class SyncOutcome:
     total: int | None = None  # size of the mirror after a full round
 
 
+_LIFECYCLE_EVENTS: dict[
+    str, type[lc.ReauthorizationRequired | lc.SubscriptionRemoved | lc.Missed]
+] = {
+    "reauthorizationRequired": lc.ReauthorizationRequired,
+    "subscriptionRemoved": lc.SubscriptionRemoved,
+    "missed": lc.Missed,
+}
+
+
 def run_sync_request(svc: Services, request: SyncRequest) -> SyncOutcome:
-    """Handle one sync request from the queue."""
+    """Handle one sync request from the queue: plan it, then fold, defer or run the round."""
     key = request.mailbox
     mailbox = svc.state.find_mailbox(key)
     if mailbox is None or not mailbox.enabled:
         log.info("sync request for %s ignored: not enrolled or disabled", key.user_id)
         return SyncOutcome("ignored")
-    if request.reason.startswith("lifecycle:"):
-        request = _lifecycle_action(svc, request)
-        mailbox = svc.state.find_mailbox(key) or mailbox
-    if request.reason == "notification":
+    if request.trigger is Trigger.LIFECYCLE:
+        mailbox, request = _lifecycle_step(svc, mailbox, request)
+    if request.trigger is Trigger.NOTIFICATION:
         noted = parse_iso(request.requested_at)
         if noted is not None:
             svc.state.update_status(key, last_notification=noted)
     now = svc.now()
     cursor = svc.state.get_cursor(key)
-    decision = plan_request(
-        request,
-        round_started=cursor.round_started,
-        round_completed=cursor.round_completed,
-        full_completed=cursor.full_completed,
-        lease_until=cursor.lease_until if cursor.lease_owner else None,
-        now=now,
-    )
-    if isinstance(decision, Fold):
+    plan = plan_round(request, cursor, mailbox.options, now=now)
+    if isinstance(plan, Fold):
         return SyncOutcome("folded")
-    if isinstance(decision, Retry):
-        svc.queue.put(request, delay=decision.after)
-        return SyncOutcome("deferred")
-    lease = plan_lease(
-        svc.owner,
-        cursor.lease_owner or None,
-        cursor.lease_until,
-        now,
-        LEASE,
-    )
-    if not lease.acquired:
-        svc.queue.put(request, delay=min(5.0, lease.remaining) + 0.5)
+    if isinstance(plan, Defer):
+        svc.queue.put(request, delay=plan.after)
         return SyncOutcome("deferred")
     try:
         cursor = svc.state.save_cursor(
-            replace(cursor, lease_owner=svc.owner, lease_until=lease.until, round_started=now)
+            replace(cursor, lease_owner=svc.owner, lease_until=plan.lease_until, round_started=now)
         )
     except StateConflict:
-        svc.queue.put(request, delay=1.0)  # another host took it between our read and write
+        svc.queue.put(request, delay=CONFLICT_DEFER_SECONDS)  # another host took it first
         return SyncOutcome("deferred")
     # "round begin/end" lines let operators (and the two-host test) see that rounds of one
     # mailbox never overlap: "end" is logged just before the write that releases the lease.
     log.info("round begin %s by %s at %.6f", key.partition, svc.owner, time.time())
-    return _round(svc, request, mailbox, cursor)
+    return _round(svc, request, mailbox, cursor, plan)
+
+
+def _run_passes(
+    svc: Services, mailbox: MailboxRecord, cursor: CursorRecord, plan: Run
+) -> tuple[SyncOutcome, str]:
+    """The plan's passes in order; a 410 in any of them turns into the plan's full pass."""
+    try:
+        outcome, drift = SyncOutcome("ok"), 0
+        for step in plan.passes:
+            outcome, link = _follow(
+                svc, mailbox, cursor, step.window, full=step.full, count_drift=step.count_drift
+            )
+            cursor = replace(cursor, delta_link=link)
+            drift = outcome.drift if step.count_drift else drift
+        return replace(outcome, drift=drift), cursor.delta_link
+    except DeltaExpired:
+        log.warning("delta token of %s expired: full resync of the window", mailbox.key.user_id)
+        again = plan.on_expired
+        return _follow(svc, mailbox, cursor, again.window, full=again.full)
 
 
 def _round(
-    svc: Services, request: SyncRequest, mailbox: MailboxRecord, cursor: CursorRecord
+    svc: Services, request: SyncRequest, mailbox: MailboxRecord, cursor: CursorRecord, plan: Run
 ) -> SyncOutcome:
-    key, now = mailbox.key, svc.now()
-    window = plan_window(now, mailbox.options)
-    full = (
-        request.full
-        or not cursor.delta_link
-        or cursor.window is None
-        or window_is_stale(cursor.window, now, mailbox.options)
-    )
-    old = cursor.window if request.reason == SAFETY_NET and cursor.delta_link else None
-    drift = 0
+    key = mailbox.key
     try:
-        try:
-            if old is not None:
-                # Catch up with real changes on the cursor's own window first, then list that
-                # window in full: whatever the full pass still corrects is drift. Only then roll
-                # the window forward (a full pass of the new window) if the day has moved on.
-                _, link = _follow(svc, mailbox, cursor, old, full=False)
-                cursor = replace(cursor, delta_link=link)
-                checked, link = _follow(svc, mailbox, cursor, old, full=True, count_drift=True)
-                cursor = replace(cursor, delta_link=link)
-                drift = checked.drift
-                if old == window:
-                    outcome, delta_link = checked, link
-                else:
-                    outcome, delta_link = _follow(svc, mailbox, cursor, window, full=True)
-            else:
-                outcome, delta_link = _follow(svc, mailbox, cursor, window, full=full)
-            outcome = replace(outcome, drift=drift)
-        except DeltaExpired:
-            log.warning("delta token of %s expired: full resync of the window", key.user_id)
-            outcome, delta_link = _follow(svc, mailbox, cursor, window, full=True)
-    except Throttled as exc:
+        outcome, delta_link = _run_passes(svc, mailbox, cursor, plan)
+    except CalsyncError as exc:
         _release(svc, cursor)
-        delay = plan_backoff(1, exc.retry_after or None, svc.rng)
-        svc.queue.put(request, delay=delay)
-        _record_error(svc, mailbox, exc, result="throttled; re-queued")
-        return SyncOutcome("throttled")
-    except (GraphError, TokenError) as exc:
-        _release(svc, cursor)
+        if isinstance(exc, StorageError):
+            raise
+        recovery = plan_recovery(exc, svc.rng)
+        if isinstance(recovery, Requeue):
+            svc.queue.put(request, delay=recovery.after)
+            _record_error(svc, mailbox, exc, result="throttled; re-queued")
+            return SyncOutcome("throttled")
         _record_error(svc, mailbox, exc, result="failed")
-        if _transient(exc):
+        if isinstance(exc, TokenError) and not exc.transient:
+            advance_if_allowed(svc, mailbox, lc.CredentialRejected(_code(exc), exc.message))
+        if isinstance(recovery, Reraise):
             raise  # the queue retries it (and poison-queues it after maxDequeueCount)
         return SyncOutcome("failed")
-    except StorageError:
-        _release(svc, cursor)
-        raise
     finished = replace(
         cursor,
         delta_link=delta_link,
-        window=window,
+        window=plan.window,
         lease_owner="",
         lease_until=None,
         round_completed=cursor.round_started,
@@ -193,6 +180,11 @@ def _round(
         "event_count": count,
     }
     svc.state.update_status(key, **changes)
+    if mailbox.state is lc.State.CREDENTIAL_INVALID:
+        restored = lc.CredentialRestored(
+            mailbox.options.mode, subscribed=bool(mailbox.status.subscription_id)
+        )
+        advance_if_allowed(svc, mailbox, restored)
     return outcome
 
 
@@ -262,18 +254,18 @@ def _follow(
     raise GraphError(f"delta of {key.user_id} ended without a delta link", status=0)
 
 
-def _lifecycle_action(svc: Services, request: SyncRequest) -> SyncRequest:
-    """Do what a lifecycle event asks before the resync it also needs; the resync is stamped
-    after the action, so no earlier round can fold it."""
-    from shared.services import subscriptions
-
-    _, event, subscription_id = ([*request.reason.split(":", 2), "", ""])[:3]
-    sub = svc.state.get_subscription(request.tenant_id, subscription_id)
-    if sub is not None and event == "reauthorizationRequired":
-        subscriptions.reauthorize(svc, sub)
-    elif sub is not None and event == "subscriptionRemoved":
-        subscriptions.recreate(svc, sub)
-    return replace(request, reason=f"lifecycle:{event}", requested_at=stamp_request(svc.now()))
+def _lifecycle_step(
+    svc: Services, mailbox: MailboxRecord, request: SyncRequest
+) -> tuple[MailboxRecord, SyncRequest]:
+    """Step the mailbox with Graph's lifecycle event (reauthorize, recreate) before the round it
+    also needs; that round is stamped after the step, so no earlier round can fold it."""
+    kind = _LIFECYCLE_EVENTS.get(request.lifecycle_event)
+    sub = svc.state.get_subscription(request.tenant_id, request.subscription_id)
+    if kind is not None and sub is not None and sub.user_id == mailbox.key.user_id:
+        stepped = advance_if_allowed(svc, mailbox, kind(request.subscription_id), run_syncs=False)
+        if stepped is not None:
+            mailbox = stepped[0]
+    return mailbox, replace(request, requested_at=stamp_request(svc.now()))
 
 
 def _log_end(svc: Services, cursor: CursorRecord) -> None:
@@ -286,27 +278,16 @@ def _release(svc: Services, cursor: CursorRecord) -> None:
         svc.state.save_cursor(replace(cursor, lease_owner="", lease_until=None))
 
 
-def _transient(exc: CalsyncError) -> bool:
-    """Worth a retry by the queue: Graph 5xx or unreachable, or Entra unreachable."""
-    if isinstance(exc, GraphError):
-        return exc.status == 0 or exc.status >= 500
-    return isinstance(exc, TokenError) and exc.error == "network_error"
+def _code(exc: CalsyncError) -> str:
+    code: Any = getattr(exc, "graph_code", "") or getattr(exc, "aadsts", "") or exc.code
+    return str(code)
 
 
 def _record_error(svc: Services, mailbox: MailboxRecord, exc: CalsyncError, *, result: str) -> None:
-    code: Any = getattr(exc, "graph_code", "") or getattr(exc, "aadsts", "") or exc.code
     svc.state.update_status(
         mailbox.key,
         last_sync_result=result,
         last_error=exc.message,
-        last_error_code=str(code),
+        last_error_code=_code(exc),
         last_error_at=svc.now(),
-    )
-
-
-def queue_sync(
-    svc: Services, key: MailboxKey, reason: str, *, full: bool = False, delay: float = 0.0
-) -> None:
-    svc.queue.put(
-        SyncRequest(key.tenant_id, key.user_id, reason, full, stamp_request(svc.now())), delay=delay
     )

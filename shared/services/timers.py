@@ -11,14 +11,16 @@ import logging
 from datetime import timedelta
 
 from shared.compose import Services
+from shared.core import lifecycle as lc
+from shared.core.model import Trigger
 from shared.services import subscriptions
-from shared.services.sync import SAFETY_NET, queue_sync
+from shared.services.lifecycle import advance, queue_sync
 
 log = logging.getLogger("calsync.timers")
 
 
 def run_poll(svc: Services) -> dict[str, int]:
-    """Queue a sync for each poll-mode mailbox that is due; retry subscribing fallbacks."""
+    """Queue a sync for each polled mailbox that is due; retry subscribing fallbacks."""
     now = svc.now()
     counts = {"polled": 0, "resubscribed": 0}
     for mailbox in svc.state.list_mailboxes():
@@ -26,21 +28,19 @@ def run_poll(svc: Services) -> dict[str, int]:
             continue
         status = mailbox.status
         if (
-            mailbox.options.mode == "webhook"
-            and status.mode == "poll"
+            mailbox.state is lc.State.POLL_FALLBACK
             and status.next_subscribe_attempt is not None
             and status.next_subscribe_attempt <= now
         ):
-            mailbox = subscriptions.ensure_subscription(svc, mailbox)
-            if mailbox.status.mode == "webhook":
+            mailbox, _ = advance(svc, mailbox, lc.ResubscribeDue())
+            if mailbox.state is lc.State.SUBSCRIBED:
                 counts["resubscribed"] += 1
-                queue_sync(svc, mailbox.key, "resubscribed")
                 continue
-        if mailbox.status.mode != "poll":
+        if mailbox.state not in lc.POLLED:
             continue
         if mailbox.status.next_poll is not None and mailbox.status.next_poll > now:
             continue
-        queue_sync(svc, mailbox.key, "poll")
+        advance(svc, mailbox, lc.PollDue())
         next_poll = now + timedelta(seconds=mailbox.options.poll_seconds)
         svc.state.update_status(mailbox.key, next_poll=next_poll)
         counts["polled"] += 1
@@ -61,5 +61,5 @@ def run_daily(svc: Services) -> dict[str, int]:
     # Graph and the workers at once.
     spread = min(300.0, 0.2 * len(mailboxes))
     for mailbox in mailboxes:
-        queue_sync(svc, mailbox.key, SAFETY_NET, delay=svc.rng.uniform(0, spread))
+        queue_sync(svc, mailbox.key, Trigger.SAFETY_NET, delay=svc.rng.uniform(0, spread))
     return {"queued": len(mailboxes)}

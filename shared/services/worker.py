@@ -27,7 +27,7 @@ def run_queue_message(svc: Services, body: bytes, dequeue_count: int) -> SyncOut
         "sync %s/%s (%s, try %d): %s",
         request.tenant_id,
         request.user_id,
-        request.reason,
+        request.trigger.value,
         dequeue_count,
         outcome.result,
     )

@@ -1,54 +1,90 @@
-"""Folding sync requests into delta rounds: the decisions, and a simulation losing none."""
+"""The plan of a sync request: fold, defer or run (which passes), and a simulation losing none."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.core.coalesce import (
+from shared.core.model import MailboxKey, MailboxOptions, SyncRequest, Trigger, Window
+from shared.core.rounds import (
     DEBOUNCE_SECONDS,
     Decision,
+    Defer,
     Fold,
-    Retry,
+    Pass,
     Run,
-    plan_request,
+    plan_round,
     stamp_request,
 )
-from shared.core.lease import plan_lease
-from shared.core.model import SyncRequest
+from shared.core.state import CursorRecord
+from shared.core.window import plan_window
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+KEY = MailboxKey("t", "u")
+FIVE = timedelta(minutes=5)
 
 
 def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def request(seconds: float, *, full: bool = False) -> SyncRequest:
-    return SyncRequest("t", "u", "notification", full, stamp_request(at(seconds)))
+def request(
+    seconds: float, *, full: bool = False, trigger: Trigger = Trigger.NOTIFICATION
+) -> SyncRequest:
+    return SyncRequest("t", "u", trigger, full, stamp_request(at(seconds)))
+
+
+def cursor(
+    completed: float | None = None,
+    full_completed: float | None = None,
+    lease: float | None = None,
+    *,
+    owner: str = "other",
+    delta_link: str = "https://graph/delta?token=1",
+    window: Window | None = None,
+) -> CursorRecord:
+    return CursorRecord(
+        KEY,
+        delta_link=delta_link,
+        window=window if window is not None else plan_window(T0, MailboxOptions()),
+        lease_owner=owner if lease is not None else "",
+        lease_until=None if lease is None else at(lease),
+        round_started=None if completed is None else at(completed),
+        round_completed=None if completed is None else at(completed),
+        full_completed=None if full_completed is None else at(full_completed),
+    )
+
+
+def plan(req: SyncRequest, cur: CursorRecord, now: float) -> Decision:
+    return plan_round(req, cur, MailboxOptions(), now=at(now))
+
+
+def ran(decision: Decision) -> bool:
+    return isinstance(decision, Run)
 
 
 @pytest.mark.parametrize(
     ("req", "completed", "full_completed", "lease", "now", "expected"),
     [
-        (request(10), None, None, None, 11, Run()),
+        (request(10), None, None, None, 11, "run"),
         (request(10), 10.6, None, None, 11, Fold()),
-        (request(10), 10.5, None, None, 11, Run()),  # within the skew margin: not proof
-        (request(10), 10.2, None, None, 11, Run()),
-        (request(10), 9.0, None, None, 11, Run()),
-        (request(10), 9.0, None, 13, 11, Retry(2.25)),
-        (request(10), 9.0, None, 60, 11, Retry(5.25)),
-        (request(10), 9.0, None, 11, 11, Run()),  # a lease ending now is over
+        (request(10), 10.5, None, None, 11, "run"),  # within the skew margin: not proof
+        (request(10), 10.2, None, None, 11, "run"),
+        (request(10), 9.0, None, None, 11, "run"),
+        (request(10), 9.0, None, 13, 11, Defer(2.25)),
+        (request(10), 9.0, None, 60, 11, Defer(5.25)),
+        (request(10), 9.0, None, 11, 11, "run"),  # a lease ending now is over
+        (request(10), 9.0, None, 10, 11, "run"),  # an expired lease is free
         (request(10), 12.0, None, 60, 13, Fold()),  # proof beats a new running round
-        (request(10, full=True), 12.0, None, None, 13, Run()),
-        (request(10, full=True), 12.0, 9.0, None, 13, Run()),
+        (request(10, full=True), 12.0, None, None, 13, "run"),
+        (request(10, full=True), 12.0, 9.0, None, 13, "run"),
         (request(10, full=True), 12.0, 12.0, None, 13, Fold()),
         (request(10, full=True), 12.0, 12.0, 60, 13, Fold()),
-        (request(10, full=True), 12.0, 9.0, 60, 13, Retry(5.25)),
+        (request(10, full=True), 12.0, 9.0, 60, 13, Defer(5.25)),
     ],
 )
 def test_decisions(
@@ -57,41 +93,86 @@ def test_decisions(
     full_completed: float | None,
     lease: float | None,
     now: float,
-    expected: Decision,
+    expected: Decision | str,
 ) -> None:
-    """Fold only on a completed round begun over 0.5 s after the request; Retry on a live lease."""
-    decision = plan_request(
-        req,
-        round_started=None if completed is None else at(completed),
-        round_completed=None if completed is None else at(completed),
-        full_completed=None if full_completed is None else at(full_completed),
-        lease_until=None if lease is None else at(lease),
-        now=at(now),
-    )
-    assert decision == expected
+    """Fold only on a completed round begun over 0.5 s after the request; defer on a live lease."""
+    decision = plan(req, cursor(completed, full_completed, lease), now)
+    if expected == "run":
+        assert isinstance(decision, Run)
+        assert decision.lease_until == at(now) + FIVE
+    else:
+        assert decision == expected
+
+
+def test_own_live_lease_defers_too() -> None:
+    """A live lease defers whoever holds it: two workers of one host never overlap either."""
+    assert plan(request(10), cursor(9.0, lease=12, owner="me"), 11) == Defer(1.25)
 
 
 def test_a_started_round_never_folds() -> None:
     """A round that began after the request but has not completed proves nothing."""
-    decision = plan_request(
-        request(10), round_started=at(20), round_completed=at(5), lease_until=None, now=at(21)
-    )
-    assert decision == Run()
+    cur = replace(cursor(5), round_started=at(20))
+    assert ran(plan(request(10), cur, 21))
 
 
 @pytest.mark.parametrize("stamp", ["", "yesterday", "2026-13-01T00:00:00Z"])
 def test_unreadable_request_time_never_folds(stamp: str) -> None:
     """Without a readable requested_at a request runs, whatever the cursor says."""
-    req = SyncRequest("t", "u", "poll", False, stamp)
-    decision = plan_request(
-        req, round_started=at(99), round_completed=at(99), lease_until=None, now=at(100)
-    )
-    assert decision == Run()
+    req = SyncRequest("t", "u", Trigger.POLL, False, stamp)
+    assert ran(plan(req, cursor(99), 100))
+
+
+TODAY = plan_window(T0, MailboxOptions())
+YESTERDAY = plan_window(T0 - timedelta(days=1), MailboxOptions())
+
+
+@pytest.mark.parametrize(
+    ("req", "cur", "passes"),
+    [
+        (request(0), cursor(), (Pass(TODAY, full=False),)),
+        (request(0, full=True), cursor(), (Pass(TODAY, full=True),)),
+        (request(0), cursor(delta_link=""), (Pass(TODAY, full=True),)),  # first sync
+        (request(0), cursor(window=YESTERDAY), (Pass(TODAY, full=True),)),  # the day rolled
+        (
+            request(0, trigger=Trigger.SAFETY_NET),
+            cursor(),
+            (Pass(TODAY, full=False), Pass(TODAY, full=True, count_drift=True)),
+        ),
+        (
+            request(0, trigger=Trigger.SAFETY_NET),
+            cursor(window=YESTERDAY),
+            (
+                Pass(YESTERDAY, full=False),
+                Pass(YESTERDAY, full=True, count_drift=True),
+                Pass(TODAY, full=True),
+            ),
+        ),
+        (request(0, trigger=Trigger.SAFETY_NET), cursor(delta_link=""), (Pass(TODAY, full=True),)),
+    ],
+)
+def test_passes(req: SyncRequest, cur: CursorRecord, passes: tuple[Pass, ...]) -> None:
+    """Incremental when the cursor is good; full on first sync, request or a rolled window; the
+    safety net checks drift on the old window before rolling it."""
+    decision = plan(req, cur, 1)
+    assert isinstance(decision, Run)
+    assert decision.passes == passes
+    assert decision.window == TODAY
+    assert decision.full == passes[-1].full
+    assert decision.on_expired == Pass(TODAY, full=True)  # a 410 lists today's window
+
+
+def test_options_change_the_window() -> None:
+    """A cursor whose window was planned with other weeks back/ahead is stale: full pass."""
+    options = MailboxOptions(weeks_back=1, weeks_ahead=2)
+    decision = plan_round(request(0), cursor(), options, now=at(1))
+    assert isinstance(decision, Run)
+    assert decision.passes == (Pass(plan_window(at(1), options), full=True),)
 
 
 # --- Simulation: several workers, a queue with visibility delays, skewed clocks, crashes. ---
 
 Planner = Callable[..., Decision]
+OPTIONS = MailboxOptions()
 LEASE = timedelta(seconds=10)
 VISIBILITY = 30.0  # a message taken and not deleted reappears after this (queue semantics)
 STEP = 0.05
@@ -126,7 +207,7 @@ class Report:
     quiet_at: float = 0.0
 
 
-def simulate(seed: int, planner: Planner = plan_request) -> Report:
+def simulate(seed: int, planner: Planner = plan_round) -> Report:
     """Run one randomized scenario; report what happened and the violations found."""
     rng = random.Random(seed)
     changes = sorted(
@@ -155,8 +236,8 @@ def simulate(seed: int, planner: Planner = plan_request) -> Report:
         while notes and notes[0][0] <= t:
             noted, changed, full = notes.pop(0)
             stamp = stamp_request(T0 + timedelta(seconds=noted + rng.uniform(-0.2, 0.2)))
-            reason = "lifecycle:missed" if full else "notification"
-            req = SyncRequest("t", "u", reason, full, stamp)
+            trigger = Trigger.LIFECYCLE if full else Trigger.NOTIFICATION
+            req = SyncRequest("t", "u", trigger, full, stamp)
             queue.append(Message(req, changed, noted + DEBOUNCE_SECONDS))
         for w, job in enumerate(jobs):
             if job is not None and job.finish <= t:
@@ -180,11 +261,16 @@ def simulate(seed: int, planner: Planner = plan_request) -> Report:
             now = T0 + timedelta(seconds=t + skews[w])
             decision = planner(
                 message.request,
-                round_started=None,
-                round_completed=cursor["completed"],
-                full_completed=cursor["full"],
-                lease_until=cursor["until"] if cursor["owner"] else None,
+                CursorRecord(
+                    KEY,
+                    round_completed=cursor["completed"],  # type: ignore[arg-type]
+                    full_completed=cursor["full"],  # type: ignore[arg-type]
+                    lease_owner=str(cursor["owner"]),
+                    lease_until=cursor["until"],  # type: ignore[arg-type]
+                ),
+                OPTIONS,
                 now=now,
+                lease=LEASE,
             )
             if isinstance(decision, Fold):
                 full = message.request.full
@@ -194,15 +280,11 @@ def simulate(seed: int, planner: Planner = plan_request) -> Report:
                     )
                 queue.remove(message)
                 report.folds += 1
-            elif isinstance(decision, Retry):
+            elif isinstance(decision, Defer):
                 message.visible_at = t + decision.after
                 report.retries += 1
             else:
-                lease = plan_lease(f"w{w}", cursor["owner"] or None, cursor["until"], now, LEASE)  # type: ignore[arg-type]
-                if not lease.acquired:
-                    message.visible_at = t + min(5.0, lease.remaining) + 0.25
-                    continue
-                cursor.update(owner=f"w{w}", until=lease.until)
+                cursor.update(owner=f"w{w}", until=decision.lease_until)
                 duration = rng.uniform(0.2, 3.0)
                 read = version(t + rng.uniform(0, duration))
                 crash = rng.random() < 0.1
@@ -230,14 +312,14 @@ def test_simulation_loses_no_request_and_folds_bursts() -> None:
 def test_simulation_catches_an_unsafe_fold_rule() -> None:
     """The simulation is sharp: folding on a round that began before the request loses changes."""
 
-    def eager(req: SyncRequest, **kw: object) -> Decision:
-        shifted = SyncRequest(
-            req.tenant_id,
-            req.user_id,
-            req.reason,
-            False,
-            stamp_request(datetime.fromisoformat(req.requested_at) - timedelta(seconds=2)),
+    def eager(req: SyncRequest, *args: object, **kw: object) -> Decision:
+        shifted = replace(
+            req,
+            full=False,
+            requested_at=stamp_request(
+                datetime.fromisoformat(req.requested_at) - timedelta(seconds=2)
+            ),
         )
-        return plan_request(shifted, **kw)  # type: ignore[arg-type]
+        return plan_round(shifted, *args, **kw)  # type: ignore[arg-type]
 
     assert any(simulate(seed, eager).violations for seed in range(12))

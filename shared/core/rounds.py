@@ -1,0 +1,182 @@
+"""Pure: the plan of a sync request, as one decision: fold it, defer it, or run a round (which
+passes, under which lease), and what to do when a pass fails. The worker executes the plan and
+decides nothing.
+
+**Folding.** The cursor of a mailbox records `round_completed` (the start time of the last round
+that finished and committed its delta link) and `full_completed` (the same, for the last full
+resync); a SyncRequest carries `requested_at`, stamped by the intake when the notification
+arrived, or by whoever asked for the round. A notification is sent after the change it reports
+is committed, and the request is stamped after the notification arrived; a round that began
+reading after `requested_at` therefore read Graph's state after that change, so once such a
+round has completed, the request has nothing left to do. Hosts' clocks may disagree by up to
+`margin`, so a request folds only when the completed round began more than `margin` after it.
+Erring this way costs at most one extra (cheap, idempotent) delta round; erring the other way
+would lose a change. A full request folds only into a completed full round; a request without a
+readable `requested_at` never folds; `round_started` never folds anything (a started round may
+still fail: only a completed one proves something).
+
+**The lease** (one round per mailbox at a time, across hosts): free when nobody holds it or its
+`until` has passed. A live lease defers the request until just after it ends (at most
+MAX_DEFER_SECONDS, so it folds soon after that round completes). The worker writes the new holder
+with the ETag it read, so when two hosts decide "run" at once one write fails and that host
+defers by CONFLICT_DEFER_SECONDS. Leases last far longer than any plausible clock skew.
+
+**Passes.** A round follows delta from the stored link, or lists the whole window from scratch
+(first sync, a full request, the window rolled to a new day or changed options, or a 410: the
+delta token expired). The daily safety net first catches up on the cursor's own window, then
+lists it in full: what that full pass still corrects is drift. Only then does it roll the window.
+https://learn.microsoft.com/graph/delta-query-events
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from shared.core.model import MailboxOptions, SyncRequest, Trigger, Window
+from shared.core.retry import plan_backoff
+from shared.core.state import CursorRecord
+from shared.core.window import plan_window, require_aware, window_is_stale
+from shared.errors import CalsyncError, Throttled
+
+DEBOUNCE_SECONDS = 1.0  # intake's visibility delay: Graph's 2-3 notifications per edit fold
+MAX_DEFER_SECONDS = 5.0
+DEFER_SLACK_SECONDS = 0.25  # lands just after a lease ends, not exactly on its edge
+CONFLICT_DEFER_SECONDS = 1.0
+DEFAULT_MARGIN = timedelta(milliseconds=500)
+LEASE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Fold:
+    """A completed round began after the request: nothing to do; delete the message."""
+
+
+@dataclass(frozen=True)
+class Defer:
+    """The mailbox is busy: make the message visible again after `after` seconds."""
+
+    after: float
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One walk of calendarView/delta over `window`: from scratch with a diff (`full`), or from
+    the stored link; `count_drift` counts what it corrects as drift."""
+
+    window: Window
+    full: bool
+    count_drift: bool = False
+
+
+@dataclass(frozen=True)
+class Run:
+    """Take the lease until `lease_until` and run `passes` in order; the cursor then covers
+    `window`. On a 410 in any pass, run `on_expired` instead of the rest."""
+
+    passes: tuple[Pass, ...]
+    window: Window
+    lease_until: datetime
+
+    @property
+    def full(self) -> bool:
+        """Whether the round counts as a full resync (it ends with a full pass)."""
+        return self.passes[-1].full
+
+    @property
+    def on_expired(self) -> Pass:
+        return Pass(self.window, full=True)
+
+
+Decision = Fold | Defer | Run
+
+
+def requested_time(request: SyncRequest) -> datetime | None:
+    """`requested_at` as an aware UTC datetime (naive means UTC), or None when unreadable."""
+    try:
+        stamp = datetime.fromisoformat(request.requested_at)
+    except ValueError:
+        return None
+    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+
+
+def stamp_request(request_time: datetime) -> str:
+    """The `requested_at` text for a request made at `request_time` (ISO 8601 UTC)."""
+    return request_time.astimezone(UTC).isoformat()
+
+
+def defer_for_lease(remaining: float) -> Defer:
+    """The one rule for waiting on a live lease with `remaining` seconds."""
+    return Defer(min(max(remaining, 0.0), MAX_DEFER_SECONDS) + DEFER_SLACK_SECONDS)
+
+
+def _folds(request: SyncRequest, cursor: CursorRecord, margin: timedelta) -> bool:
+    requested = requested_time(request)
+    covering = cursor.full_completed if request.full else cursor.round_completed
+    if requested is None or covering is None:
+        return False
+    return require_aware(covering, "round_completed") > requested + margin
+
+
+def plan_passes(
+    request: SyncRequest, cursor: CursorRecord, options: MailboxOptions, now: datetime
+) -> tuple[Pass, ...]:
+    """The passes of a round started at `now`; they leave the cursor on today's window."""
+    old, window = cursor.window, plan_window(now, options)
+    if old is None or not cursor.delta_link:
+        return (Pass(window, full=True),)
+    if request.trigger is Trigger.SAFETY_NET:
+        checks = (Pass(old, full=False), Pass(old, full=True, count_drift=True))
+        return checks if old == window else (*checks, Pass(window, full=True))
+    return (Pass(window, full=request.full or window_is_stale(old, now, options)),)
+
+
+def plan_round(
+    request: SyncRequest,
+    cursor: CursorRecord,
+    options: MailboxOptions,
+    *,
+    now: datetime,
+    lease: timedelta = LEASE,
+    margin: timedelta = DEFAULT_MARGIN,
+) -> Decision:
+    """Fold, Defer or Run for `request`, given the mailbox's cursor (its rounds and lease)."""
+    now = require_aware(now, "now")
+    if _folds(request, cursor, margin):
+        return Fold()
+    if cursor.lease_owner and cursor.lease_until is not None:
+        until = require_aware(cursor.lease_until, "lease_until")
+        if until > now:
+            return defer_for_lease((until - now).total_seconds())
+    return Run(plan_passes(request, cursor, options, now), plan_window(now, options), now + lease)
+
+
+# --- after a failed pass -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Requeue:
+    """Put the request back with this visibility delay (Graph asked us to wait)."""
+
+    after: float
+
+
+@dataclass(frozen=True)
+class Reraise:
+    """Transient: let the queue retry the message (and poison-queue it after maxDequeueCount)."""
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    """Retrying cannot help: record the error on the mailbox and drop the request."""
+
+
+Recovery = Requeue | Reraise | GiveUp
+
+
+def plan_recovery(error: CalsyncError, rng: random.Random) -> Recovery:
+    """What a failed round does with its request: wait as Graph says, retry, or give up."""
+    if isinstance(error, Throttled):
+        return Requeue(plan_backoff(1, error.retry_after or None, rng))
+    if error.transient:
+        return Reraise()
+    return GiveUp()
