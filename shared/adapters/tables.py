@@ -24,6 +24,7 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from shared.adapters.storage import StorageClients
+from shared.core.entity import payload_size
 from shared.core.keys import decode_key, encode_key
 from shared.core.model import MailboxKey, MirrorEvent, SubscriptionRecord, Window
 from shared.core.options import options_to_dict, parse_options
@@ -49,10 +50,6 @@ def _mapped(what: str) -> Iterator[None]:
         raise StorageError(f"{what}: batch failed ({type(exc).__name__}); retried later") from None
     except AzureError as exc:
         raise StorageError(f"{what}: Table storage failed ({type(exc).__name__})") from None
-
-
-def _entity_size(entity: dict[str, Any]) -> int:
-    return len(json.dumps(entity, default=str)) * 2  # UTF-16 on the wire: a safe upper bound
 
 
 class TableState:
@@ -264,7 +261,7 @@ class TableState:
             ops.append(("delete", {"PartitionKey": key.partition, "RowKey": encode_key(event_id)}))
         # An id may be upserted and deleted on one page only if the page said so; a batch may not
         # touch one row twice, so each batch keeps one op per row (the last, which is the truth).
-        for batch in batch_operations(ops, size_of=lambda op: _entity_size(op[1])):
+        for batch in batch_operations(ops, size_of=lambda op: payload_size(op[1])):
             last: dict[str, tuple[str, dict[str, Any]]] = {}
             for op in batch:
                 last[op[1]["RowKey"]] = op

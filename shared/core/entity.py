@@ -17,6 +17,7 @@ longer earlier value (`body__3`) disappear when the value shrinks.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -32,7 +33,8 @@ def utf16_units(text: str) -> int:
     """The length of `text` in UTF-16 code units, as Table Storage counts it."""
     if text.isascii():
         return len(text)
-    return len(text.encode("utf-16-le")) // 2
+    # Counted by code point, not by encoding: a lone surrogate (which cannot be encoded) is one.
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
 
 
 def cut_utf16(text: str, units: int) -> str:
@@ -118,6 +120,14 @@ def value_size(value: Any) -> int:
     if isinstance(value, bytes):
         return 4 + len(value)
     raise InputError(f"a Table property cannot hold a {type(value).__name__}")
+
+
+def payload_size(entity: Mapping[str, Any]) -> int:
+    """Bytes an entity may take in a batch request body (whose limit is 4 MiB, a different limit
+    from the stored size above): its JSON, doubled to cover the SDK's `@odata.type` annotations
+    and escapes. A safe upper bound, never an underestimate.
+    https://learn.microsoft.com/rest/api/storageservices/performing-entity-group-transactions"""
+    return 2 * len(json.dumps(entity, default=str))
 
 
 def entity_size(props: Mapping[str, Any], *, partition_key: str = "", row_key: str = "") -> int:

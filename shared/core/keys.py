@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 
+from shared.core.entity import utf16_units
 from shared.errors import InputError
 
 MAX_KEY_UTF16_UNITS = 512  # 1 KiB of UTF-16
@@ -32,10 +33,6 @@ _ENCODE_TABLE = {ord(c): f"{ESCAPE}{ord(c):02X}" for c in _ESCAPED}
 _ESCAPE_RE = re.compile(r"!([0-9A-F]{2})")
 
 
-def _utf16_units(value: str) -> int:
-    return sum(2 if ord(ch) > 0xFFFF else 1 for ch in value)
-
-
 def _check_unicode(value: str, what: str) -> None:
     # A lone surrogate cannot be sent to Table Storage (it is not valid UTF-8 or UTF-16).
     if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
@@ -46,7 +43,7 @@ def encode_key(value: str) -> str:
     """Encode `value` into a Table-safe key; InputError when the key would exceed 1 KiB."""
     _check_unicode(value, "the value to encode as a Table key")
     key = value.translate(_ENCODE_TABLE)
-    units = _utf16_units(key)
+    units = utf16_units(key)
     if units > MAX_KEY_UTF16_UNITS:
         raise InputError(
             f"the Table key for a value of {len(value)} characters would be {units} UTF-16 code "

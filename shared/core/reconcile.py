@@ -5,7 +5,7 @@ Rules:
   content_hash differs from what is stored, and deletes only ids the mirror holds. When an id
   appears more than once on a page (Graph replays items), the LAST occurrence wins. Series
   masters are skipped. Hence applying the same page twice changes nothing the second time
-  (DESIGN.md invariant 4), and each mirror change is planned exactly once.
+  (idempotent replays), and each mirror change is planned exactly once.
 - An event that cannot be normalised (e.g. an unknown time zone) is reported in `skipped` with
   its reason instead of failing the page: one odd event must not stall a mailbox's cursor.
 - `plan_full_diff`: after a full resync of the window (the 410 SyncStateNotFound recovery), the
