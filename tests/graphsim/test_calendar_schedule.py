@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from graphsim.calendar.schedule import get_schedule
-from graphsim.calendar.store import CalendarStore
 from graphsim.errors import GraphRequestError
+from graphsim.model.calendar.schedule import get_schedule
+from graphsim.model.calendar.store import CalendarStore
 from graphsim.schema import validate
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
