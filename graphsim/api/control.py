@@ -21,7 +21,6 @@ from starlette.routing import Route
 from graphsim.errors import GraphRequestError
 from graphsim.model.calendar.timezones import format_timestamp, parse_instant
 from graphsim.model.directory import AppCertificate, AppSecret
-from graphsim.model.subscriptions import Subscription
 
 if TYPE_CHECKING:
     from graphsim.simulator import Simulator
@@ -238,8 +237,7 @@ def bulk_subscriptions(sim: Simulator, request: Request, body: Body) -> Any:
     """{user, client_id, count}: live subscriptions without a handshake (quota tests)."""
     box = sim.directory.mailbox_for(body["user"])
     for i in range(int(body["count"])):
-        sub = Subscription(
-            id=sim.subscriptions.new_id(),
+        sim.subscriptions.add(
             app_id=body["client_id"],
             tenant_id=box.user.tenant_id,
             mailbox_id=box.user.id,
@@ -253,7 +251,6 @@ def bulk_subscriptions(sim: Simulator, request: Request, body: Body) -> Any:
             latest_tls="v1_2",
             creator_id=body["client_id"],
         )
-        sim.subscriptions.by_id[sub.id] = sub
     return {"count": sim.subscriptions.count_for_mailbox(box.user.id)}
 
 

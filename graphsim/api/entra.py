@@ -1,9 +1,11 @@
 """Microsoft Entra, client-credentials flow only: discovery, token endpoint, token checks.
 
 Rule: errors come back as Entra sends them (400, `error`, `error_description` starting with
-"AADSTSnnnn: ", `error_codes`); access tokens carry tid, appid and roles claims (tokens.py
+"AADSTSnnnn: ", `error_codes`); access tokens carry tid, appid and roles claims (runtime/tokens.py
 signs them). Client secrets expire on the virtual clock.
-Sources: GRAPH-FACTS.md "Tokens"; learn.microsoft.com/entra/identity-platform/reference-error-codes.
+Sources: https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow
+(request, answer and error shape) and
+https://learn.microsoft.com/entra/identity-platform/reference-error-codes (the AADSTS codes).
 """
 
 from __future__ import annotations

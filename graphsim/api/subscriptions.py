@@ -16,7 +16,7 @@ from graphsim.api.calls import GraphResult
 from graphsim.api.pipeline import ANY_APP, READ, Ctx, access_denied, check_query, route
 from graphsim.errors import GraphRequestError
 from graphsim.model.calendar.timezones import parse_instant
-from graphsim.model.subscriptions import CHANGE_TYPES, RESOURCE, Subscription
+from graphsim.model.subscriptions import CHANGE_TYPES, RESOURCE
 
 _CREATE_FIELDS = {
     "changeType",
@@ -157,8 +157,7 @@ async def create(ctx: Ctx) -> GraphResult:
                 f"with 200 OK to validation request ({target}: {why})."
             )
     admit()  # the handshake awaited: look again
-    sub = Subscription(
-        id=subs.new_id(),
+    sub = subs.add(
         app_id=ctx.app_id,
         tenant_id=mailbox.user.tenant_id,
         mailbox_id=user_id,
@@ -172,7 +171,6 @@ async def create(ctx: Ctx) -> GraphResult:
         latest_tls=tls,
         creator_id=str(ctx.app_id),
     )
-    subs.by_id[sub.id] = sub
     sim.counters.note("subscriptions_created")
     return GraphResult(201, sub.as_graph(sim.urls.graph_base_url, with_client_state=True))
 

@@ -222,5 +222,8 @@ class Subscriptions:
         if sub is not None:
             self.lifecycle(sub, "missed")
 
-    def new_id(self) -> str:
-        return str(uuid.uuid4())
+    def add(self, **fields: Any) -> Subscription:
+        """Store a new live subscription (every field but the id, which is made here)."""
+        sub = Subscription(id=str(uuid.uuid4()), **fields)
+        self.by_id[sub.id] = sub
+        return sub

@@ -19,6 +19,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from graphsim.model.directory import App, Tenant
 
+# PyJWT checks only the signature: the claims are judged by the caller, on the right clock
+# (the virtual one for access tokens, the wall clock for client assertions).
+_SIGNATURE_ONLY = {
+    "verify_exp": False,
+    "verify_aud": False,
+    "verify_nbf": False,
+    "verify_iat": False,
+}
+
 
 class EntraError(Exception):
     def __init__(self, code: int, error: str, description: str) -> None:
@@ -50,12 +59,7 @@ class TokenSigner:
                 token,
                 self._public,
                 algorithms=["RS256"],
-                options={
-                    "verify_exp": False,
-                    "verify_aud": False,
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                },
+                options=_SIGNATURE_ONLY,
             )
         except jwt.PyJWTError:
             return None
@@ -107,12 +111,7 @@ def check_assertion(app: App, tenant: Tenant, form: dict[str, str], url: str) ->
             assertion,
             key,  # type: ignore[arg-type]
             algorithms=["RS256", "PS256"],
-            options={
-                "verify_exp": False,
-                "verify_aud": False,
-                "verify_nbf": False,
-                "verify_iat": False,
-            },
+            options=_SIGNATURE_ONLY,
         )
     except jwt.PyJWTError:
         raise aadsts(

@@ -77,31 +77,20 @@ def apply_props(item: Item, props: dict[str, Any]) -> None:
     check_item(item)
 
 
+# What a PATCH may change on a stored item (restored as a whole when the PATCH is refused).
+_PATCHED = ("start", "end", "start_zone", "end_zone", "is_all_day", "recurrence", "kind")
+
+
 def apply_checked(item: Item, props: dict[str, Any]) -> None:
     """Apply a PATCH, leaving the item untouched when the result is invalid."""
-    saved = (
-        dict(item.props),
-        item.start,
-        item.end,
-        item.start_zone,
-        item.end_zone,
-        item.is_all_day,
-        item.recurrence,
-        item.kind,
-    )
+    saved_props = dict(item.props)
+    saved = [getattr(item, name) for name in _PATCHED]
     try:
         apply_props(item, props)
     except GraphRequestError:
-        (
-            item.props,
-            item.start,
-            item.end,
-            item.start_zone,
-            item.end_zone,
-            item.is_all_day,
-            item.recurrence,
-            item.kind,
-        ) = saved
+        item.props = saved_props
+        for name, value in zip(_PATCHED, saved, strict=True):
+            setattr(item, name, value)
         item.cache = None
         item.expansion = None
         raise

@@ -1,12 +1,14 @@
 """POST /calendar/getSchedule: free/busy of up to 20 mailboxes. Pure: no I/O.
 
-Rule (api/calendar-getschedule, resources/scheduleinformation): 1 to 20 schedules, a
+Rule (https://learn.microsoft.com/graph/api/calendar-getschedule and
+https://learn.microsoft.com/graph/api/resources/scheduleinformation): 1 to 20 schedules, a
 period of at most 62 days (longer is 400 ErrorTimeIntervalTooBig, Graph's code), an
-availabilityViewInterval of 5 to 1440 minutes (default 30). availabilityView has one digit
-per interval, the busiest item overlapping it: 0 free or working elsewhere, 1 tentative,
-2 busy, 3 out of office (as GRAPH-FACTS records; an older docs page gives 4 for working
-elsewhere). A schedule this tenant does not know is an entry with an `error`, not a failure.
-Times come back in the Prefer: outlook.timezone zone, UTC by default.
+availabilityViewInterval of 5 to 1440 minutes (default 30). availabilityView has one digit per
+interval, the busiest item overlapping it: 0 free, 1 tentative, 2 busy, 3 out of office; working
+elsewhere is 0 as well, not 4 (scheduleInformation: "Working elsewhere is set to 0 instead of 4
+for backward compatibility"; the scheduleItems keep `status` "workingElsewhere"). A schedule
+this tenant does not know is an entry with an `error`, not a failure. Times come back in the
+Prefer: outlook.timezone zone, UTC by default.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from graphsim.model.calendar.timezones import dtz_to_utc, format_local, to_zone
 MAX_SCHEDULES = 20
 MAX_DAYS = 62
 DEFAULT_INTERVAL = 30
+# workingElsewhere is 0, not 4: see the module docstring.
 _DIGITS = {"free": 0, "workingElsewhere": 0, "unknown": 0, "tentative": 1, "busy": 2, "oof": 3}
 _WORKING_HOURS = {
     "daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"],
