@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from graphsim.calendar.delta import DeltaEngine
-from graphsim.calendar.store import CalendarStore
+from graphsim.model.calendar.delta import DeltaEngine
+from graphsim.model.calendar.store import CalendarStore
 
 
 def _store(count: int) -> tuple[CalendarStore, datetime]:

@@ -8,13 +8,10 @@ and the app's secret stored in the vault as `graph-client-secret`.
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
 
-from graphsim.state import AppSecret
-
-if TYPE_CHECKING:
-    from graphsim.core import Simulator
+from graphsim.model.directory import AppSecret, Directory
+from graphsim.model.vault import Vault
 
 DEMO_TENANT_ID = "7d6f1a52-3b7c-4d0e-9a51-6c2f8e4b1d01"
 DEMO_TENANT_DOMAIN = "contoso.example"
@@ -23,13 +20,13 @@ DEMO_CLIENT_SECRET = "graphsim-demo-secret"
 DEMO_USERS = ("adele@contoso.example", "ben@contoso.example")
 
 
-def seed_demo(sim: Simulator) -> None:
-    d = sim.directory
+def seed_demo(d: Directory, vault: Vault, now: datetime) -> None:
+    """Load the demo data set into a directory and a vault, with events around `now`."""
     d.add_tenant(DEMO_TENANT_ID, DEMO_TENANT_DOMAIN, "Contoso (demo)")
     app = d.add_app(DEMO_CLIENT_ID, DEMO_TENANT_ID, "calsync demo")
     app.secrets.append(AppSecret(DEMO_CLIENT_SECRET, None))
     d.grant_consent(DEMO_TENANT_ID, DEMO_CLIENT_ID, ["Calendars.ReadWrite", "User.Read.All"])
-    now = sim.clock.now().replace(minute=0, second=0, microsecond=0)
+    now = now.replace(minute=0, second=0, microsecond=0)
     day = now.date().isoformat()
     for upn in DEMO_USERS:
         user = d.add_user(DEMO_TENANT_ID, upn, name=upn.split("@")[0].title() + " Demo")
@@ -63,5 +60,5 @@ def seed_demo(sim: Simulator) -> None:
             },
             now,
         )
-    sim.vault.tenant_id = DEMO_TENANT_ID
-    sim.vault.set_secret("graph-client-secret", DEMO_CLIENT_SECRET, now=now)
+    vault.tenant_id = DEMO_TENANT_ID
+    vault.set_secret("graph-client-secret", DEMO_CLIENT_SECRET, now=now)

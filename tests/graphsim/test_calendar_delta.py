@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from graphsim.calendar.delta import DEFAULT_PAGE_SIZE, DeltaEngine, DeltaPage
-from graphsim.calendar.store import CalendarStore
 from graphsim.errors import GraphRequestError
+from graphsim.model.calendar.delta import DEFAULT_PAGE_SIZE, DeltaEngine, DeltaPage
+from graphsim.model.calendar.store import CalendarStore
 from graphsim.schema import validate
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

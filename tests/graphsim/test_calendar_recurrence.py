@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from graphsim.calendar.recurrence import Rule, normalize
-from graphsim.calendar.store import CalendarStore
 from graphsim.errors import GraphRequestError
+from graphsim.model.calendar.recurrence import Rule, normalize
+from graphsim.model.calendar.store import CalendarStore
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

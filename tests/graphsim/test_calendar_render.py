@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from graphsim.calendar.render import html_to_text, render_event
-from graphsim.calendar.store import CalendarStore
-from graphsim.calendar.timezones import to_zone
 from graphsim.errors import GraphRequestError
+from graphsim.model.calendar.render import html_to_text, render_event
+from graphsim.model.calendar.store import CalendarStore
+from graphsim.model.calendar.timezones import to_zone
 from graphsim.schema import validate
 
 NOW = datetime(2026, 1, 1, 8, 30, tzinfo=UTC)

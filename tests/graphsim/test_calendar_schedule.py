@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from graphsim.calendar.schedule import get_schedule
-from graphsim.calendar.store import CalendarStore
 from graphsim.errors import GraphRequestError
+from graphsim.model.calendar.schedule import get_schedule
+from graphsim.model.calendar.store import CalendarStore
 from graphsim.schema import validate
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -52,11 +52,14 @@ def _request(**extra: Any) -> dict[str, Any]:
 
 
 def test_availability_view_digits_take_the_busiest_item_per_slot() -> None:
-    """0 free/workingElsewhere, 1 tentative, 2 busy, 3 oof; overlaps take the busiest."""
+    """0 free, 1 tentative, 2 busy, 3 oof, and workingElsewhere 0 (not 4: resources/
+    scheduleinformation); overlaps take the busiest."""
     info = get_schedule(_stores(), _request())["value"][0]
     # 09 busy+tentative, 10 tentative, 11 oof, 12 elsewhere, 13 free, 14 busy, 15 nothing
     assert info["availabilityView"] == "2130020"
     assert info["scheduleId"] == "Adele@contoso.com"
+    # The item itself keeps its status: only the merged view folds it into 0.
+    assert [i["status"] for i in info["scheduleItems"]][3] == "workingElsewhere"
 
 
 def test_default_interval_is_30_minutes() -> None:

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from graphsim.clock import VirtualClock, iso, parse_iso
-from graphsim.core import Urls
 from graphsim.knobs import Knobs
-from graphsim.throttle import SlidingWindow, retry_after_text
+from graphsim.model.calendar.timezones import format_timestamp, parse_instant
+from graphsim.runtime.clock import VirtualClock
+from graphsim.runtime.throttle import SlidingWindow, retry_after_text
+from graphsim.simulator import Urls
 
 
 def test_knobs_defaults_are_the_documented_numbers() -> None:
@@ -97,10 +98,10 @@ def test_clock_sleep_compresses_time() -> None:
 
 
 def test_iso_round_trip_with_seven_digits() -> None:
-    """Graph's 7-digit fractions parse, and `iso` writes them."""
-    moment = parse_iso("2026-11-21T09:30:00.1234567Z")
+    """Graph's 7-digit fractions parse, and `format_timestamp` writes them."""
+    moment = parse_instant("2026-11-21T09:30:00.1234567Z")
     assert moment == datetime(2026, 11, 21, 9, 30, 0, 123456, tzinfo=UTC)
-    assert iso(moment) == "2026-11-21T09:30:00.1234560Z"
+    assert format_timestamp(moment) == "2026-11-21T09:30:00.1234560Z"
 
 
 def test_vault_resource_passes_the_sdk_domain_check() -> None:

@@ -1,0 +1,264 @@
+"""Graph v1.0 users, calendars, events, calendarView and instances.
+
+Rule: handlers translate HTTP to the calendar model (graphsim.model.calendar) and back, nothing
+more: query options are checked (an unknown `$` option is 400), `Prefer: outlook.timezone` and
+`outlook.body-content-type` are applied on the way out (api/user-list-events), lists are paged
+with `@odata.nextLink` and `$skip` (default 10 per page, as Graph's calendarView), and the
+mailbox has one calendar, its default one. Sources (learn.microsoft.com/graph/...):
+api/resources/event, api/user-list-calendarview, api/event-update (If-Match).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from graphsim.api.calls import GraphResult
+from graphsim.api.pipeline import (
+    READ,
+    USERS,
+    WRITE,
+    Ctx,
+    Handler,
+    cached,
+    check_query,
+    page_size,
+    prefer,
+    route,
+)
+from graphsim.errors import GraphRequestError
+from graphsim.model.calendar.render import render_event
+from graphsim.model.calendar.timezones import parse_instant
+
+LIST_OPTIONS = {"$select", "$top", "$skip", "$orderby", "$count"}
+ITEM_OPTIONS = {"$select"}
+
+
+def _context(ctx: Ctx, what: str) -> str:
+    return f"{ctx.sim.urls.graph_base_url}/$metadata#users('{ctx.box.user.id}')/{what}"
+
+
+def render_options(ctx: Ctx) -> tuple[str | None, str, dict[str, str]]:
+    """(time zone, body type, Preference-Applied headers) from the Prefer header."""
+    wanted = prefer(ctx.call)
+    time_zone = wanted.get("outlook.timezone") or None
+    body_type = wanted.get("outlook.body-content-type") or "html"
+    applied = []
+    if time_zone:
+        applied.append(f'outlook.timezone="{time_zone}"')
+    if "outlook.body-content-type" in wanted:
+        applied.append(f'outlook.body-content-type="{body_type}"')
+    return time_zone, body_type, ({"Preference-Applied": ", ".join(applied)} if applied else {})
+
+
+def _select(doc: dict[str, Any], selected: str) -> dict[str, Any]:
+    if not selected:
+        return doc
+    keep = {s.strip() for s in selected.split(",") if s.strip()}
+    keep.update({"id", "@odata.etag"})
+    return {k: v for k, v in doc.items() if k in keep}
+
+
+def window(query: dict[str, str]) -> tuple[datetime, datetime]:
+    """startDateTime/endDateTime, both required (api/user-list-calendarview)."""
+    start, end = query.get("startDateTime"), query.get("endDateTime")
+    if not start or not end:
+        raise GraphRequestError(
+            400,
+            "ErrorInvalidParameter",
+            "This request requires a time window specified by the query string parameters "
+            "StartDateTime and EndDateTime.",
+        )
+    try:
+        lo, hi = parse_instant(start), parse_instant(end)
+    except ValueError:
+        raise GraphRequestError(
+            400,
+            "ErrorInvalidParameter",
+            f"startDateTime '{start}' or endDateTime '{end}' is not an ISO 8601 date-time; send "
+            "e.g. 2026-11-21T00:00:00Z.",
+        ) from None
+    if hi <= lo:
+        raise GraphRequestError(
+            400, "ErrorInvalidParameter", "endDateTime must be later than startDateTime."
+        )
+    return lo, hi
+
+
+def paged(ctx: Ctx, docs: list[dict[str, Any]], query: dict[str, str], what: str) -> GraphResult:
+    """One page of a list, rendered, with `@odata.nextLink` built from `$skip`."""
+    time_zone, body_type, headers = render_options(ctx)
+    try:
+        top = int(query.get("$top") or page_size(ctx.call, 10))
+        skip = int(query.get("$skip") or 0)
+    except ValueError:
+        raise GraphRequestError(
+            400, "BadRequest", "$top and $skip must be non-negative integers."
+        ) from None
+    if top < 1 or skip < 0:
+        raise GraphRequestError(400, "BadRequest", "$top must be >= 1 and $skip >= 0.")
+    top = min(top, 1000)
+    selected = query.get("$select", "")
+    chunk = docs[skip : skip + top]
+    body: dict[str, Any] = {
+        "@odata.context": _context(ctx, what),
+        "value": [
+            _select(render_event(d, time_zone=time_zone, body_type=body_type), selected)
+            for d in chunk
+        ],
+    }
+    if skip + top < len(docs):
+        raw = {k: v for k, v in ctx.call.query().items() if k.lower() != "$skip"}
+        raw["$skip"] = str(skip + top)
+        link = f"{ctx.sim.urls.graph_base_url}{ctx.call.raw_path}?{urlencode(raw, quote_via=quote)}"
+        body["@odata.nextLink"] = link
+    return GraphResult(200, body, headers)
+
+
+def one(ctx: Ctx, doc: dict[str, Any], status: int = 200) -> GraphResult:
+    query = check_query(ctx.call, ITEM_OPTIONS)
+    time_zone, body_type, headers = render_options(ctx)
+    rendered = _select(
+        render_event(doc, time_zone=time_zone, body_type=body_type), query.get("$select", "")
+    )
+    return GraphResult(
+        status, {"@odata.context": _context(ctx, "events/$entity"), **rendered}, headers
+    )
+
+
+def check_calendar(ctx: Ctx, calendar: str) -> None:
+    if calendar != ctx.box.calendar_id:
+        raise GraphRequestError(
+            404, "ErrorItemNotFound", "The specified object was not found in the store."
+        )
+
+
+# --- users and calendars -------------------------------------------------------------------
+@route("GET", "/users/{u}", "users.get", USERS)
+async def get_user(ctx: Ctx) -> GraphResult:
+    check_query(ctx.call, ITEM_OPTIONS)
+    body = {"@odata.context": f"{ctx.sim.urls.graph_base_url}/$metadata#users/$entity"}
+    return GraphResult(200, {**body, **ctx.box.user.as_graph()})
+
+
+def _calendar(ctx: Ctx) -> dict[str, Any]:
+    user = ctx.box.user
+    return {
+        "id": ctx.box.calendar_id,
+        "name": "Calendar",
+        "color": "auto",
+        "hexColor": "",
+        "isDefaultCalendar": True,
+        "changeKey": base64.b64encode(hashlib.sha256(user.id.encode()).digest()[:12]).decode(),
+        "canShare": True,
+        "canViewPrivateItems": True,
+        "canEdit": True,
+        "allowedOnlineMeetingProviders": ["teamsForBusiness"],
+        "defaultOnlineMeetingProvider": "teamsForBusiness",
+        "isTallyingResponses": True,
+        "isRemovable": False,
+        "owner": {"name": user.display_name, "address": user.upn},
+    }
+
+
+@route("GET", "/users/{u}/calendar", "calendar.get", READ)
+async def get_default_calendar(ctx: Ctx) -> GraphResult:
+    check_query(ctx.call, ITEM_OPTIONS)
+    return GraphResult(200, {"@odata.context": _context(ctx, "calendar/$entity"), **_calendar(ctx)})
+
+
+@route("GET", "/users/{u}/calendars/{c}", "calendar.get", READ)
+async def get_calendar(ctx: Ctx) -> GraphResult:
+    check_calendar(ctx, ctx.args[1])
+    return await get_default_calendar(ctx)
+
+
+@route("GET", "/users/{u}/calendars", "calendars.list", READ)
+async def list_calendars(ctx: Ctx) -> GraphResult:
+    check_query(ctx.call, LIST_OPTIONS)
+    return GraphResult(
+        200, {"@odata.context": _context(ctx, "calendars"), "value": [_calendar(ctx)]}
+    )
+
+
+# --- events ----------------------------------------------------------------------------------
+async def list_events(ctx: Ctx) -> GraphResult:
+    query = check_query(ctx.call, LIST_OPTIONS)
+    return paged(ctx, ctx.box.store.list_events(), query, "events")
+
+
+async def create_event(ctx: Ctx) -> GraphResult:
+    check_query(ctx.call, set())
+    body = ctx.call.json()
+    tx = body.get("transactionId")
+    doc = ctx.box.store.create(body, ctx.now, transaction_id=tx if isinstance(tx, str) else None)
+    return one(ctx, doc, 201)
+
+
+async def get_event(ctx: Ctx) -> GraphResult:
+    return one(ctx, ctx.box.store.get(ctx.args[-1]))
+
+
+async def update_event(ctx: Ctx) -> GraphResult:
+    check_query(ctx.call, set())
+    doc = ctx.box.store.update(
+        ctx.args[-1], ctx.call.json(), ctx.now, if_match=ctx.call.headers.get("if-match")
+    )
+    return one(ctx, doc)
+
+
+async def delete_event(ctx: Ctx) -> GraphResult:
+    ctx.box.store.delete(ctx.args[-1], ctx.now)
+    return GraphResult(204)
+
+
+async def cancel_event(ctx: Ctx) -> GraphResult:
+    body = ctx.call.json() if ctx.call.body.strip() else {}
+    comment = body.get("Comment", body.get("comment", ""))
+    ctx.box.store.cancel(ctx.args[-1], ctx.now, comment=str(comment or ""))
+    return GraphResult(202)
+
+
+async def list_instances(ctx: Ctx) -> GraphResult:
+    query = check_query(ctx.call, LIST_OPTIONS)
+    lo, hi = window(query)
+    return paged(ctx, ctx.box.store.series_instances(ctx.args[-1], lo, hi), query, "events")
+
+
+async def calendar_view(ctx: Ctx) -> GraphResult:
+    query = check_query(ctx.call, LIST_OPTIONS)
+    order = query.get("$orderby", "start/dateTime")
+    if order.replace(" asc", "") not in ("start/dateTime", "start/datetime"):
+        raise GraphRequestError(
+            400, "BadRequest", "The simulator orders calendarView by start/dateTime only."
+        )
+    lo, hi = window(query)
+    return paged(ctx, ctx.box.store.instances(lo, hi), query, "calendarView")
+
+
+def _in_calendar(handler: Handler) -> Handler:
+    async def checked(ctx: Ctx) -> GraphResult:
+        check_calendar(ctx, ctx.args[1])
+        return await handler(ctx)
+
+    return checked
+
+
+for _prefix, _wrap in (
+    ("/users/{u}", lambda h: h),
+    ("/users/{u}/calendar", lambda h: h),
+    ("/users/{u}/calendars/{c}", _in_calendar),
+):
+    route("GET", f"{_prefix}/events", "events.list", READ)(cached(_wrap(list_events)))
+    route("POST", f"{_prefix}/events", "events.create", WRITE)(_wrap(create_event))
+    route("GET", f"{_prefix}/events/{{e}}", "events.get", READ)(cached(_wrap(get_event)))
+    route("PATCH", f"{_prefix}/events/{{e}}", "events.update", WRITE)(_wrap(update_event))
+    route("DELETE", f"{_prefix}/events/{{e}}", "events.delete", WRITE)(_wrap(delete_event))
+    route("POST", f"{_prefix}/events/{{e}}/cancel", "events.cancel", WRITE)(_wrap(cancel_event))
+    route("GET", f"{_prefix}/events/{{e}}/instances", "events.instances", READ)(
+        cached(_wrap(list_instances))
+    )
+    route("GET", f"{_prefix}/calendarView", "calendarView", READ)(cached(_wrap(calendar_view)))
