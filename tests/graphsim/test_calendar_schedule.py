@@ -52,13 +52,11 @@ def _request(**extra: Any) -> dict[str, Any]:
 
 
 def test_availability_view_digits_take_the_busiest_item_per_slot() -> None:
-    """0 free, 1 tentative, 2 busy, 3 oof, and workingElsewhere 0 (not 4: resources/
-    scheduleinformation); overlaps take the busiest."""
+    """0 free, 1 tentative, 2 busy, 3 oof, 4 working elsewhere; overlaps take the busiest."""
     info = get_schedule(_stores(), _request())["value"][0]
     # 09 busy+tentative, 10 tentative, 11 oof, 12 elsewhere, 13 free, 14 busy, 15 nothing
-    assert info["availabilityView"] == "2130020"
+    assert info["availabilityView"] == "2134020"
     assert info["scheduleId"] == "Adele@contoso.com"
-    # The item itself keeps its status: only the merged view folds it into 0.
     assert [i["status"] for i in info["scheduleItems"]][3] == "workingElsewhere"
 
 
@@ -67,7 +65,7 @@ def test_default_interval_is_30_minutes() -> None:
     body = _request()
     del body["availabilityViewInterval"]
     view = get_schedule(_stores(), body)["value"][0]["availabilityView"]
-    assert view == "22103300002200"
+    assert view == "22103344002200"
 
 
 def test_schedule_items_describe_each_event_and_hide_private_ones() -> None:
@@ -149,3 +147,13 @@ def test_limits_themselves_are_allowed(count: int, end: str, interval: int) -> N
         availabilityViewInterval=interval,
     )
     assert len(get_schedule(_stores(), body)["value"]) == count
+
+
+def test_working_elsewhere_yields_to_any_busier_item() -> None:
+    """An hour working elsewhere shows 4, but tentative, busy or oof overlapping it wins."""
+    store = CalendarStore("x-id", seed=3, address="x@contoso.com")
+    store.create(_event("09:00", "12:00", "workingElsewhere"), NOW)
+    store.create(_event("10:00", "11:00", "tentative"), NOW)
+    store.create(_event("11:00", "12:00", "free"), NOW)
+    view = get_schedule({"x@contoso.com": store}, _request(schedules=["x@contoso.com"]))
+    assert view["value"][0]["availabilityView"][:3] == "414"

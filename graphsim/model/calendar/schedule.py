@@ -4,9 +4,11 @@ Rule (https://learn.microsoft.com/graph/api/calendar-getschedule and
 https://learn.microsoft.com/graph/api/resources/scheduleinformation): 1 to 20 schedules, a
 period of at most 62 days (longer is 400 ErrorTimeIntervalTooBig, Graph's code), an
 availabilityViewInterval of 5 to 1440 minutes (default 30). availabilityView has one digit per
-interval, the busiest item overlapping it: 0 free, 1 tentative, 2 busy, 3 out of office; working
-elsewhere is 0 as well, not 4 (scheduleInformation: "Working elsewhere is set to 0 instead of 4
-for backward compatibility"; the scheduleItems keep `status` "workingElsewhere"). A schedule
+interval, the busiest item overlapping it: 0 free, 1 tentative, 2 busy, 3 out of office, 4 working
+elsewhere. The scheduleInformation page says working elsewhere "is set to 0 instead of 4 for
+backward compatibility", but the service does send 4, so the simulator sends 4 (the harsher
+reading: a client that only knows 0-3 meets the digit it must handle). Busiest means out of office
+over busy over tentative over working elsewhere over free, not the larger digit. A schedule
 this tenant does not know is an entry with an `error`, not a failure. Times come back in the
 Prefer: outlook.timezone zone, UTC by default.
 """
@@ -25,8 +27,9 @@ from graphsim.model.calendar.timezones import dtz_to_utc, format_local, to_zone
 MAX_SCHEDULES = 20
 MAX_DAYS = 62
 DEFAULT_INTERVAL = 30
-# workingElsewhere is 0, not 4: see the module docstring.
-_DIGITS = {"free": 0, "workingElsewhere": 0, "unknown": 0, "tentative": 1, "busy": 2, "oof": 3}
+# workingElsewhere is 4: see the module docstring. _RANK orders the digits by busyness.
+_DIGITS = {"free": 0, "workingElsewhere": 4, "unknown": 0, "tentative": 1, "busy": 2, "oof": 3}
+_RANK = {0: 0, 4: 1, 1: 2, 2: 3, 3: 4}
 _WORKING_HOURS = {
     "daysOfWeek": ["monday", "tuesday", "wednesday", "thursday", "friday"],
     "startTime": "08:00:00.0000000",
@@ -107,7 +110,7 @@ def get_schedule(
             first = max(0, int((rec.start - start) / step))
             last = min(slots, math.ceil((rec.end - start) / step))
             for i in range(first, max(last, first + 1) if rec.end == rec.start else last):
-                view[i] = max(view[i], digit)
+                view[i] = max(view[i], digit, key=_RANK.__getitem__)
             items.append(_item(rec, zone, name))
         out.append(
             {
