@@ -2,7 +2,8 @@
 builder per call the product makes (each cites the page it follows), and every answer is turned
 into its result or a project error by `decipher`. The one policy around a send, "a 401 is retried
 once with a fresh token", is the generator `exchange`, which an adapter drives (httpx's auth-flow
-style): the adapter only gets tokens, holds the concurrency slot and moves bytes.
+style): the adapter only gets tokens, holds the concurrency slot and moves bytes. Answers become
+typed values in `graph_types`; paged calls are followed by `paging`.
 
 https://learn.microsoft.com/graph/errors
 """
@@ -20,7 +21,7 @@ from typing import Any, Literal
 from urllib.parse import quote, unquote, urlsplit
 
 from shared.core.model import BodyType, MailboxKey, Window
-from shared.core.times import iso_utc, parse_iso
+from shared.core.times import iso_utc
 from shared.errors import (
     DeltaExpired,
     GraphError,
@@ -41,7 +42,7 @@ THROTTLE_STATUSES = frozenset({429, 503, 504})
 DELTA_GONE_CODES = frozenset(
     {"SyncStateNotFound", "resyncRequired", "fullSyncRequired", "SyncStateInvalid"}
 )
-_ABSOLUTE = ("https://", "http://")
+ABSOLUTE = ("https://", "http://")
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class GraphRequest:
     def url(self, base_url: str) -> str:
         """The absolute URL; a link must stay on Graph's own origin (it carries our token)."""
         base = base_url.rstrip("/")
-        if not self.path.startswith(_ABSOLUTE):
+        if not self.path.startswith(ABSOLUTE):
             return f"{base}/{self.path.lstrip('/')}"
         link, home = urlsplit(self.path), urlsplit(base)
         if (link.scheme, link.netloc.lower()) != (home.scheme, home.netloc.lower()):
@@ -74,7 +75,7 @@ class GraphRequest:
 
     def describe(self) -> str:
         """`GET users/x/calendarView/delta`: method and path, never the query (tokens)."""
-        path = urlsplit(self.path).path if self.path.startswith(_ABSOLUTE) else self.path
+        path = urlsplit(self.path).path if self.path.startswith(ABSOLUTE) else self.path
         return f"{self.method} {path}"
 
     def follow(self, link: str) -> GraphRequest:
@@ -302,71 +303,3 @@ def decipher(
             f"{what} {code}: {message}; retry later", status=status, graph_code=code
         )
     raise GraphError(f"{what} {code}: {message}", status=status, graph_code=code)
-
-
-# ---- Typed results ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GraphUser:
-    """https://learn.microsoft.com/graph/api/resources/user (the fields we $select)."""
-
-    id: str
-    user_principal_name: str
-    mail: str
-
-
-@dataclass(frozen=True)
-class GraphSubscription:
-    """https://learn.microsoft.com/graph/api/resources/subscription (the fields we use)."""
-
-    id: str
-    resource: str
-    notification_url: str
-    expiration: datetime | None
-
-
-@dataclass(frozen=True)
-class SubscriptionPage:
-    items: tuple[GraphSubscription, ...]
-    next_link: str | None
-
-
-def _unexpected(what: str, problem: str) -> GraphProtocolError:
-    return GraphProtocolError(
-        f"Graph returned an unexpected {what}: {problem}; nothing was changed, report it",
-        status=200,
-        graph_code="UnexpectedPayload",
-    )
-
-
-def _text(payload: Mapping[str, Any], name: str) -> str:
-    value = payload.get(name)
-    return value if isinstance(value, str) else ""
-
-
-def decode_user(payload: Any) -> GraphUser:
-    if not isinstance(payload, dict) or not _text(payload, "id"):
-        raise _unexpected("user", "it has no string id")
-    return GraphUser(payload["id"], _text(payload, "userPrincipalName"), _text(payload, "mail"))
-
-
-def decode_subscription(payload: Any) -> GraphSubscription:
-    if not isinstance(payload, dict) or not _text(payload, "id"):
-        raise _unexpected("subscription", "it has no string id")
-    return GraphSubscription(
-        id=payload["id"],
-        resource=_text(payload, "resource"),
-        notification_url=_text(payload, "notificationUrl"),
-        expiration=parse_iso(payload.get("expirationDateTime")),
-    )
-
-
-def decode_subscription_page(payload: Any) -> SubscriptionPage:
-    """One page of GET /subscriptions: `value`, and @odata.nextLink while more follow."""
-    if not isinstance(payload, dict) or not isinstance(payload.get("value"), list):
-        raise _unexpected("subscription list page", "it has no `value` list")
-    link = payload.get("@odata.nextLink")
-    if link is not None and not (isinstance(link, str) and link.startswith(_ABSOLUTE)):
-        raise _unexpected("subscription list page", f"@odata.nextLink is {link!r}")
-    return SubscriptionPage(tuple(decode_subscription(s) for s in payload["value"]), link or None)

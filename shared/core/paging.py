@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
 from shared.core.delta import decode_delta_page
-from shared.core.graph import GraphRequest, GraphSubscription, decode_subscription_page
+from shared.core.graph import GraphRequest
+from shared.core.graph_types import GraphSubscription, decode_subscription_page
 from shared.core.model import DeltaPageData
 from shared.errors import GraphProtocolError
 

@@ -12,7 +12,8 @@ from typing import Any
 
 from shared.compose import Services
 from shared.core.entity import join_properties
-from shared.core.graph import decode_user, user_lookup
+from shared.core.graph import user_lookup
+from shared.core.graph_types import decode_user
 from shared.core.model import MailboxKey
 from shared.core.options import options_to_dict, parse_options
 from shared.core.state import MailboxRecord, MailboxStatus

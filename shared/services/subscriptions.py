@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from shared.compose import Services
 from shared.core import graph
-from shared.core.graph import decode_subscription
+from shared.core.graph_types import GraphSubscription, decode_subscription
 from shared.core.model import MailboxKey, SubscriptionRecord
 from shared.core.notifications import (
     client_state_digest,
@@ -239,7 +239,7 @@ def _delete_graph_orphans(svc: Services, desired: set[MailboxKey]) -> int:
     return deleted
 
 
-def _list_graph_subscriptions(svc: Services, tenant_id: str) -> list[graph.GraphSubscription]:
+def _list_graph_subscriptions(svc: Services, tenant_id: str) -> list[GraphSubscription]:
     return list(iter_subscriptions(graph.subscription_list(tenant_id), svc.graph.send))
 
 

@@ -20,6 +20,7 @@ from shared.adapters.graph_httpx import GraphClient
 from shared.adapters.keyvault import KeyVaultSecrets
 from shared.adapters.msal_tokens import MsalTokens
 from shared.core import graph as g
+from shared.core import graph_types as t
 from shared.core.model import MailboxKey, Window
 from shared.core.paging import iter_delta_pages, iter_subscriptions
 from shared.errors import (
@@ -108,7 +109,7 @@ def test_msal_gets_a_token_and_graph_answers(
 ) -> None:
     """Real MSAL through the CA-pinned session gets a token that Graph accepts."""
     graph = _graph(sim, world, closing)
-    user = g.decode_user(graph.send(g.user_lookup(world["tenant"], "megan@fabrikam.example")))
+    user = t.decode_user(graph.send(g.user_lookup(world["tenant"], "megan@fabrikam.example")))
     assert user.id.lower() == world["user"].lower()
     assert user.user_principal_name == "megan@fabrikam.example"
 
@@ -193,7 +194,7 @@ def test_an_outdated_cached_token_is_replaced_once(
     lookup = g.user_lookup(world["tenant"], world["user"])
     graph.send(lookup)
     sim.control.advance(2 * 3600)  # the cached token is now expired in Graph's eyes
-    user = g.decode_user(graph.send(lookup))
+    user = t.decode_user(graph.send(lookup))
     assert user.id.lower() == world["user"].lower()
 
 

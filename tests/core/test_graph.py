@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from shared.core import graph as g
+from shared.core import graph_types as t
 from shared.core.graph import GraphAnswer, GraphRequest
 from shared.core.model import MailboxKey, Window
 from shared.core.paging import MAX_PAGES, iter_delta_pages, iter_pages, iter_subscriptions
@@ -504,10 +505,10 @@ def test_exchange_deciphers_errors_of_the_retried_answer() -> None:
 
 def test_decode_user_and_subscription() -> None:
     """User and subscription answers become typed values; missing optional fields are ''."""
-    assert g.decode_user({"id": "U1", "userPrincipalName": "m@f.example", "mail": None}) == (
-        g.GraphUser("U1", "m@f.example", "")
+    assert t.decode_user({"id": "U1", "userPrincipalName": "m@f.example", "mail": None}) == (
+        t.GraphUser("U1", "m@f.example", "")
     )
-    sub = g.decode_subscription(
+    sub = t.decode_subscription(
         {
             "id": "s1",
             "resource": "users/u/events",
@@ -515,16 +516,16 @@ def test_decode_user_and_subscription() -> None:
             "expirationDateTime": "2026-11-24T08:30:00.0000000Z",
         }
     )
-    assert sub == g.GraphSubscription(
+    assert sub == t.GraphSubscription(
         "s1", "users/u/events", "https://app/api/notifications", EXPIRY
     )
-    assert g.decode_subscription({"id": "s2"}) == g.GraphSubscription("s2", "", "", None)
+    assert t.decode_subscription({"id": "s2"}) == t.GraphSubscription("s2", "", "", None)
 
 
 @pytest.mark.parametrize("payload", [None, [], {}, {"id": 7}, {"id": ""}])
 def test_answers_without_an_id_are_protocol_errors(payload: Any) -> None:
     """A user or subscription answer without a string id is a GraphProtocolError."""
-    for decode in (g.decode_user, g.decode_subscription):
+    for decode in (t.decode_user, t.decode_subscription):
         with pytest.raises(GraphProtocolError, match="no string id"):
             decode(payload)
 
@@ -631,7 +632,7 @@ def test_the_subscription_list_is_followed_until_no_next_link() -> None:
     )
     subs = list(iter_subscriptions(first, fake.send))
     assert [s.id for s in subs] == ["s1", "s2", "s3"]
-    assert subs[2] == g.GraphSubscription("s3", "users/u3/events", "https://app/n", None)
+    assert subs[2] == t.GraphSubscription("s3", "users/u3/events", "https://app/n", None)
     assert [r.path for r in fake.sent] == ["subscriptions", page2]
     assert all(r.tenant_id == "tenant-1" and r.kind == "subscriptions" for r in fake.sent)
 
@@ -656,7 +657,7 @@ def test_iter_pages_is_lazy() -> None:
             f"{BASE}/s2": {"value": []},
         }
     )
-    pages: Iterator[g.SubscriptionPage] = iter_pages(first, fake.send, g.decode_subscription_page)
+    pages: Iterator[t.SubscriptionPage] = iter_pages(first, fake.send, t.decode_subscription_page)
     next(pages)
     assert len(fake.sent) == 1
 
