@@ -60,6 +60,9 @@ param secretCacheSeconds int = 300
 @description('Microsoft Graph endpoint with version. Sovereign clouds: https://graph.microsoft.us/v1.0, https://microsoftgraph.chinacloudapi.cn/v1.0.')
 param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
 
+@description('Token scope for Graph, <resource>/.default. Empty: derived from graphBaseUrl (its scheme and host + /.default), which is right for the public and sovereign clouds.')
+param graphScope string = ''
+
 @description('Microsoft Entra authority host. Sovereign clouds: https://login.microsoftonline.us, https://login.chinacloudapi.cn.')
 param authorityHost string = 'https://login.microsoftonline.com'
 
@@ -198,6 +201,7 @@ module functionApp 'app/function.bicep' = {
     clientCertificateName: clientCertificateName
     secretCacheSeconds: secretCacheSeconds
     graphBaseUrl: graphBaseUrl
+    graphScope: graphScope
     authorityHost: authorityHost
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB

@@ -141,7 +141,7 @@ def build_services(
         limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
         trust_env=not settings.ca_bundle,
     )
-    graph = GraphClient(http, settings.graph_base_url, tokens)
+    graph = GraphClient(http, settings.graph_base_url, tokens, clock=clock)
     redact.install()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Graph call is noise
     return Services(

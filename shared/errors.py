@@ -1,19 +1,29 @@
 """The project's one error hierarchy. Every error says what happened and what to do next.
 
-    CalsyncError
-     ├── ConfigError              settings missing or invalid (lists every problem at once)
-     ├── SecretError              a secret could not be read
-     │    └── SecretNotFound      the named secret does not exist (the value is never shown)
-     ├── InputError               a request or message we were given is malformed (HTTP 400)
-     │    └── NotificationRejected  a change notification failed validation
-     ├── NotFoundError            the thing asked for does not exist (HTTP 404)
-     ├── StorageError             Table or Queue storage failed (HTTP 503: retry later)
-     │    └── StateConflict       an ETag-guarded write lost a race
-     ├── TokenError               Entra refused a token (carries the AADSTS code)
-     └── GraphError               Graph answered with an error (carries status and code)
-          ├── Throttled           429/503 with Retry-After: back off, then retry
-          ├── DeltaExpired        410 SyncStateNotFound: resync the window from scratch
-          └── SubscriptionGone    404 on a subscription: create a new one, don't retry
+    CalsyncError                      transient?
+     ├── ConfigError                  no   settings missing or invalid (lists every problem)
+     ├── SecretError                  yes  a secret could not be read (Key Vault failing)
+     │    └── SecretNotFound          no   the named secret does not exist (value never shown)
+     ├── InputError                   no   a request or message we were given is malformed (400)
+     │    └── NotificationRejected    no   a change notification failed validation
+     ├── NotFoundError                no   the thing asked for does not exist (HTTP 404)
+     ├── StorageError                 yes  Table or Queue storage failed (HTTP 503: retry later)
+     │    └── StateConflict           no   an ETag-guarded write lost a race (re-read)
+     ├── TokenError                   no   Entra refused a token (carries the AADSTS code)
+     │    └── EntraUnreachable        yes  Entra could not be reached at all: retry later
+     └── GraphError                   no   Graph answered with an error (carries status and code)
+          ├── Throttled               yes  429/503/504 with Retry-After: back off, then retry
+          ├── GraphServerError        yes  any other 5xx: Graph failed, retry later
+          ├── GraphUnreachable        yes  no answer at all (connect, TLS, timeout): retry later
+          ├── DeltaExpired            no   410 SyncStateNotFound: resync the window from scratch
+          ├── SubscriptionGone        no   404 on a subscription: create a new one, don't retry
+          └── GraphProtocolError      no   an answer we cannot use (malformed page, no delta
+                                           link, runaway paging): a bug to report, not to retry
+
+`transient` (a class attribute) says whether the same call is worth retrying later unchanged:
+the queue worker re-raises transient errors (the host retries, then poison-queues) and records
+the others as a failed round. `detail_code` is the most specific code an error carries (Graph's
+`error.code`, Entra's AADSTS number, else the project code), for status records.
 
 Rule: adapters map library exceptions and HTTP statuses to these in exactly one place each;
 the core and services raise and catch only these.
@@ -31,17 +41,17 @@ class CalsyncError(Exception):
     http_status = 500
     #: Stable machine-readable code for problem bodies and status records.
     code = "internal_error"
-    #: Whether retrying the same work later can succeed (the queue retries transient failures).
-    retryable = False
+    #: Whether the same operation is worth retrying later, unchanged.
+    transient = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
     @property
-    def transient(self) -> bool:
-        """Whether the same work can succeed later: the queue retries it; otherwise give up."""
-        return self.retryable
+    def detail_code(self) -> str:
+        """The most specific code this error carries, for status records (`last_error_code`)."""
+        return self.code
 
 
 class ConfigError(CalsyncError):
@@ -64,14 +74,14 @@ class SecretError(CalsyncError):
 
     http_status = 503
     code = "secret_unavailable"
-    retryable = True
+    transient = True  # Key Vault unreachable or failing: the next try may read it
 
 
 class SecretNotFound(SecretError):
     """The named secret does not exist in the configured store."""
 
     code = "secret_not_found"
-    retryable = False
+    transient = False
 
     def __init__(self, name: str, where: str) -> None:
         self.name = name
@@ -103,7 +113,7 @@ class StorageError(CalsyncError):
 
     http_status = 503
     code = "storage_unavailable"
-    retryable = True
+    transient = True
 
 
 class StateConflict(StorageError):
@@ -111,7 +121,7 @@ class StateConflict(StorageError):
 
     http_status = 409
     code = "state_conflict"
-    retryable = False
+    transient = False  # lost a race: the caller re-reads and decides again, never blind retry
 
 
 class TokenError(CalsyncError):
@@ -126,36 +136,39 @@ class TokenError(CalsyncError):
         self.error = error
 
     @property
-    def transient(self) -> bool:
-        """Entra unreachable is worth a retry; a refused credential is not."""
-        return self.error == "network_error"
+    def detail_code(self) -> str:
+        return str(self.aadsts or "") or self.error or self.code
+
+
+class EntraUnreachable(TokenError):
+    """Entra could not be reached (network failure): no verdict on the credential; retry later."""
+
+    code = "entra_unreachable"
+    transient = True
 
 
 class GraphError(CalsyncError):
-    """Graph answered with an error status; `graph_code` is Graph's own `error.code`."""
+    """Graph answered with an error status; `graph_code` is Graph's own `error.code`.
+    `status` is the HTTP status, or None when there was no answer (GraphUnreachable)."""
 
     http_status = 502
     code = "graph_error"
 
-    def __init__(self, message: str, *, status: int, graph_code: str = "") -> None:
+    def __init__(self, message: str, *, status: int | None, graph_code: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.graph_code = graph_code
 
     @property
-    def transient(self) -> bool:
-        """Graph unreachable (status 0) or failing (5xx) is worth a retry; a 4xx is not."""
-        return self.status == 0 or self.status >= 500
+    def detail_code(self) -> str:
+        return self.graph_code or self.code
 
 
 class Throttled(GraphError):
     """Graph throttled us (429, or 503/504); wait `retry_after` seconds before the next call."""
 
     code = "throttled"
-
-    @property
-    def transient(self) -> bool:
-        return True
+    transient = True
 
     def __init__(self, message: str, *, status: int, graph_code: str, retry_after: float) -> None:
         super().__init__(message, status=status, graph_code=graph_code)
@@ -172,3 +185,28 @@ class SubscriptionGone(GraphError):
     """The subscription no longer exists (404): create a new one instead of retrying."""
 
     code = "subscription_gone"
+
+
+class GraphServerError(GraphError):
+    """Graph failed on its side (5xx other than the throttling 503/504): retry later."""
+
+    code = "graph_server_error"
+    transient = True
+
+
+class GraphUnreachable(GraphError):
+    """No answer from Graph at all (connection refused, TLS, timeout): retry later."""
+
+    code = "graph_unreachable"
+    transient = True
+
+    def __init__(self, message: str, *, graph_code: str = "transport_error") -> None:
+        super().__init__(message, status=None, graph_code=graph_code)
+
+
+class GraphProtocolError(GraphError):
+    """Graph's answer broke the protocol we follow (a malformed or non-JSON page, a delta that
+    ends without a delta link, paging that never ends). Retrying the same call gives the same
+    answer: the cursor is not advanced and the round is recorded as failed; report it."""
+
+    code = "graph_protocol_error"

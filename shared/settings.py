@@ -78,6 +78,12 @@ SETTINGS: tuple[SettingDoc, ...] = (
         "Graph endpoint (sovereign clouds or the local simulator use another).",
     ),
     SettingDoc(
+        "GRAPH_SCOPE",
+        "",
+        "Token scope for Graph (`<resource>/.default`). Empty: derived from "
+        "GRAPH_BASE_URL's host (`https://graph.microsoft.com/.default` by default).",
+    ),
+    SettingDoc(
         "AUTHORITY_HOST",
         "https://login.microsoftonline.com",
         "Entra authority host (sovereign clouds or the local simulator use another).",
@@ -92,7 +98,8 @@ SETTINGS: tuple[SettingDoc, ...] = (
         "PUBLIC_BASE_URL",
         "",
         "Public https base URL of this app that Graph calls back "
-        "(…/api/notifications, …/api/lifecycle). Empty: mailboxes sync in poll mode.",
+        "(…/api/notifications, …/api/lifecycle); plain http only for a loopback host "
+        "(localhost, 127.0.0.1, ::1). Empty: mailboxes sync in poll mode.",
     ),
     SettingDoc(
         "AzureWebJobsStorage",
@@ -165,6 +172,7 @@ class Settings:
     key_vault_url: str | None = None
     secret_cache_seconds: float = 300.0
     graph_base_url: str = "https://graph.microsoft.com/v1.0"
+    graph_scope_override: str | None = None
     authority_host: str = "https://login.microsoftonline.com"
     ca_bundle: str | None = None
     public_base_url: str | None = None
@@ -173,7 +181,10 @@ class Settings:
 
     @property
     def graph_scope(self) -> str:
-        """The client-credentials scope for this Graph endpoint (`<scheme>://<host>/.default`)."""
+        """The client-credentials scope: GRAPH_SCOPE when set, else derived from the Graph
+        endpoint (`<scheme>://<host>/.default`)."""
+        if self.graph_scope_override:
+            return self.graph_scope_override
         parts = urlsplit(self.graph_base_url)
         return f"{parts.scheme}://{parts.netloc}/.default"
 
@@ -246,7 +257,8 @@ class Settings:
         authority = _https_url(
             get("AUTHORITY_HOST") or "https://login.microsoftonline.com", "AUTHORITY_HOST", problems
         )
-        public = _https_url(get("PUBLIC_BASE_URL"), "PUBLIC_BASE_URL", problems)
+        scope = _scope(get("GRAPH_SCOPE"), problems)
+        public = _public_url(get("PUBLIC_BASE_URL"), problems)
 
         ca_bundle = get("CA_BUNDLE") or None
         if ca_bundle and not os.path.isfile(ca_bundle):
@@ -266,6 +278,7 @@ class Settings:
             key_vault_url=key_vault_url,
             secret_cache_seconds=ttl,
             graph_base_url=graph or "",
+            graph_scope_override=scope,
             authority_host=authority or "",
             ca_bundle=ca_bundle,
             public_base_url=public,
@@ -283,6 +296,44 @@ def _https_url(value: str, name: str, problems: list[str]) -> str | None:
         problems.append(f"{name} {value!r} must be an absolute https:// URL")
         return None
     return value.rstrip("/")
+
+
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+def _public_url(value: str, problems: list[str]) -> str | None:
+    """PUBLIC_BASE_URL: https, or plain http for a loopback host only. Graph itself accepts an
+    http notificationUrl only for localhost (learn.microsoft.com/graph/change-notifications-
+    delivery-webhooks#notificationurl-validation); anywhere else it would carry notifications
+    and client states in clear text."""
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme == "http" and parts.netloc and (parts.hostname or "") in _LOOPBACK_HOSTS:
+        return value.rstrip("/")
+    if parts.scheme == "http" and parts.netloc:
+        problems.append(
+            f"PUBLIC_BASE_URL {value!r} uses plain http for host {parts.hostname!r}: Graph calls "
+            "back only over https (http is allowed for localhost, 127.0.0.1 and ::1); use the "
+            "app's https URL"
+        )
+        return None
+    return _https_url(value, "PUBLIC_BASE_URL", problems)
+
+
+def _scope(value: str, problems: list[str]) -> str | None:
+    """GRAPH_SCOPE: an app-only scope, `<scheme>://<resource>/.default`."""
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "api") or not parts.netloc or parts.path != "/.default":
+        problems.append(
+            f"GRAPH_SCOPE {value!r} is not an app-only scope: give `<resource>/.default`, "
+            "e.g. https://graph.microsoft.com/.default (or leave it empty to derive it from "
+            "GRAPH_BASE_URL)"
+        )
+        return None
+    return value
 
 
 def _storage(env: Mapping[str, str], problems: list[str]) -> StorageSettings:

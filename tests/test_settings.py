@@ -102,3 +102,64 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     for doc in SETTINGS:
         assert f"`{doc.name}`" in readme, f"README settings table lacks {doc.name}"
+
+
+def test_graph_scope_overrides_the_derived_scope() -> None:
+    """GRAPH_SCOPE, when set, is the token scope, whatever GRAPH_BASE_URL's host is."""
+    s = Settings.from_env(
+        BASE
+        | {
+            "GRAPH_BASE_URL": "https://graph-proxy.example.net/v1.0",
+            "GRAPH_SCOPE": "https://graph.microsoft.com/.default",
+        }
+    )
+    assert s.graph_scope == "https://graph.microsoft.com/.default"
+    assert Settings.from_env(BASE | {"GRAPH_SCOPE": ""}).graph_scope == (
+        "https://graph.microsoft.com/.default"
+    )
+
+
+@pytest.mark.parametrize(
+    "scope", ["https://graph.microsoft.com", "Calendars.Read", "https:///.default", "x/.default"]
+)
+def test_graph_scope_must_be_an_app_only_scope(scope: str) -> None:
+    """A GRAPH_SCOPE that is not `<resource>/.default` is a ConfigError naming the key."""
+    with pytest.raises(ConfigError, match="GRAPH_SCOPE") as info:
+        Settings.from_env(BASE | {"GRAPH_SCOPE": scope})
+    assert len(info.value.problems) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://localhost:7071/", "http://localhost:7071"),
+        ("http://127.0.0.1:7071", "http://127.0.0.1:7071"),
+        ("http://[::1]:7071", "http://[::1]:7071"),
+        ("https://app.example.net", "https://app.example.net"),
+        ("https://127.0.0.1:8443", "https://127.0.0.1:8443"),
+    ],
+)
+def test_public_base_url_may_be_http_only_on_loopback(url: str, expected: str) -> None:
+    """Plain http is accepted for localhost, 127.0.0.1 and ::1 (as Graph allows); https always."""
+    s = Settings.from_env(BASE | {"PUBLIC_BASE_URL": url})
+    assert s.public_base_url == expected
+    assert s.notification_url == f"{expected}/api/notifications"
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://app.example.net", "plain http for host 'app.example.net'"),
+        ("http://10.0.0.5:7071", "plain http for host '10.0.0.5'"),
+        ("http://localhost.example.net", "plain http for host 'localhost.example.net'"),
+        ("ftp://app.example.net", "must be an absolute https:// URL"),
+        ("app.example.net", "must be an absolute https:// URL"),
+    ],
+)
+def test_public_base_url_must_be_https_elsewhere(url: str, says: str) -> None:
+    """Any non-loopback http (or non-URL) PUBLIC_BASE_URL is one ConfigError saying why."""
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(BASE | {"PUBLIC_BASE_URL": url})
+    assert len(info.value.problems) == 1
+    assert info.value.problems[0].startswith(f"PUBLIC_BASE_URL {url!r}")
+    assert says in info.value.problems[0]

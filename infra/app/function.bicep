@@ -77,6 +77,9 @@ param secretCacheSeconds int
 @description('Microsoft Graph endpoint with version.')
 param graphBaseUrl string
 
+@description('Token scope for Graph (<resource>/.default); empty: derived from graphBaseUrl.')
+param graphScope string
+
 @description('Microsoft Entra authority host.')
 param authorityHost string
 
@@ -202,6 +205,8 @@ var appSettings = {
   SECRET_CACHE_SECONDS: string(secretCacheSeconds)
   // Graph endpoint (another one for sovereign clouds).
   GRAPH_BASE_URL: graphBaseUrl
+  // Token scope for Graph; empty: derived from GRAPH_BASE_URL's host.
+  GRAPH_SCOPE: graphScope
   // Entra authority host (another one for sovereign clouds).
   AUTHORITY_HOST: authorityHost
   // Where Graph calls back: PUBLIC_BASE_URL/api/notifications and /api/lifecycle.

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import msal
 
-from shared.errors import TokenError
+from shared.errors import EntraUnreachable, TokenError
 from shared.settings import Settings
 
 # Hosts MSAL knows; any other authority host (the simulator) needs instance_discovery=False, else
@@ -98,9 +98,15 @@ class MsalTokens:
                 "error_description": text.split("\n")[0][:300],
             }
             raise _token_error(tenant_id, result) from None
+        except OSError as exc:  # authority discovery could not reach Entra (requests' errors)
+            result = {"error": "network_error", "error_description": type(exc).__name__}
+            raise _token_error(tenant_id, result) from None
         result = self._acquire(app)
         if "access_token" not in result and _aadsts(result) in _CREDENTIAL_CODES:
-            result = self._acquire(self._app(tenant_id, fresh=True))
+            try:
+                result = self._acquire(self._app(tenant_id, fresh=True))
+            except OSError as exc:
+                result = {"error": "network_error", "error_description": type(exc).__name__}
         if "access_token" in result:
             return str(result["access_token"])
         raise _token_error(tenant_id, result)
@@ -133,6 +139,12 @@ def _token_error(tenant_id: str, result: dict[str, Any]) -> TokenError:
         65001: "no admin consent: a tenant admin must grant the application permissions",
     }.get(code or 0, "see the AADSTS code in the Entra documentation")
     text = description[0] if description else error
+    if error == "network_error":  # no verdict from Entra: the same call may well work later
+        return EntraUnreachable(
+            f"Entra could not be reached for a token for tenant {tenant_id}: {text}; "
+            "retry later (check AUTHORITY_HOST and the network if it persists)",
+            error=error,
+        )
     return TokenError(
         f"Entra refused a token for tenant {tenant_id}: {text} ({hint})", aadsts=code, error=error
     )

@@ -3,8 +3,9 @@
 Rule (learn.microsoft.com/graph/delta-query-events, /graph/delta-query-overview): a page carries
 a `value` list and exactly one of `@odata.nextLink` (more pages follow) or `@odata.deltaLink`
 (the round is complete; keep it as the cursor). Anything else is a malformed page and raises
-GraphError(status=200, graph_code="MalformedDeltaPage"): following a guessed link could skip
-changes, and the cursor must never advance past a page that was not understood.
+GraphProtocolError(status=200, graph_code="MalformedDeltaPage"): following a guessed link could
+skip changes, and the cursor must never advance past a page that was not understood; it is not
+retried (the same page would come back): the round is recorded as failed.
 An item is an event, or `{"id": ..., "@removed": {"reason": ...}}` (deleted, or moved out of the
 window). Items may repeat within and across pages (replays); `reconcile.plan_page` folds them.
 """
@@ -14,15 +15,15 @@ from __future__ import annotations
 from typing import Any
 
 from shared.core.model import DeltaItem, DeltaPageData
-from shared.errors import GraphError
+from shared.errors import GraphProtocolError
 
 MALFORMED = "MalformedDeltaPage"
 NEXT_LINK = "@odata.nextLink"
 DELTA_LINK = "@odata.deltaLink"
 
 
-def _malformed(problem: str) -> GraphError:
-    return GraphError(
+def _malformed(problem: str) -> GraphProtocolError:
+    return GraphProtocolError(
         f"Graph returned a malformed calendarView/delta page: {problem}. The cursor was not "
         "advanced; the next round retries from the last committed link",
         status=200,
@@ -56,7 +57,7 @@ def _item(raw: Any, index: int) -> DeltaItem:
 
 
 def decode_delta_page(payload: dict[str, Any]) -> DeltaPageData:
-    """Items and the one link of a delta page; GraphError MalformedDeltaPage otherwise."""
+    """Items and the one link of a delta page; GraphProtocolError MalformedDeltaPage otherwise."""
     if not isinstance(payload, dict):
         raise _malformed(f"the body is a {type(payload).__name__}, not a JSON object")
     values = payload.get("value")

@@ -9,16 +9,17 @@ from collections.abc import Mapping
 from dataclasses import fields, replace
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 from shared.compose import Services
 from shared.core import lifecycle as lc
 from shared.core.entity import join_properties
+from shared.core.graph import user_lookup
+from shared.core.graph_types import decode_user
 from shared.core.model import MailboxKey, Trigger
 from shared.core.options import options_to_dict, parse_options
 from shared.core.state import MailboxRecord, MailboxStatus
 from shared.core.times import iso_utc, parse_iso
-from shared.errors import GraphError, InputError, NotFoundError
+from shared.errors import InputError, NotFoundError
 from shared.services.lifecycle import advance, queue_sync
 
 log = logging.getLogger("calsync.mailboxes")
@@ -34,17 +35,9 @@ def _tenant(svc: Services, tenant_id: str) -> str:
 
 
 def _resolve_user(svc: Services, tenant: str, user: str) -> tuple[str, str]:
-    """(object id, UPN) of a user given by id or UPN, asked of Graph."""
-    path = f"users/{quote(user, safe='@')}"
-    try:
-        found = svc.graph.request(
-            tenant, "GET", path, params={"$select": "id,userPrincipalName,mail"}
-        )
-    except GraphError as exc:
-        if exc.status == 404:
-            raise NotFoundError(f"Graph has no user {user!r} in tenant {tenant}") from None
-        raise
-    return str(found["id"]).lower(), str(found.get("userPrincipalName") or user)
+    """(object id, UPN) of a user given by id or UPN, asked of Graph (NotFoundError if none)."""
+    found = decode_user(svc.graph.send(user_lookup(tenant, user)))
+    return found.id.lower(), found.user_principal_name or user
 
 
 def find(svc: Services, tenant_id: str, user: str) -> MailboxRecord:

@@ -12,31 +12,30 @@ import logging
 import secrets as pysecrets
 import time
 from dataclasses import replace
-from typing import Any
 
 from shared.compose import Services
+from shared.core import graph
 from shared.core import lifecycle as lc
+from shared.core.graph_types import GraphSubscription, decode_subscription
 from shared.core.model import MailboxKey, SubscriptionRecord
 from shared.core.notifications import (
     client_state_digest,
     new_client_state,
     user_id_from_resource,
 )
+from shared.core.paging import iter_subscriptions
 from shared.core.renewals import WritePacer, plan_expiry, plan_reconcile, plan_renewals
 from shared.core.state import MailboxRecord
-from shared.core.times import iso_utc as _iso
-from shared.core.times import parse_iso as _parse
 from shared.errors import GraphError, SubscriptionGone, Throttled, TokenError
 
 log = logging.getLogger("calsync.subscriptions")
 
-CHANGE_TYPES = "created,updated,deleted"
 MAX_PACING_SLEEP = 5.0  # seconds a timer run may wait for the pacer before deferring the rest
 _PACER = WritePacer()
 
 
 def resource_for(key: MailboxKey) -> str:
-    return f"users/{key.user_id}/events"
+    return graph.events_resource(key)
 
 
 def _paced(svc: Services, tenant_id: str) -> bool:
@@ -52,37 +51,39 @@ def _paced(svc: Services, tenant_id: str) -> bool:
 def subscribe(svc: Services, mailbox: MailboxRecord) -> lc.Event:
     """Try to create the mailbox's subscription; the outcome as a lifecycle event."""
     now = svc.now()
-    if not svc.settings.notification_url:
+    notification_url = svc.settings.notification_url
+    if not notification_url:
         return lc.NoCallbackUrl()
     if not _paced(svc, mailbox.key.tenant_id):
         return lc.Paced()
     client_state = new_client_state(pysecrets.token_bytes(32))
     expiry = plan_expiry(now, svc.rng)
-    body = {
-        "changeType": CHANGE_TYPES,
-        "notificationUrl": svc.settings.notification_url,
-        "lifecycleNotificationUrl": svc.settings.lifecycle_url,
-        "resource": resource_for(mailbox.key),
-        "expirationDateTime": _iso(expiry),
-        "clientState": client_state,
-        "latestSupportedTlsVersion": "v1_2",
-    }
+    request = graph.subscription_create(
+        mailbox.key,
+        notification_url=notification_url,
+        lifecycle_url=svc.settings.lifecycle_url,
+        expiration=expiry,
+        client_state=client_state,
+    )
     try:
-        created = svc.graph.request(mailbox.key.tenant_id, "POST", "subscriptions", json=body)
+        created = decode_subscription(svc.graph.send(request))
     except (GraphError, TokenError) as exc:
-        code = getattr(exc, "graph_code", "") or getattr(exc, "error", "") or exc.code
         log.warning("subscription for %s refused: %s", mailbox.key.user_id, exc.message)
-        errors = {"last_error": exc.message, "last_error_code": str(code), "last_error_at": now}
+        errors = {
+            "last_error": exc.message,
+            "last_error_code": exc.detail_code,
+            "last_error_at": now,
+        }
         svc.state.update_status(mailbox.key, **errors)
         if isinstance(exc, TokenError) and not exc.transient:
-            return lc.CredentialRejected(str(code), exc.message)
-        return lc.Refused(str(code), exc.message)
+            return lc.CredentialRejected(exc.detail_code, exc.message)
+        return lc.Refused(exc.detail_code, exc.message)
     sub = SubscriptionRecord(
-        subscription_id=created["id"],
+        subscription_id=created.id,
         tenant_id=mailbox.key.tenant_id,
         user_id=mailbox.key.user_id,
         resource=resource_for(mailbox.key),
-        expiration=_parse(created.get("expirationDateTime")) or expiry,
+        expiration=created.expiration or expiry,
         client_state_digest=client_state_digest(client_state),
         last_renewed=now,
     )
@@ -96,9 +97,7 @@ def subscribe(svc: Services, mailbox: MailboxRecord) -> lc.Event:
 def delete_subscription(svc: Services, sub: SubscriptionRecord) -> None:
     """Delete in Graph (gone already is fine) and forget it."""
     with contextlib.suppress(SubscriptionGone):
-        svc.graph.request(
-            sub.tenant_id, "DELETE", f"subscriptions/{sub.subscription_id}", subscription=True
-        )
+        svc.graph.send(graph.subscription_delete(sub.tenant_id, sub.subscription_id))
     svc.state.delete_subscription(sub.tenant_id, sub.subscription_id)
 
 
@@ -116,12 +115,7 @@ def reauthorize(svc: Services, key: MailboxKey, subscription_id: str) -> lc.Even
     if sub is None:
         return None
     try:
-        svc.graph.request(
-            sub.tenant_id,
-            "POST",
-            f"subscriptions/{sub.subscription_id}/reauthorize",
-            subscription=True,
-        )
+        svc.graph.send(graph.subscription_reauthorize(sub.tenant_id, sub.subscription_id))
     except SubscriptionGone:
         return lc.SubscriptionRemoved(subscription_id)
     svc.state.put_subscription(replace(sub, last_reauthorized=svc.now()))
@@ -146,13 +140,9 @@ def renew_due(svc: Services) -> dict[str, int]:
             counts["deferred"] += 1
             continue
         try:
-            renewed = svc.graph.request(
-                sub.tenant_id,
-                "PATCH",
-                f"subscriptions/{sub.subscription_id}",
-                json={"expirationDateTime": _iso(new_expiry)},
-                subscription=True,
-            )
+            request = graph.subscription_renew(sub.tenant_id, sub.subscription_id, new_expiry)
+            renewed = svc.graph.send(request)
+            expiry = (decode_subscription(renewed).expiration if renewed else None) or new_expiry
         except SubscriptionGone:
             _gone(svc, sub)
             counts["recreated"] += 1
@@ -164,7 +154,6 @@ def renew_due(svc: Services) -> dict[str, int]:
             log.warning("renewing %s failed: %s", sub.subscription_id, exc.message)
             counts["failed"] += 1
             continue
-        expiry = _parse(renewed.get("expirationDateTime") if renewed else None) or new_expiry
         svc.state.put_subscription(replace(sub, expiration=expiry, last_renewed=now))
         svc.state.update_status(MailboxKey(sub.tenant_id, sub.user_id), subscription_expiry=expiry)
         counts["renewed"] += 1
@@ -226,30 +215,22 @@ def _delete_graph_orphans(svc: Services, desired: set[MailboxKey]) -> int:
             log.warning("listing subscriptions of tenant %s failed: %s", tenant_id, exc.message)
             continue
         for sub in listed:
-            if sub.get("notificationUrl") != svc.settings.notification_url or sub["id"] in known:
+            if sub.notification_url != svc.settings.notification_url or sub.id in known:
                 continue
-            key = MailboxKey(tenant_id, user_id_from_resource(str(sub.get("resource", ""))) or "")
+            key = MailboxKey(tenant_id, user_id_from_resource(sub.resource) or "")
             if key in desired and key not in on_record:
                 continue
             try:
-                svc.graph.request(
-                    tenant_id, "DELETE", f"subscriptions/{sub['id']}", subscription=True
-                )
+                svc.graph.send(graph.subscription_delete(tenant_id, sub.id))
             except SubscriptionGone:
                 pass
             except (GraphError, TokenError) as exc:
-                log.warning("deleting orphan %s failed: %s", sub["id"], exc.message)
+                log.warning("deleting orphan %s failed: %s", sub.id, exc.message)
                 continue
-            log.info("deleted orphan subscription %s of %s", sub["id"], key.user_id)
+            log.info("deleted orphan subscription %s of %s", sub.id, key.user_id)
             deleted += 1
     return deleted
 
 
-def _list_graph_subscriptions(svc: Services, tenant_id: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    link: str | None = "subscriptions"
-    while link:
-        page = svc.graph.request(tenant_id, "GET", link) or {}
-        out.extend(page.get("value", []))
-        link = page.get("@odata.nextLink")
-    return out
+def _list_graph_subscriptions(svc: Services, tenant_id: str) -> list[GraphSubscription]:
+    return list(iter_subscriptions(graph.subscription_list(tenant_id), svc.graph.send))

@@ -20,8 +20,9 @@ from typing import Any
 
 from shared.compose import Services
 from shared.core import lifecycle as lc
-from shared.core.delta import decode_delta_page
+from shared.core.graph import delta_follow, delta_start
 from shared.core.model import SyncRequest, Trigger, Window
+from shared.core.paging import MAX_PAGES, iter_delta_pages
 from shared.core.reconcile import plan_full_diff, plan_page
 from shared.core.rounds import (
     CONFLICT_DEFER_SECONDS,
@@ -35,11 +36,11 @@ from shared.core.rounds import (
     stamp_request,
 )
 from shared.core.state import CursorRecord, MailboxRecord
-from shared.core.times import iso_utc, parse_iso
+from shared.core.times import parse_iso
 from shared.errors import (
     CalsyncError,
     DeltaExpired,
-    GraphError,
+    GraphProtocolError,
     StateConflict,
     StorageError,
     TokenError,
@@ -47,9 +48,6 @@ from shared.errors import (
 from shared.services.lifecycle import advance_if_allowed
 
 log = logging.getLogger("calsync.sync")
-
-PAGE_SIZE = 100
-MAX_PAGES = 10_000  # a runaway nextLink chain is a bug, not a calendar
 
 
 @dataclass(frozen=True)
@@ -145,7 +143,7 @@ def _round(
             return SyncOutcome("throttled")
         _record_error(svc, mailbox, exc, result="failed")
         if isinstance(exc, TokenError) and not exc.transient:
-            advance_if_allowed(svc, mailbox, lc.CredentialRejected(_code(exc), exc.message))
+            advance_if_allowed(svc, mailbox, lc.CredentialRejected(exc.detail_code, exc.message))
         if isinstance(recovery, Reraise):
             raise  # the queue retries it (and poison-queues it after maxDequeueCount)
         return SyncOutcome("failed")
@@ -198,30 +196,15 @@ def _follow(
     count_drift: bool = False,
 ) -> tuple[SyncOutcome, str]:
     """Follow the delta pages to the end; returns the outcome and the new delta link."""
-    key = mailbox.key
-    prefer = [f"odata.maxpagesize={PAGE_SIZE}", 'outlook.timezone="UTC"']
-    if mailbox.options.body_type == "text":
-        prefer.append('outlook.body-content-type="text"')
-    headers = {"Prefer": ", ".join(prefer)}
+    key, body_type = mailbox.key, mailbox.options.body_type
     mirror = svc.state.stored_versions(key) if full else None
     seen: set[str] = set()
     upserts = deletes = pages = added = 0
-    link: str | None
-    params: dict[str, str] | None
-    if full:
-        link = f"users/{key.user_id}/calendarView/delta"
-        params = {"startDateTime": iso_utc(window.start), "endDateTime": iso_utc(window.end)}
+    if full or not cursor.delta_link:
+        first = delta_start(key, window, body_type=body_type)
     else:
-        link, params = cursor.delta_link, None
-    while link is not None:
-        pages += 1
-        if pages > MAX_PAGES:
-            raise GraphError(f"delta of {key.user_id} exceeded {MAX_PAGES} pages", status=0)
-        payload = svc.graph.request(
-            key.tenant_id, "GET", link, mailbox=key.user_id, params=params, headers=headers
-        )
-        params = None  # query parameters only on the first request; then follow the links
-        page = decode_delta_page(payload or {})
+        first = delta_follow(key, cursor.delta_link, body_type=body_type)
+    for pages, page in enumerate(iter_delta_pages(first, svc.graph.send, max_pages=MAX_PAGES), 1):
         ids = [item.event_id for item in page.items]
         if mirror is not None:
             stored = {i: mirror[i] for i in ids if i in mirror}
@@ -250,8 +233,11 @@ def _follow(
                 total = len(mirror) - len(stale)
             outcome = SyncOutcome("ok", upserts, deletes, pages, full, drift, added, total)
             return outcome, page.delta_link
-        link = page.next_link
-    raise GraphError(f"delta of {key.user_id} ended without a delta link", status=0)
+    raise GraphProtocolError(
+        f"delta of {key.user_id} ended without a delta link; the cursor was not advanced",
+        status=None,
+        graph_code="NoDeltaLink",
+    )
 
 
 def _lifecycle_step(
@@ -278,16 +264,11 @@ def _release(svc: Services, cursor: CursorRecord) -> None:
         svc.state.save_cursor(replace(cursor, lease_owner="", lease_until=None))
 
 
-def _code(exc: CalsyncError) -> str:
-    code: Any = getattr(exc, "graph_code", "") or getattr(exc, "aadsts", "") or exc.code
-    return str(code)
-
-
 def _record_error(svc: Services, mailbox: MailboxRecord, exc: CalsyncError, *, result: str) -> None:
     svc.state.update_status(
         mailbox.key,
         last_sync_result=result,
         last_error=exc.message,
-        last_error_code=_code(exc),
+        last_error_code=exc.detail_code,
         last_error_at=svc.now(),
     )

@@ -3,10 +3,12 @@ SecretClient; errors mapped to the project's hierarchy with Entra's and Graph's 
 
 from __future__ import annotations
 
+import socket
 import ssl
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -17,7 +19,20 @@ from graphsim.testing import SimHandle, run_simulator
 from shared.adapters.graph_httpx import GraphClient
 from shared.adapters.keyvault import KeyVaultSecrets
 from shared.adapters.msal_tokens import MsalTokens
-from shared.errors import DeltaExpired, SecretNotFound, SubscriptionGone, Throttled, TokenError
+from shared.core import graph as g
+from shared.core import graph_types as t
+from shared.core.model import MailboxKey, Window
+from shared.core.paging import iter_delta_pages, iter_subscriptions
+from shared.errors import (
+    DeltaExpired,
+    EntraUnreachable,
+    GraphUnreachable,
+    NotFoundError,
+    SecretNotFound,
+    SubscriptionGone,
+    Throttled,
+    TokenError,
+)
 from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -94,8 +109,9 @@ def test_msal_gets_a_token_and_graph_answers(
 ) -> None:
     """Real MSAL through the CA-pinned session gets a token that Graph accepts."""
     graph = _graph(sim, world, closing)
-    user = graph.request(world["tenant"], "GET", f"users/{world['user']}")
-    assert user["id"].lower() == world["user"].lower()
+    user = t.decode_user(graph.send(g.user_lookup(world["tenant"], "megan@fabrikam.example")))
+    assert user.id.lower() == world["user"].lower()
+    assert user.user_principal_name == "megan@fabrikam.example"
 
 
 @pytest.mark.parametrize(
@@ -123,31 +139,51 @@ def test_entra_refusals_carry_their_aadsts_code(
 def test_graph_statuses_map_to_project_errors(
     sim: SimHandle, world: dict[str, str], closing: list[MsalTokens | GraphClient]
 ) -> None:
-    """429 → Throttled(retry_after); 404 on a subscription → SubscriptionGone; 410 → expired."""
+    """429 → Throttled(retry_after); 404 on a subscription → SubscriptionGone; 404 on a user →
+    NotFoundError; 410 → expired; the delta pages and the subscription list are followed."""
     graph = _graph(sim, world, closing)
     tenant, user = world["tenant"], world["user"]
     sim.control.fault(429, count=1, path_contains=f"users/{user}", retry_after_s=2.5)
     with pytest.raises(Throttled) as info:
-        graph.request(tenant, "GET", f"users/{user}")
+        graph.send(g.user_lookup(tenant, user))
     assert info.value.retry_after == 2.5
+    when = datetime(2030, 1, 1, tzinfo=UTC)
     with pytest.raises(SubscriptionGone):
-        graph.request(
-            tenant,
-            "PATCH",
-            f"subscriptions/{uuid.uuid4()}",
-            subscription=True,
-            json={"expirationDateTime": "2030-01-01T00:00:00Z"},
-        )
-    first = graph.request(
-        tenant,
-        "GET",
-        f"users/{user}/calendarView/delta",
-        params={"startDateTime": "2026-01-01T00:00:00Z", "endDateTime": "2027-01-01T00:00:00Z"},
-    )
-    link = first.get("@odata.deltaLink") or first["@odata.nextLink"]
+        graph.send(g.subscription_renew(tenant, str(uuid.uuid4()), when))
+    with pytest.raises(NotFoundError, match=r"nobody@fabrikam\.example"):
+        graph.send(g.user_lookup(tenant, "nobody@fabrikam.example"))
+    assert list(iter_subscriptions(g.subscription_list(tenant), graph.send)) == []
+    key = MailboxKey(tenant, user)
+    window = Window(datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+    pages = list(iter_delta_pages(g.delta_start(key, window, body_type="text"), graph.send))
+    link = pages[-1].delta_link
+    assert link
+    assert all(p.next_link for p in pages[:-1])
     sim.control.expire_delta("megan@fabrikam.example")
     with pytest.raises(DeltaExpired):
-        graph.request(tenant, "GET", link)
+        graph.send(g.delta_follow(key, link, body_type="text"))
+
+
+def test_unreachable_graph_and_entra_are_transient_errors(
+    sim: SimHandle, world: dict[str, str], closing: list[MsalTokens | GraphClient]
+) -> None:
+    """No answer from Graph is GraphUnreachable, from Entra EntraUnreachable: both transient."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"https://127.0.0.1:{s.getsockname()[1]}"
+    http = httpx.Client(verify=ssl.create_default_context(cafile=sim.ca_pem_path))
+    graph = GraphClient(http, f"{dead}/v1.0", _tokens(sim, world, closing))
+    closing.append(graph)
+    with pytest.raises(GraphUnreachable) as info:
+        graph.send(g.user_lookup(world["tenant"], world["user"]))
+    assert info.value.transient
+    assert info.value.status is None
+    tokens = _tokens(
+        sim, world, closing, settings=replace(_settings(sim, world), authority_host=dead)
+    )
+    with pytest.raises(EntraUnreachable) as refused:
+        tokens.token(world["tenant"])
+    assert refused.value.transient
 
 
 def test_an_outdated_cached_token_is_replaced_once(
@@ -155,10 +191,11 @@ def test_an_outdated_cached_token_is_replaced_once(
 ) -> None:
     """When Graph says 401 to MSAL's cached token, one fresh token is fetched and used."""
     graph = _graph(sim, world, closing)
-    graph.request(world["tenant"], "GET", f"users/{world['user']}")
+    lookup = g.user_lookup(world["tenant"], world["user"])
+    graph.send(lookup)
     sim.control.advance(2 * 3600)  # the cached token is now expired in Graph's eyes
-    user = graph.request(world["tenant"], "GET", f"users/{world['user']}")
-    assert user["id"].lower() == world["user"].lower()
+    user = t.decode_user(graph.send(lookup))
+    assert user.id.lower() == world["user"].lower()
 
 
 def test_key_vault_secrets_are_read_cached_and_named_when_missing(

@@ -1,0 +1,305 @@
+"""Pure: Microsoft Graph without I/O. Requests are built as frozen `GraphRequest` values, one
+builder per call the product makes (each cites the page it follows), and every answer is turned
+into its result or a project error by `decipher`. The one policy around a send, "a 401 is retried
+once with a fresh token", is the generator `exchange`, which an adapter drives (httpx's auth-flow
+style): the adapter only gets tokens, holds the concurrency slot and moves bytes. Answers become
+typed values in `graph_types`; paged calls are followed by `paging`.
+
+https://learn.microsoft.com/graph/errors
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from http import HTTPStatus
+from typing import Any, Literal
+from urllib.parse import quote, unquote, urlsplit
+
+from shared.core.model import BodyType, MailboxKey, Window
+from shared.core.times import iso_utc
+from shared.errors import (
+    DeltaExpired,
+    GraphError,
+    GraphProtocolError,
+    GraphServerError,
+    NotFoundError,
+    SubscriptionGone,
+    Throttled,
+    TokenError,
+)
+
+#: What a request addresses, so that a 404 means the right thing.
+Kind = Literal["delta", "subscription", "subscriptions", "user"]
+
+PAGE_SIZE = 100  # Outlook's largest page for calendarView/delta (odata.maxpagesize)
+CHANGE_TYPES = "created,updated,deleted"
+THROTTLE_STATUSES = frozenset({429, 503, 504})
+DELTA_GONE_CODES = frozenset(
+    {"SyncStateNotFound", "resyncRequired", "fullSyncRequired", "SyncStateInvalid"}
+)
+ABSOLUTE = ("https://", "http://")
+
+
+@dataclass(frozen=True)
+class GraphRequest:
+    """One Graph call, complete: what to send and what the sender must know to send it."""
+
+    method: str
+    path: str  # relative to GRAPH_BASE_URL ("users/x/..."), or an absolute next/delta link
+    tenant_id: str  # whose token signs it
+    kind: Kind
+    query: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()  # every Prefer is here; never Authorization
+    body: Mapping[str, Any] | None = None  # sent as JSON
+    mailbox: str = ""  # user id: keys the per-mailbox concurrency slot ("" = none)
+
+    def url(self, base_url: str) -> str:
+        """The absolute URL; a link must stay on Graph's own origin (it carries our token)."""
+        base = base_url.rstrip("/")
+        if not self.path.startswith(ABSOLUTE):
+            return f"{base}/{self.path.lstrip('/')}"
+        link, home = urlsplit(self.path), urlsplit(base)
+        if (link.scheme, link.netloc.lower()) != (home.scheme, home.netloc.lower()):
+            raise GraphProtocolError(
+                f"Graph sent a link to {link.scheme}://{link.netloc}, not to {base}: it is not "
+                "followed (our token would go with it); report the link's source",
+                status=None,
+                graph_code="ForeignLink",
+            )
+        return self.path
+
+    def describe(self) -> str:
+        """`GET users/x/calendarView/delta`: method and path, never the query (tokens)."""
+        path = urlsplit(self.path).path if self.path.startswith(ABSOLUTE) else self.path
+        return f"{self.method} {path}"
+
+    def follow(self, link: str) -> GraphRequest:
+        """The request for the page at `link`: same headers and sender; the link has the query.
+        https://learn.microsoft.com/graph/paging"""
+        return replace(self, method="GET", path=link, query=(), body=None)
+
+
+# ---- Builders: one per call the product makes -------------------------------------------------
+
+
+def _delta_headers(body_type: BodyType) -> tuple[tuple[str, str], ...]:
+    prefer = [f"odata.maxpagesize={PAGE_SIZE}", 'outlook.timezone="UTC"']
+    if body_type == "text":
+        prefer.append('outlook.body-content-type="text"')
+    return (("Prefer", ", ".join(prefer)),)
+
+
+def delta_start(key: MailboxKey, window: Window, *, body_type: BodyType) -> GraphRequest:
+    """First page of a calendar view's delta over `window`: times in UTC, 100 per page.
+    https://learn.microsoft.com/graph/api/event-delta (request headers: Prefer)"""
+    return GraphRequest(
+        "GET",
+        f"users/{key.user_id}/calendarView/delta",
+        key.tenant_id,
+        "delta",
+        query=(("startDateTime", iso_utc(window.start)), ("endDateTime", iso_utc(window.end))),
+        headers=_delta_headers(body_type),
+        mailbox=key.user_id,
+    )
+
+
+def delta_follow(key: MailboxKey, link: str, *, body_type: BodyType) -> GraphRequest:
+    """A stored next or delta link; the link carries its state, the headers are sent again.
+    https://learn.microsoft.com/graph/delta-query-events"""
+    return GraphRequest(
+        "GET", link, key.tenant_id, "delta", headers=_delta_headers(body_type), mailbox=key.user_id
+    )
+
+
+def subscription_create(
+    key: MailboxKey,
+    *,
+    notification_url: str,
+    lifecycle_url: str | None,
+    expiration: datetime,
+    client_state: str,
+) -> GraphRequest:
+    """Subscribe to a mailbox's events, with lifecycle notifications and TLS 1.2.
+    https://learn.microsoft.com/graph/api/subscription-post-subscriptions"""
+    body = {
+        "changeType": CHANGE_TYPES,
+        "notificationUrl": notification_url,
+        "lifecycleNotificationUrl": lifecycle_url,
+        "resource": events_resource(key),
+        "expirationDateTime": iso_utc(expiration),
+        "clientState": client_state,
+        "latestSupportedTlsVersion": "v1_2",
+    }
+    return GraphRequest("POST", "subscriptions", key.tenant_id, "subscription", body=body)
+
+
+def subscription_renew(tenant_id: str, subscription_id: str, expiration: datetime) -> GraphRequest:
+    """Move a subscription's expiry. https://learn.microsoft.com/graph/api/subscription-update"""
+    body = {"expirationDateTime": iso_utc(expiration)}
+    return GraphRequest(
+        "PATCH", f"subscriptions/{subscription_id}", tenant_id, "subscription", body=body
+    )
+
+
+def subscription_reauthorize(tenant_id: str, subscription_id: str) -> GraphRequest:
+    """Answer reauthorizationRequired.
+    https://learn.microsoft.com/graph/api/subscription-reauthorize"""
+    path = f"subscriptions/{subscription_id}/reauthorize"
+    return GraphRequest("POST", path, tenant_id, "subscription")
+
+
+def subscription_delete(tenant_id: str, subscription_id: str) -> GraphRequest:
+    """https://learn.microsoft.com/graph/api/subscription-delete"""
+    return GraphRequest("DELETE", f"subscriptions/{subscription_id}", tenant_id, "subscription")
+
+
+def subscription_list(tenant_id: str) -> GraphRequest:
+    """The app's subscriptions in a tenant, paged by @odata.nextLink.
+    https://learn.microsoft.com/graph/api/subscription-list"""
+    return GraphRequest("GET", "subscriptions", tenant_id, "subscriptions")
+
+
+def user_lookup(tenant_id: str, user: str) -> GraphRequest:
+    """A user by object id or UPN; the UPN is percent-encoded as one path segment (`/`, `?`,
+    `#`, `%` and `'` cannot break out of it). https://learn.microsoft.com/graph/api/user-get"""
+    return GraphRequest(
+        "GET",
+        f"users/{quote(user, safe='@')}",
+        tenant_id,
+        "user",
+        query=(("$select", "id,userPrincipalName,mail"),),
+    )
+
+
+def events_resource(key: MailboxKey) -> str:
+    return f"users/{key.user_id}/events"
+
+
+# ---- Answers ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GraphAnswer:
+    """What came back: status, headers, the raw body, and when it arrived (for Retry-After)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What the sender does next: send the request, with a freshly acquired token or not."""
+
+    fresh_token: bool
+
+
+def exchange(request: GraphRequest) -> Generator[Attempt, GraphAnswer, Any]:
+    """The send policy, driven by the adapter: send; on a 401 send once more with a fresh token
+    (a cached token can be revoked, or outlived by Graph's view of time); then decipher. A second
+    401 deciphers to TokenError. Returns the result; raises the project error."""
+    answer = yield Attempt(fresh_token=False)
+    if answer.status == 401:
+        answer = yield Attempt(fresh_token=True)
+    return decipher(request, answer.status, answer.headers, answer.body, now=answer.received_at)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    wanted = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == wanted), None)
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float:
+    """Seconds to wait from Retry-After: delta-seconds (Graph may send fractions) or an
+    HTTP-date (relative to `now`; past: 0). Absent or unreadable: 0 (the caller backs off).
+    https://learn.microsoft.com/graph/throttling, RFC 9110 §10.2.3"""
+    text = (value or "").strip()
+    if not text:
+        return 0.0
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return 0.0
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = (moment - now).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else 0.0
+
+
+def _error_of(body: bytes, status: int) -> tuple[str, str]:
+    """Graph's `error.code` and `error.message`; without them, the status's own phrase."""
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = f"HTTP {status}"
+    try:
+        error = json.loads(body).get("error", {}) if body else {}
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        return "", phrase
+    if not isinstance(error, dict):
+        return "", phrase
+    return str(error.get("code", "")), str(error.get("message", phrase))
+
+
+def decipher(
+    request: GraphRequest, status: int, headers: Mapping[str, str], body: bytes, *, now: datetime
+) -> Any:
+    """The parsed JSON of a 2xx answer (None for 204 or an empty body), or the project error the
+    answer means, in Graph's own precedence: 401, throttling, expired delta, gone, 5xx, other."""
+    what = f"Graph {request.describe()} answered {status}"
+    if 200 <= status < 300:
+        if status == 204 or not body.strip():
+            return None
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            kind = _header(headers, "Content-Type") or "no content type"
+            raise GraphProtocolError(
+                f"{what} with a body that is not JSON ({kind}); nothing was applied, report it",
+                status=status,
+                graph_code="NonJsonBody",
+            ) from None
+    code, message = _error_of(body, status)
+    if status == 401:
+        raise TokenError(
+            f"Graph refused the app's token for tenant {request.tenant_id} (401); check the "
+            "app's permissions and admin consent",
+            error="unauthorized",
+        )
+    if status in THROTTLE_STATUSES:
+        retry_after = parse_retry_after(_header(headers, "Retry-After"), now)
+        raise Throttled(
+            f"{what} {code}: {message}; retry after {retry_after:g} s",
+            status=status,
+            graph_code=code or "TooManyRequests",
+            retry_after=retry_after,
+        )
+    if status == 410 or code in DELTA_GONE_CODES:
+        raise DeltaExpired(
+            f"{what} {code}: the delta token expired; resync the window",
+            status=status,
+            graph_code=code,
+        )
+    if status == 404 and request.kind == "subscription":
+        raise SubscriptionGone(
+            f"{what}: the subscription no longer exists; create a new one",
+            status=status,
+            graph_code=code,
+        )
+    if status == 404 and request.kind == "user":
+        user = unquote(request.path.rsplit("/", 1)[-1])
+        raise NotFoundError(f"Graph has no user {user!r} in tenant {request.tenant_id}")
+    if status >= 500:
+        raise GraphServerError(
+            f"{what} {code}: {message}; retry later", status=status, graph_code=code
+        )
+    raise GraphError(f"{what} {code}: {message}", status=status, graph_code=code)
