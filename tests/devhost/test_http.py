@@ -11,7 +11,7 @@ import pytest
 import trustme
 from azure.data.tables import TableClient
 
-from shared.devhost import DevHost
+from devhost import DevHost
 
 from . import sample_app
 from .conftest import FUNCTION_KEY, MASTER_KEY

@@ -21,12 +21,12 @@ from typing import Any
 import azure.functions as func
 import uvicorn
 
-from shared.devhost.discovery import FunctionSpec, discover, resolve_setting_refs
-from shared.devhost.hostconfig import HostOptions
-from shared.devhost.http import HttpFront
-from shared.devhost.invoke import Invoker
-from shared.devhost.queues import QueueListener, QueueSender
-from shared.devhost.timers import parse_schedule, run_timer, time_zone
+from devhost.discovery import FunctionSpec, discover, resolve_setting_refs
+from devhost.hostconfig import HostOptions
+from devhost.http import HttpFront
+from devhost.invoke import Invoker
+from devhost.queues import QueueListener, QueueSender
+from devhost.timers import parse_schedule, run_timer, time_zone
 from shared.errors import ConfigError
 
 log = logging.getLogger("calsync.devhost")
