@@ -23,10 +23,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from devhost.local.stack import Stack, local_stack
 from shared.adapters.storage import StorageClients
 from shared.adapters.tables import TableState
 from shared.core.model import MailboxKey
-from shared.devhost.stack import Stack, local_stack
 from shared.settings import StorageSettings
 
 

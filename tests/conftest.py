@@ -1,6 +1,6 @@
 """Shared fixtures: one Azurite for the whole test session (loopback, free ports, in memory).
 
-Started through `shared.devhost.azurite`, stopped (process group and all) when the session ends.
+Started through `devhost.azurite`, stopped (process group and all) when the session ends.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.devhost.azurite import run_azurite
+from devhost.azurite import run_azurite
 
 
 @pytest.fixture(scope="session")

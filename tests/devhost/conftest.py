@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.devhost import DevHost, HostOptions, QueueOptions
+from devhost import DevHost, HostOptions, QueueOptions
 
 from . import sample_app
 

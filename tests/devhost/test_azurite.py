@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from azure.storage.queue import QueueClient
 
-from shared.devhost.azurite import _sweep_orphans, resolve_connection_string, run_azurite
+from devhost.azurite import _sweep_orphans, resolve_connection_string, run_azurite
 
 from .helpers import wait_until
 
@@ -106,7 +106,7 @@ def test_killed_launcher_leaves_no_process_and_its_directory_is_swept(tmp_path: 
     """A SIGKILLed launcher takes Azurite with it; the next launch sweeps the directory left."""
     script = (
         "import sys\n"
-        "from shared.devhost.azurite import run_azurite\n"
+        "from devhost.azurite import run_azurite\n"
         "with run_azurite():\n"
         "    print('up', flush=True)\n"
         "    sys.stdin.read()\n"

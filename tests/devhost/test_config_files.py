@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.devhost.hostconfig import HostOptions, QueueOptions, load_host_json, parse_timespan
-from shared.devhost.settings import apply_values, read_local_settings
+from devhost.hostconfig import HostOptions, QueueOptions, load_host_json, parse_timespan
+from devhost.settings import apply_values, read_local_settings
 from shared.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

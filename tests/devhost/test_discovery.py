@@ -5,7 +5,7 @@ from __future__ import annotations
 import azure.functions as func
 import pytest
 
-from shared.devhost.discovery import QueueOutputSpec, discover, load_app, resolve_setting_refs
+from devhost.discovery import QueueOutputSpec, discover, load_app, resolve_setting_refs
 from shared.errors import ConfigError
 
 

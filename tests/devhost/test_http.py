@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import ssl
+import threading
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -11,7 +14,7 @@ import pytest
 import trustme
 from azure.data.tables import TableClient
 
-from shared.devhost import DevHost
+from devhost import DevHost
 
 from . import sample_app
 from .conftest import FUNCTION_KEY, MASTER_KEY
@@ -150,6 +153,81 @@ def test_https_with_a_given_certificate(azurite: str, tmp_path) -> None:
         r = httpx.get(f"{host.url}/api/hello", verify=context, trust_env=False)
     assert r.status_code == 200
     assert json.loads(r.text) == {"hello": "https"}
+
+
+def _tls(tmp_path, https: bool) -> tuple[dict[str, str], ssl.SSLContext | bool]:
+    """DevHost certificate arguments and the client's `verify` for http or https."""
+    if not https:
+        return {}, False
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(tmp_path / "c.pem")
+    cert.private_key_pem.write_to_path(tmp_path / "k.pem")
+    verify = ssl.create_default_context()
+    ca.configure_trust(verify)
+    return {"certfile": str(tmp_path / "c.pem"), "keyfile": str(tmp_path / "k.pem")}, verify
+
+
+@pytest.mark.parametrize("https", [False, True], ids=["http", "https"])
+def test_stop_is_prompt_while_a_keep_alive_client_stays_connected(
+    azurite: str, tmp_path, caplog: pytest.LogCaptureFixture, https: bool
+) -> None:
+    """stop() returns within 2 s with an idle keep-alive connection open, logging no timeout."""
+    tls, verify = _tls(tmp_path, https)
+    host = DevHost(_http_only_app(), {"AzureWebJobsStorage": azurite}, **tls).start()
+    try:
+        with httpx.Client(verify=verify, trust_env=False, timeout=10) as client:
+            r = client.get(f"{host.url}/api/hello")
+            assert r.status_code == 200
+            assert r.headers.get("connection", "keep-alive").lower() == "keep-alive"
+            started = time.monotonic()
+            host.stop()
+            took = time.monotonic() - started
+    finally:
+        host.stop()
+    assert took < 2, f"stop() took {took:.1f} s"
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warned == []
+
+
+@pytest.mark.parametrize("https", [False, True], ids=["http", "https"])
+def test_stop_lets_a_request_in_flight_on_a_keep_alive_connection_finish(
+    azurite: str, tmp_path, caplog: pytest.LogCaptureFixture, https: bool
+) -> None:
+    """A request running when stop() is called still gets its whole answer; stop() stays prompt."""
+    import azure.functions as func
+
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+    entered = threading.Event()
+
+    @app.route(route="slow", methods=["GET"])
+    def slow(req: func.HttpRequest) -> func.HttpResponse:
+        entered.set()
+        time.sleep(0.5)  # the work in flight, not a synchronisation
+        return func.HttpResponse("done")
+
+    tls, verify = _tls(tmp_path, https)
+    host = DevHost(app, {"AzureWebJobsStorage": azurite}, **tls).start()
+    answers: list[httpx.Response] = []
+    try:
+        with httpx.Client(verify=verify, trust_env=False, timeout=10) as client:
+            request = threading.Thread(
+                target=lambda: answers.append(client.get(f"{host.url}/api/slow"))
+            )
+            request.start()
+            assert entered.wait(10)
+            started = time.monotonic()
+            host.stop()
+            took = time.monotonic() - started
+            request.join(10)
+    finally:
+        host.stop()
+    assert [(r.status_code, r.text, r.headers["connection"]) for r in answers] == [
+        (200, "done", "close")
+    ]
+    assert took < 2, f"stop() took {took:.1f} s"
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warned == []
 
 
 def _http_only_app():

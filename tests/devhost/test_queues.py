@@ -17,7 +17,7 @@ import pytest
 from azure.data.tables import TableClient
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
-from shared.devhost import DevHost
+from devhost import DevHost
 
 from . import sample_app
 from .conftest import QUEUE_OPTIONS

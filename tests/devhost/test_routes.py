@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.devhost.routes import RouteTable, compile_template
+from devhost.routes import RouteTable, compile_template
 from shared.errors import ConfigError
 
 

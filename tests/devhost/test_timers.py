@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.data.tables import TableClient
 
-from shared.devhost import DevHost
-from shared.devhost.timers import CronSchedule, IntervalSchedule, parse_schedule, time_zone
+from devhost import DevHost
+from devhost.timers import CronSchedule, IntervalSchedule, parse_schedule, time_zone
 from shared.errors import ConfigError
 
 from . import sample_app

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.devhost.stack import Stack, local_stack
+from devhost.local.stack import Stack, local_stack
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from devhost.local.stack import Stack
 from graphsim.client import wait_for as poll_until
 from graphsim.testing import token_for
 from shared.core.entity import join_properties
@@ -19,7 +20,6 @@ from shared.core.model import MailboxOptions, Window
 from shared.core.options import parse_options
 from shared.core.times import iso_utc
 from shared.core.window import plan_window
-from shared.devhost.stack import Stack
 
 T = TypeVar("T")
 _IGNORED = {"event_id", "change_key", "content_hash"}

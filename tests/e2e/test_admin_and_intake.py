@@ -11,7 +11,7 @@ import sys
 import httpx
 import pytest
 
-from shared.devhost.stack import FUNCTION_KEY, Stack
+from devhost.local.stack import FUNCTION_KEY, Stack
 from tests.e2e.harness import at, enrol, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -181,7 +181,7 @@ def test_cli_enrols_and_lists(stack: Stack) -> None:
     base = [
         sys.executable,
         "-m",
-        "shared.cli",
+        "calsync_cli",
         "--url",
         stack.hosts[0].url,
         "--key",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.devhost.stack import Stack
+from devhost.local.stack import Stack
 from tests.e2e.harness import at, enrol
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

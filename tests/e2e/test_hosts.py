@@ -8,7 +8,7 @@ from collections import defaultdict
 
 import pytest
 
-from shared.devhost.stack import local_stack
+from devhost.local.stack import local_stack
 from tests.e2e.harness import at, enrol, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from devhost.local.stack import local_stack
 from shared.adapters.storage import StorageClients
 from shared.adapters.tables import TableState
 from shared.core.model import MailboxKey
 from shared.core.times import iso_utc
-from shared.devhost.stack import local_stack
 from shared.settings import StorageSettings
 from tests.e2e.harness import at, enrol, graph_token, wait_for
 

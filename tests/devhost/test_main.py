@@ -1,4 +1,4 @@
-"""`python -m shared.devhost` as a developer runs it: the real function_app, its own Azurite."""
+"""`python -m devhost` as a developer runs it: the real function_app, its own Azurite."""
 
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def test_cli_serves_health_with_its_own_azurite_and_stops_clean(tmp_path: Path) -> None:
-    """The CLI starts its own Azurite, serves a healthy /api/health, and exits 0 clean on SIGINT."""
+def test_main_serves_health_with_its_own_azurite_and_stops_clean(tmp_path: Path) -> None:
+    """It starts its own Azurite, serves a healthy /api/health, and exits 0 clean on SIGINT."""
     settings = tmp_path / "local.settings.json"
     values = {
         "FUNCTIONS_WORKER_RUNTIME": "python",
@@ -49,7 +49,7 @@ def test_cli_serves_health_with_its_own_azurite_and_stops_clean(tmp_path: Path) 
     env = {k: v for k, v in os.environ.items() if k not in values and not k.startswith("DEVHOST")}
     env["PYTHONUNBUFFERED"] = "1"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shared.devhost", "--port", "0", "--settings", str(settings)],
+        [sys.executable, "-m", "devhost", "--port", "0", "--settings", str(settings)],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

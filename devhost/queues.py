@@ -29,10 +29,10 @@ from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFo
 from azure.functions.queue import QueueMessage as TriggerMessage  # the worker's type
 from azure.storage.queue import QueueClient, QueueMessage
 
-from shared.devhost.azurite import resolve_connection_string
-from shared.devhost.discovery import FunctionSpec, QueueOutputSpec, resolve_setting_refs
-from shared.devhost.hostconfig import QueueOptions
-from shared.devhost.invoke import Invoker
+from devhost.azurite import resolve_connection_string
+from devhost.discovery import FunctionSpec, QueueOutputSpec, resolve_setting_refs
+from devhost.hostconfig import QueueOptions
+from devhost.invoke import Invoker
 from shared.errors import ConfigError
 
 log = logging.getLogger("calsync.devhost")

@@ -25,11 +25,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from shared.devhost.admin import ADMIN_PATH, admin_input, trigger_value
-from shared.devhost.discovery import FunctionSpec
-from shared.devhost.invoke import Invoker
-from shared.devhost.routes import RouteTable
-from shared.devhost.settings import FUNCTION_KEY_SETTING, MASTER_KEY_SETTING
+from devhost.admin import ADMIN_PATH, admin_input, trigger_value
+from devhost.discovery import FunctionSpec
+from devhost.invoke import Invoker
+from devhost.routes import RouteTable
+from devhost.settings import FUNCTION_KEY_SETTING, MASTER_KEY_SETTING
 
 log = logging.getLogger("calsync.devhost")
 _REASON = "This function was programmatically called via the host APIs."

@@ -1,9 +1,10 @@
 """Operator CLI over the admin HTTP API: enrol, remove, list, status, resync, events.
 
-    python -m shared.cli --url http://localhost:7071 --key <function key> enrol <tenant> <user>
+    calsync --url http://localhost:7071 --key <function key> enrol <tenant> <user>
 
 `--url`/`--key` default to CALSYNC_URL / CALSYNC_FUNCTION_KEY. Problems from the API are printed
-as their `detail` and the command exits non-zero.
+as their `detail` and the command exits non-zero. Installed as `calsync` (pyproject's
+[project.scripts]); `python -m calsync_cli` runs the same. Not part of the deployed app.
 """
 
 from __future__ import annotations
@@ -135,8 +136,4 @@ def events(api: Api, tenant: str, user: str, start: str | None, end: str | None)
 
 
 def main() -> None:
-    cli(prog_name="python -m shared.cli")
-
-
-if __name__ == "__main__":
-    main()
+    cli()  # click names the program as it was started: `calsync` or `python -m calsync_cli`

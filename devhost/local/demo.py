@@ -1,4 +1,4 @@
-"""`python -m shared.devhost.demo`: the whole system locally, with a live view.
+"""`python -m devhost.local.demo`: the whole system locally, with a live view.
 
 Starts Azurite, the simulator with its demo tenant (two mailboxes with events), a dev host over
 https, enrols the demo mailboxes through the admin API, then prints a live view: each mailbox's
@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.devhost.stack import FUNCTION_KEY, Stack, local_stack
+from devhost.local.stack import FUNCTION_KEY, Stack, local_stack
 
 
 def _slot(rng: random.Random) -> dict[str, Any]:
@@ -64,7 +64,7 @@ def _act(stack: Stack, upn: str, rng: random.Random, mine: list[str]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m shared.devhost.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devhost.local.demo", description=__doc__)
     parser.add_argument("--every", type=float, default=8.0, help="seconds between demo changes")
     parser.add_argument("--seconds", type=float, default=0, help="stop after this long (0: never)")
     args = parser.parse_args()
@@ -84,7 +84,7 @@ def main() -> None:
         print(f"  CA certificate:  {stack.sim.ca_pem_path}")
         print(f"  simulator:       {stack.sim.control_url}")
         print(
-            f"  try: .venv/bin/python -m shared.cli --url {host} --key {FUNCTION_KEY} "
+            f"  try: .venv/bin/calsync --url {host} --key {FUNCTION_KEY} "
             f"--ca {stack.sim.ca_pem_path} list\n"
         )
         print("initial sync ...", flush=True)

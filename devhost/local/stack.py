@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from shared.devhost.azurite import run_azurite
+from devhost.azurite import run_azurite
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FUNCTION_KEY = "local-function-key"  # dev host only: the key the local admin API accepts
@@ -95,7 +95,7 @@ class Stack:
         command = [
             sys.executable,
             "-m",
-            "shared.devhost",
+            "devhost",
             "--no-azurite",
             "--port",
             str(port),

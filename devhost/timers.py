@@ -23,9 +23,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from azure.functions.timer import TimerRequest
 from cronsim import CronSim, CronSimError
 
-from shared.devhost.discovery import FunctionSpec, resolve_setting_refs
-from shared.devhost.hostconfig import parse_timespan
-from shared.devhost.invoke import Invoker
+from devhost.discovery import FunctionSpec, resolve_setting_refs
+from devhost.hostconfig import parse_timespan
+from devhost.invoke import Invoker
 from shared.errors import ConfigError
 
 log = logging.getLogger("calsync.devhost")

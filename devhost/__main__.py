@@ -1,4 +1,4 @@
-"""`python -m shared.devhost`: run the app's triggers locally, with an Azurite of its own.
+"""`python -m devhost`: run the app's triggers locally, with an Azurite of its own.
 
 Rule: local.settings.json `Values` become app settings (a variable already set wins); Azurite
 is started (loopback, free ports, in memory) unless AzureWebJobsStorage already names other
@@ -20,11 +20,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
-from shared.devhost.azurite import AzuriteError, run_azurite
-from shared.devhost.discovery import load_app
-from shared.devhost.host import DevHost
-from shared.devhost.hostconfig import load_host_json
-from shared.devhost.settings import DEFAULT_HTTP_PORT, apply_values, read_local_settings
+from devhost.azurite import AzuriteError, run_azurite
+from devhost.discovery import load_app
+from devhost.host import DevHost
+from devhost.hostconfig import load_host_json
+from devhost.settings import DEFAULT_HTTP_PORT, apply_values, read_local_settings
 from shared.errors import ConfigError
 
 log = logging.getLogger("calsync.devhost")
@@ -33,7 +33,7 @@ _STORAGE_SETTING = "AzureWebJobsStorage"  # the host's own (mixed-case) setting 
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m shared.devhost", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m devhost", description=__doc__)
     p.add_argument("--app", default="function_app:app", help="module:attribute of the FunctionApp")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
     p.add_argument("--port", type=int, help="port (default Host.LocalHttpPort or 7071; 0: any)")

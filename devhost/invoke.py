@@ -25,7 +25,7 @@ from typing import Any
 import azure.functions as func
 from azure.functions._abc import RetryContext, TraceContext  # the worker implements these too
 
-from shared.devhost.discovery import FunctionSpec, QueueOutputSpec
+from devhost.discovery import FunctionSpec, QueueOutputSpec
 
 log = logging.getLogger("calsync.devhost")
 OutputSink = Callable[[QueueOutputSpec, Any], Awaitable[None]]

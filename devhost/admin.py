@@ -20,7 +20,7 @@ from typing import Any
 from azure.functions.queue import QueueMessage as TriggerMessage
 from azure.functions.timer import TimerRequest
 
-from shared.devhost.discovery import FunctionSpec
+from devhost.discovery import FunctionSpec
 
 ADMIN_PATH = re.compile(r"^/admin/functions/(?P<name>[^/]+)/?$", re.IGNORECASE)
 

@@ -41,7 +41,7 @@ DEVELOPMENT_STORAGE = (
 _LISTENING = re.compile(
     r"Azurite (Blob|Queue|Table) service is successfully listening at \S+:(\d+)"
 )
-_REPO = Path(__file__).resolve().parents[2]
+_REPO = Path(__file__).resolve().parents[1]
 _PREFIX = "calsync-azurite-"
 
 

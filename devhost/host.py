@@ -4,7 +4,8 @@ Rule: one asyncio loop (in a thread of its own, so tests and the CLI can start a
 runs the uvicorn server, every timer and every queue listener; async functions are awaited on
 it and sync ones run in the worker-style thread pool, as in the Python worker. Everything that
 can be wrong with the app's declarations or settings is found in `start()`, before anything
-runs. `stop()` stops polling and serving, lets running invocations finish, and returns.
+runs. `stop()` stops polling and serving, lets running invocations finish, and returns at
+once after that: idle keep-alive connections are dropped, not waited for.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from typing import Any
 
 import azure.functions as func
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from shared.devhost.discovery import FunctionSpec, discover, resolve_setting_refs
-from shared.devhost.hostconfig import HostOptions
-from shared.devhost.http import HttpFront
-from shared.devhost.invoke import Invoker
-from shared.devhost.queues import QueueListener, QueueSender
-from shared.devhost.timers import parse_schedule, run_timer, time_zone
+from devhost.discovery import FunctionSpec, discover, resolve_setting_refs
+from devhost.hostconfig import HostOptions
+from devhost.http import HttpFront
+from devhost.invoke import Invoker
+from devhost.queues import QueueListener, QueueSender
+from devhost.timers import parse_schedule, run_timer, time_zone
 from shared.errors import ConfigError
 
 log = logging.getLogger("calsync.devhost")
@@ -94,7 +96,8 @@ class DevHost:
             access_log=self._access_log,
             ssl_certfile=self._tls[0],
             ssl_keyfile=self._tls[1],
-            timeout_graceful_shutdown=10,
+            http=_PromptShutdownH11,
+            timeout_graceful_shutdown=10,  # for invocations still running, not for idle clients
         )
         server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -165,6 +168,28 @@ class DevHost:
         await stop.wait()
         server.should_exit = True
         await asyncio.gather(serving, *workers)
+
+
+class _PromptShutdownH11(H11Protocol):
+    """uvicorn's h11 protocol, except that shutdown never waits on a client that is idle.
+
+    uvicorn closes each connection at shutdown (a busy one after its response) and waits for it
+    to be gone. Over TLS a close waits for the client's close_notify (asyncio's
+    ssl_shutdown_timeout, 30 s), which an idle keep-alive client never sends, so every stop()
+    sat out the graceful-shutdown timeout. So an idle connection is aborted; a busy one finishes
+    its response, which says `Connection: close` (RFC 9112 section 9.6) so that the client
+    closes its side at once. One already closing is not closed twice: asyncio's TLS transport
+    forgets its connection then and could no longer be aborted.
+    """
+
+    def shutdown(self) -> None:
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_started:
+            cycle.default_headers = [*cycle.default_headers, (b"connection", b"close")]
+        if not self.transport.is_closing():
+            super().shutdown()  # closes if idle, else ends keep-alive after the response in flight
+        if self.transport.is_closing() and not self.transport.get_write_buffer_size():
+            self.transport.abort()
 
 
 async def _logged(work: Coroutine[Any, Any, None]) -> None:
