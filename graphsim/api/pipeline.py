@@ -119,7 +119,12 @@ def unauthorized(message: str) -> GraphRequestError:
     return GraphRequestError(401, "InvalidAuthenticationToken", message)
 
 
-def access_denied() -> GraphRequestError:
+def access_denied(*, directory: bool = False) -> GraphRequestError:
+    """Graph's 403: Exchange's words for mailbox data, the directory's for users."""
+    if directory:
+        return GraphRequestError(
+            403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+        )
     return GraphRequestError(
         403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
     )
@@ -184,7 +189,7 @@ async def dispatch(sim: Simulator, call: GraphCall) -> tuple[GraphResult, str, s
             if mailbox.user.tenant_id.lower() != tenant_id.lower():
                 raise access_denied()
         if found.roles and not (found.roles & roles):
-            raise access_denied()
+            raise access_denied(directory=found.roles is USERS)
         app_id = str(claims["appid"])
         if mailbox is not None:
             slot = sim.throttle.enter(app_id, mailbox.user.id)
