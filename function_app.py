@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import azure.functions as func
 
 from shared import web
+from shared.errors import InputError
 from shared.names import STORAGE_CONNECTION, SYNC_QUEUE
 from shared.services.health import run_health
 
@@ -167,3 +168,22 @@ def daily_roll(timer: func.TimerRequest) -> None:
     from shared.services.timers import run_daily
 
     log.info("daily roll: %s", run_daily(_services()))
+
+
+@app.function_name("test_connection")
+@app.route(route="diagnostics/test-connection", methods=["POST"])
+def test_connection(req: func.HttpRequest) -> func.HttpResponse:
+    """Test connection for a tenant and optionally a mailbox: each step with cause and fix."""
+    from shared.services.diagnostics import run_test_connection
+
+    try:
+        body = web.json_body(req) if req.get_body() else {}
+        if not isinstance(body, dict):
+            raise InputError('the body must be a JSON object {"tenantId": ..., "mailbox": ...}')
+        tenant, mailbox = body.get("tenantId", ""), body.get("mailbox") or ""
+        if not isinstance(tenant, str) or not isinstance(mailbox, str):
+            raise InputError("tenantId and mailbox must be strings")
+        report = run_test_connection(_services(), tenant, mailbox)
+        return web.json_response(report.as_dict())
+    except Exception as exc:
+        return web.error_response(exc)

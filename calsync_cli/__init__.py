@@ -1,4 +1,5 @@
-"""Operator CLI over the admin HTTP API: enrol, remove, list, status, resync, events.
+"""Operator CLI over the admin HTTP API: enrol, remove, list, status, resync, events,
+test-connection.
 
     calsync --url http://localhost:7071 --key <function key> enrol <tenant> <user>
 
@@ -133,6 +134,37 @@ def events(api: Api, tenant: str, user: str, start: str | None, end: str | None)
     """The mirrored events as stored."""
     params = {k: v for k, v in (("start", start), ("end", end)) if v}
     _show(api.call("GET", _mailbox_path(tenant, user) + "/events", params=params))
+
+
+_MARK = {"ok": "ok", "warning": "warn", "failed": "FAIL", "skipped": "skip"}
+
+
+@cli.command("test-connection")
+@click.argument("tenant")
+@click.option("--mailbox", default="", help="Also check this mailbox (user id or UPN).")
+@click.option(
+    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@click.pass_obj
+def test_connection(api: Api, tenant: str, mailbox: str, output: str) -> None:
+    """Check settings, credential, token, permissions, a mailbox and the callback URL; exit 1
+    when a step failed."""
+    report = api.call(
+        "POST", "/diagnostics/test-connection", json={"tenantId": tenant, "mailbox": mailbox}
+    )
+    if output == "json":
+        _show(report)
+    else:
+        for step in report["steps"]:
+            click.echo(
+                f"{_MARK[step['status']]:<5} {step['name']:<13} {step['durationMs']:>6} ms  "
+            )
+            for label in ("detail", "cause", "fix"):
+                if step[label]:
+                    click.echo(f"{'':<5} {label + ':':<13} {step[label]}")
+        click.echo("passed" if report["ok"] else "failed")
+    if not report["ok"]:
+        raise SystemExit(1)
 
 
 def main() -> None:

@@ -73,6 +73,12 @@ EXPECTED = {
         "methods": ["GET"],
         "authLevel": "function",
     },
+    "test_connection": {
+        "type": "httpTrigger",
+        "route": "diagnostics/test-connection",
+        "methods": ["POST"],
+        "authLevel": "function",
+    },
     "sync_worker": {
         "type": "queueTrigger",
         "queueName": "sync-requests",

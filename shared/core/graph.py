@@ -34,7 +34,7 @@ from shared.errors import (
 )
 
 #: What a request addresses, so that a 404 means the right thing.
-Kind = Literal["delta", "subscription", "subscriptions", "user"]
+Kind = Literal["delta", "subscription", "subscriptions", "user", "calendar"]
 
 PAGE_SIZE = 100  # Outlook's largest page for calendarView/delta (odata.maxpagesize)
 CHANGE_TYPES = "created,updated,deleted"
@@ -173,6 +173,19 @@ def user_lookup(tenant_id: str, user: str) -> GraphRequest:
         tenant_id,
         "user",
         query=(("$select", "id,userPrincipalName,mail"),),
+    )
+
+
+def calendar_get(key: MailboxKey) -> GraphRequest:
+    """The mailbox's default calendar (a cheap proof that its calendar can be read).
+    https://learn.microsoft.com/graph/api/calendar-get"""
+    return GraphRequest(
+        "GET",
+        f"users/{key.user_id}/calendar",
+        key.tenant_id,
+        "calendar",
+        query=(("$select", "id,name"),),
+        mailbox=key.user_id,
     )
 
 

@@ -206,3 +206,27 @@ def test_cli_enrols_and_lists(stack: Stack) -> None:
     )
     assert refused.returncode != 0
     assert "pollSeconds" in refused.stderr
+
+
+def test_cli_test_connection_reports_steps_and_exit_code(stack: Stack) -> None:
+    """`calsync test-connection` against the dev host: a table of passed steps and exit 0 for a
+    real mailbox; JSON and exit 1 for a user Graph does not know."""
+    mb = enrol(stack)
+    base = [sys.executable, "-m", "calsync_cli", "--url", stack.hosts[0].url]
+    base += ["--key", FUNCTION_KEY, "--ca", stack.sim.ca_pem_path, "test-connection"]
+    good = subprocess.run(
+        [*base, stack.tenant_id, "--mailbox", mb.upn], capture_output=True, text=True, check=False
+    )
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert good.stdout.splitlines()[0].startswith("ok    settings")
+    assert good.stdout.strip().endswith("passed")
+    bad = subprocess.run(
+        [*base, stack.tenant_id, "--mailbox", "ghost@contoso.example", "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 1
+    steps = {s["name"]: s for s in json.loads(bad.stdout)["steps"]}
+    assert steps["mailbox"]["cause"] == "no such user in this tenant"
+    assert stack.env["SECRET_GRAPH_CLIENT_SECRET"] not in good.stdout + bad.stdout
