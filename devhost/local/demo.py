@@ -83,10 +83,11 @@ def main() -> None:
         print(f"  admin API key:   {FUNCTION_KEY}   (header x-functions-key)")
         print(f"  CA certificate:  {stack.sim.ca_pem_path}")
         print(f"  simulator:       {stack.sim.control_url}")
-        print(
-            f"  try: .venv/bin/calsync --url {host} --key {FUNCTION_KEY} "
-            f"--ca {stack.sim.ca_pem_path} list\n"
-        )
+        print("  for the CLI, in another shell (the dev host's own key, never a real one):")
+        print(f"    export CALSYNC_URL={host}")
+        print(f"    export CALSYNC_FUNCTION_KEY={FUNCTION_KEY}")
+        print(f"    export CALSYNC_CA_BUNDLE={stack.sim.ca_pem_path}")
+        print("    .venv/bin/calsync list\n")
         print("initial sync ...", flush=True)
         for uid in users.values():
             _wait_first_sync(stack, uid)
