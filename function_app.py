@@ -187,3 +187,15 @@ def test_connection(req: func.HttpRequest) -> func.HttpResponse:
         return web.json_response(report.as_dict())
     except Exception as exc:
         return web.error_response(exc)
+
+
+@app.function_name("status_page")
+@app.route(route="status", methods=["GET"])
+def status_page(req: func.HttpRequest) -> func.HttpResponse:
+    """The operator's status page: one self-contained HTML document."""
+    from shared.services.status_page import run_status_page
+
+    try:
+        return web.html_response(run_status_page(_services()))
+    except Exception as exc:
+        return web.error_response(exc)

@@ -68,6 +68,17 @@ def text_response(text: str) -> func.HttpResponse:
     return func.HttpResponse(text, status_code=200, mimetype="text/plain")
 
 
+def html_response(page: str) -> func.HttpResponse:
+    """A page of our own: no script or style from elsewhere may run in it, never framed."""
+    headers = {
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+        "script-src 'unsafe-inline'; frame-ancestors 'none'",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store",
+    }
+    return func.HttpResponse(page, status_code=200, mimetype="text/html", headers=headers)
+
+
 def intake_error(exc: Exception) -> func.HttpResponse:
     """For Graph's callbacks: bad input is a 400 (Graph must not retry it) and never a 5xx; a
     notification we could not queue is a 5xx, so that Graph retries it."""

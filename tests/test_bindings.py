@@ -79,6 +79,12 @@ EXPECTED = {
         "methods": ["POST"],
         "authLevel": "function",
     },
+    "status_page": {
+        "type": "httpTrigger",
+        "route": "status",
+        "methods": ["GET"],
+        "authLevel": "function",
+    },
     "sync_worker": {
         "type": "queueTrigger",
         "queueName": "sync-requests",

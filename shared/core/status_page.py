@@ -1,0 +1,100 @@
+"""Pure: the operator's status page as one self-contained HTML document (no build step, no CDN,
+no script from elsewhere: styles and the small script are inline). Every value from storage or
+Graph is escaped; the page never holds a secret (mailbox records hold none).
+
+Rows are plain dicts so the renderer stays independent of the records' classes:
+`tenant`, `user`, `state`, `mode`, `health`, `ok`, `subscription_expiry`, `last_sync`,
+`lag_seconds`, `last_error`, `last_error_code`, `event_count`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from html import escape
+from typing import Any
+
+from shared.core.times import iso_utc
+
+_STYLE = """
+body{font:14px system-ui,sans-serif;margin:1.5rem;color:#1b1b1b;background:#fafafa}
+h1{font-size:1.3rem;margin:0 0 .2rem}
+.summary{margin:.5rem 0 1rem;color:#555}
+table{border-collapse:collapse;width:100%;background:#fff}
+th,td{padding:.35rem .5rem;border-bottom:1px solid #e4e4e4;text-align:left;vertical-align:top}
+th{background:#f0f0f0;font-weight:600}
+tr.failing td{background:#fff1f0}
+.badge{display:inline-block;padding:0 .4rem;border-radius:.6rem;font-size:.8rem}
+.badge.ok{background:#e3f6e8;color:#1a6b34}.badge.failing{background:#fde2e1;color:#a4161a}
+.error{color:#a4161a}
+"""
+_SCRIPT = """
+document.querySelectorAll('[data-when]').forEach(function (el) {
+  var t = Date.parse(el.getAttribute('data-when'));
+  if (!isNaN(t)) { el.title = new Date(t).toString(); }
+});
+"""
+
+
+def _when(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    text = iso_utc(value)
+    return f'<time data-when="{escape(text)}">{escape(text)}</time>'
+
+
+def _lag(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _row(row: dict[str, Any]) -> str:
+    ok = bool(row.get("ok"))
+    badge = f'<span class="badge {"ok" if ok else "failing"}">{"ok" if ok else "failing"}</span>'
+    error = ""
+    if row.get("last_error"):
+        code = escape(str(row.get("last_error_code") or ""))
+        error = f'<span class="error">{code}: {escape(str(row["last_error"]))}</span>'
+    cells = [
+        escape(str(row.get("tenant", ""))),
+        escape(str(row.get("user", ""))),
+        badge,
+        escape(str(row.get("state", ""))),
+        escape(str(row.get("health", ""))),
+        _when(row.get("subscription_expiry")),
+        _when(row.get("last_sync")),
+        _lag(row.get("lag_seconds")),
+        escape(str(row.get("event_count", ""))),
+        error,
+    ]
+    tds = "".join(f"<td>{c}</td>" for c in cells)
+    state = "ok" if ok else "failing"
+    return f'<tr class="{state}" data-state="{state}">{tds}</tr>'
+
+
+def render_status_page(rows: Sequence[dict[str, Any]], *, now: datetime, version: str) -> str:
+    """The page for these mailbox rows at `now`."""
+    failing = sum(1 for r in rows if not r.get("ok"))
+    tenants = len({r.get("tenant") for r in rows})
+    head = (
+        "<tr><th>tenant</th><th>mailbox</th><th>health</th><th>state</th><th>detail</th>"
+        "<th>subscription expiry</th><th>last sync</th><th>lag</th><th>events</th>"
+        "<th>last error</th></tr>"
+    )
+    body = "".join(_row(r) for r in rows) or '<tr><td colspan="10">no mailbox enrolled</td></tr>'
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>calsync status</title><style>{_STYLE}</style></head><body>"
+        f"<h1>calsync status</h1><div class='summary' id='summary'>{len(rows)} mailboxes in "
+        f"{tenants} tenant{'' if tenants == 1 else 's'}, "
+        f"<strong id='failing'>{failing}</strong> failing · version "
+        f"{escape(version)} · {_when(now)}</div>"
+        f"<table id='mailboxes'><thead>{head}</thead><tbody>{body}</tbody></table>"
+        f"<script>{_SCRIPT}</script></body></html>"
+    )

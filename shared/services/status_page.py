@@ -1,0 +1,38 @@
+"""GET /api/status: the operator's page, built from the mailbox records (one Table query)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared import __version__
+from shared.compose import Services
+from shared.core.state import MailboxRecord
+from shared.core.status_page import render_status_page
+
+
+def _row(record: MailboxRecord, svc: Services) -> dict[str, Any]:
+    s, now = record.status, svc.now()
+    expired = (
+        s.mode == "webhook" and s.subscription_expiry is not None and s.subscription_expiry <= now
+    )
+    return {
+        "tenant": record.key.tenant_id,
+        "user": record.upn or record.key.user_id,
+        "state": record.state.value,
+        "mode": s.mode,
+        "health": record.health(),
+        "ok": record.enabled and not s.last_error and not expired,
+        "subscription_expiry": s.subscription_expiry,
+        "last_sync": s.last_sync,
+        "lag_seconds": (now - s.last_sync).total_seconds() if s.last_sync else None,
+        "last_error": s.last_error,
+        "last_error_code": s.last_error_code,
+        "event_count": s.event_count,
+    }
+
+
+def run_status_page(svc: Services) -> str:
+    """The page's HTML: failing mailboxes first, then by tenant and user."""
+    rows = [_row(m, svc) for m in svc.state.list_mailboxes()]
+    rows.sort(key=lambda r: (r["ok"], r["tenant"], r["user"]))
+    return render_status_page(rows, now=svc.now(), version=__version__)
