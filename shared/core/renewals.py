@@ -13,6 +13,12 @@ Rules (learn.microsoft.com/graph/api/resources/subscription, /graph/throttling-l
   not a refilling token bucket: a bucket of 450 tokens refilled at 450 per 20 s admits a full
   burst plus the refill, up to 900 writes in one 20 s window. It paces one process: hosts that
   write for the same tenant at once must share the limit (e.g. `limit = 450 // hosts`).
+- `plan_reauthorize`: the other side of the 10-minute rule. A subscription renewed (PATCHed with a
+  new expiry) less than 10 minutes ago is not reauthorized: that PATCH reauthorized it already
+  (learn.microsoft.com/graph/change-notifications-lifecycle-events, "Responding to
+  reauthorizationRequired"). Creation is not a PATCH and does not count.
+- `is_duplicate_lifecycle`: Graph may deliver one lifecycle notification several times; the same
+  event for the same subscription within `LIFECYCLE_DEDUP` of the one acted on is a copy.
 - `plan_reconcile`: every desired mailbox ends with exactly one live subscription.
 """
 
@@ -32,6 +38,7 @@ from shared.errors import InputError
 MAX_LIFETIME = timedelta(minutes=10080)
 MIN_LIFETIME = timedelta(minutes=45)
 REAUTHORIZE_GAP = timedelta(minutes=10)
+LIFECYCLE_DEDUP = timedelta(minutes=2)
 DEFAULT_LIFETIME = timedelta(days=7) - timedelta(minutes=15)
 _TICK = timedelta(milliseconds=1)
 
@@ -66,6 +73,27 @@ def plan_renewals(
     ]
     due.sort(key=lambda sub: (sub.expiration, sub.subscription_id))
     return [(sub, plan_expiry(now, rng)) for sub in due]
+
+
+def plan_reauthorize(sub: SubscriptionRecord, now: datetime) -> bool:
+    """Whether to POST /reauthorize for `sub` now: not within REAUTHORIZE_GAP of its last renewal
+    PATCH (a clock behind the renewing host's counts as within)."""
+    now = require_aware(now, "now")
+    return sub.last_renewed is None or now - sub.last_renewed >= REAUTHORIZE_GAP
+
+
+def is_duplicate_lifecycle(
+    sub: SubscriptionRecord, event: str, now: datetime, *, window: timedelta = LIFECYCLE_DEDUP
+) -> bool:
+    """Whether lifecycle `event` for `sub` is a copy of the one acted on less than `window` ago
+    (a mark stamped by a host whose clock runs ahead counts as recent)."""
+    now = require_aware(now, "now")
+    return (
+        bool(event)
+        and sub.last_lifecycle_event == event
+        and sub.last_lifecycle_at is not None
+        and now - sub.last_lifecycle_at < window
+    )
 
 
 @dataclass

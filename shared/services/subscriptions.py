@@ -24,7 +24,14 @@ from shared.core.notifications import (
     user_id_from_resource,
 )
 from shared.core.paging import iter_subscriptions
-from shared.core.renewals import WritePacer, plan_expiry, plan_reconcile, plan_renewals
+from shared.core.renewals import (
+    WritePacer,
+    is_duplicate_lifecycle,
+    plan_expiry,
+    plan_reauthorize,
+    plan_reconcile,
+    plan_renewals,
+)
 from shared.core.state import MailboxRecord
 from shared.errors import GraphError, SubscriptionGone, Throttled, TokenError
 
@@ -85,7 +92,6 @@ def subscribe(svc: Services, mailbox: MailboxRecord) -> lc.Event:
         resource=resource_for(mailbox.key),
         expiration=created.expiration or expiry,
         client_state_digest=client_state_digest(client_state),
-        last_renewed=now,
     )
     svc.state.put_subscription(sub)
     subscribed = {"subscription_id": sub.subscription_id, "subscription_expiry": sub.expiration}
@@ -110,9 +116,14 @@ def drop_all(svc: Services, key: MailboxKey) -> None:
 
 def reauthorize(svc: Services, key: MailboxKey, subscription_id: str) -> lc.Event | None:
     """Answer reauthorizationRequired: POST /reauthorize. A subscription that is gone comes back
-    as SubscriptionRemoved (recreate it); one we don't know is left alone."""
+    as SubscriptionRemoved (recreate it); one we don't know is left alone; one renewed less than
+    10 minutes ago is not reauthorized (that PATCH did it, and Graph forbids both within 10
+    minutes)."""
     sub = svc.state.get_subscription(key.tenant_id, subscription_id)
     if sub is None:
+        return None
+    if not plan_reauthorize(sub, svc.now()):
+        log.info("%s renewed less than 10 minutes ago: no reauthorize needed", subscription_id)
         return None
     try:
         svc.graph.send(graph.subscription_reauthorize(sub.tenant_id, sub.subscription_id))
@@ -120,6 +131,37 @@ def reauthorize(svc: Services, key: MailboxKey, subscription_id: str) -> lc.Even
         return lc.SubscriptionRemoved(subscription_id)
     svc.state.put_subscription(replace(sub, last_reauthorized=svc.now()))
     return None
+
+
+def claim_lifecycle(svc: Services, sub: SubscriptionRecord, event: str) -> bool:
+    """Claim lifecycle `event` of `sub` for this worker: False when it is a copy of one acted on
+    within the dedup window (core.renewals.is_duplicate_lifecycle), also when another copy's
+    worker claimed it a moment ago (the mark is ETag-guarded, so two copies handled at once can't
+    both win). A row changed by another writer (a renewal) is read again and judged anew."""
+    for _ in range(3):
+        now = svc.now()
+        if is_duplicate_lifecycle(sub, event, now):
+            return False
+        if svc.state.mark_lifecycle(sub, event, now):
+            return True
+        current = svc.state.get_subscription(sub.tenant_id, sub.subscription_id)
+        if current is None:
+            return False
+        sub = current
+    return False
+
+
+def release_lifecycle(svc: Services, sub: SubscriptionRecord) -> None:
+    """Undo `claim_lifecycle` (acting on the event failed, so a retry or a copy must act)."""
+    current = svc.state.get_subscription(sub.tenant_id, sub.subscription_id)
+    if current is not None:
+        svc.state.put_subscription(
+            replace(
+                current,
+                last_lifecycle_event=sub.last_lifecycle_event,
+                last_lifecycle_at=sub.last_lifecycle_at,
+            )
+        )
 
 
 def _gone(svc: Services, sub: SubscriptionRecord) -> None:
