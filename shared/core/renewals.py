@@ -20,6 +20,10 @@ Rules (learn.microsoft.com/graph/api/resources/subscription, /graph/throttling-l
 - `is_duplicate_lifecycle`: Graph may deliver one lifecycle notification several times; the same
   event for the same subscription within `LIFECYCLE_DEDUP` of the one acted on is a copy.
 - `plan_reconcile`: every desired mailbox ends with exactly one live subscription.
+- `plan_expired`: the subscriptions to recreate now because they expired (the host was down
+  longer than their life): each mailbox's newest one when even that one has expired. The poll
+  timer runs it every 30 s, so healing starts within a minute of a host starting instead of
+  waiting for the 15-minute renewal run.
 """
 
 from __future__ import annotations
@@ -173,3 +177,19 @@ def plan_reconcile(
         delete=tuple(sorted(delete, key=_order)),
         recreate=tuple(sorted(recreate, key=_order)),
     )
+
+
+def plan_expired(actual: Sequence[SubscriptionRecord], now: datetime) -> list[SubscriptionRecord]:
+    """Per mailbox, its newest subscription when that one has expired (older ones are extras
+    for `plan_reconcile` to delete); ordered by tenant, user, id."""
+    now = require_aware(now, "now")
+    newest: dict[MailboxKey, SubscriptionRecord] = {}
+    for sub in actual:
+        key = MailboxKey(sub.tenant_id, sub.user_id)
+        kept = newest.get(key)
+        if kept is None or (sub.expiration, sub.subscription_id) > (
+            kept.expiration,
+            kept.subscription_id,
+        ):
+            newest[key] = sub
+    return sorted((s for s in newest.values() if s.expiration <= now), key=_order)

@@ -27,6 +27,7 @@ from shared.core.paging import iter_subscriptions
 from shared.core.renewals import (
     WritePacer,
     is_duplicate_lifecycle,
+    plan_expired,
     plan_expiry,
     plan_reauthorize,
     plan_reconcile,
@@ -169,8 +170,22 @@ def _gone(svc: Services, sub: SubscriptionRecord) -> None:
     from shared.services.lifecycle import advance_if_allowed
 
     mailbox = svc.state.find_mailbox(MailboxKey(sub.tenant_id, sub.user_id))
+    if svc.state.get_subscription(sub.tenant_id, sub.subscription_id) is None:
+        return  # another run (the poll timer, the renewal run, another host) handled it
+    if mailbox is not None and mailbox.status.subscription_id not in ("", sub.subscription_id):
+        mailbox = None  # not the mailbox's current subscription: a stale record, just forget it
     if mailbox is None or advance_if_allowed(svc, mailbox, lc.Expired(sub.subscription_id)) is None:
         svc.state.delete_subscription(sub.tenant_id, sub.subscription_id)
+
+
+def recreate_expired(svc: Services) -> int:
+    """Poll-timer step: recreate the subscriptions that expired (a host down longer than their
+    life), so healing starts within a poll interval of the host starting."""
+    expired = plan_expired(svc.state.list_subscriptions(), svc.now())
+    for sub in expired:
+        log.info("subscription %s of %s expired: recreating it", sub.subscription_id, sub.user_id)
+        _gone(svc, sub)
+    return len(expired)
 
 
 def renew_due(svc: Services) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""Timer steps: poll the mailboxes that have no working subscription, retry subscribing the ones
+"""Timer steps: poll the mailboxes that have no working subscription, recreate subscriptions that
+expired (within a poll interval of a host starting after an outage), retry subscribing the ones
 that fell back to poll mode, roll every window forward daily with a safety-net full resync that
 counts drift, and keep subscriptions renewed and reconciled.
 
@@ -20,9 +21,10 @@ log = logging.getLogger("calsync.timers")
 
 
 def run_poll(svc: Services) -> dict[str, int]:
-    """Queue a sync for each polled mailbox that is due; retry subscribing fallbacks."""
+    """Recreate expired subscriptions; queue a sync for each polled mailbox that is due; retry
+    subscribing fallbacks."""
+    counts = {"polled": 0, "resubscribed": 0, "recreated": subscriptions.recreate_expired(svc)}
     now = svc.now()
-    counts = {"polled": 0, "resubscribed": 0}
     for mailbox in svc.state.list_mailboxes():
         if not mailbox.enabled:
             continue

@@ -15,6 +15,7 @@ from shared.core.renewals import (
     SubscriptionActions,
     WritePacer,
     is_duplicate_lifecycle,
+    plan_expired,
     plan_expiry,
     plan_reauthorize,
     plan_reconcile,
@@ -204,3 +205,25 @@ def test_lifecycle_copies_within_two_minutes(
     """The same lifecycle event for the same subscription within 2 minutes is a copy."""
     record = sub("s", timedelta(days=3), last_lifecycle_event=last_event, last_lifecycle_at=last_at)
     assert is_duplicate_lifecycle(record, event, NOW) is expected
+
+
+@pytest.mark.parametrize(
+    ("subs", "expected"),
+    [
+        ([], []),
+        ([sub("a", timedelta(days=1))], []),  # live
+        ([sub("a", -timedelta(days=1))], ["a"]),  # expired a day ago (host down 8 days)
+        ([sub("a", timedelta(0))], ["a"]),  # expiring this instant counts as gone
+        ([sub("a", -timedelta(days=1)), sub("b", timedelta(days=2))], []),  # a live one exists
+        ([sub("a", -timedelta(days=2)), sub("b", -timedelta(days=1))], ["b"]),  # newest only
+        (
+            [sub("a", -timedelta(hours=1), user="u2"), sub("b", -timedelta(hours=1), user="u1")],
+            ["b", "a"],  # one per mailbox, by tenant and user
+        ),
+    ],
+)
+def test_expired_subscriptions_to_recreate(
+    subs: list[SubscriptionRecord], expected: list[str]
+) -> None:
+    """Each mailbox whose newest subscription has expired gets that one recreated, once."""
+    assert [s.subscription_id for s in plan_expired(subs, NOW)] == expected
