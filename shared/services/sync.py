@@ -46,7 +46,7 @@ from shared.errors import (
     TokenError,
 )
 from shared.services import subscriptions
-from shared.services.lifecycle import advance_if_allowed
+from shared.services.lifecycle import advance_if_allowed, restore_credentials
 
 log = logging.getLogger("calsync.sync")
 
@@ -179,11 +179,8 @@ def _round(
         "event_count": count,
     }
     svc.state.update_status(key, **changes)
-    if mailbox.state is lc.State.CREDENTIAL_INVALID:
-        restored = lc.CredentialRestored(
-            mailbox.options.mode, subscribed=bool(mailbox.status.subscription_id)
-        )
-        advance_if_allowed(svc, mailbox, restored)
+    if mailbox.state is lc.State.CREDENTIAL_INVALID:  # the token works: the whole tenant heals
+        restore_credentials(svc, key.tenant_id, synced=key)
     return outcome
 
 
