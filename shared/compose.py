@@ -132,7 +132,11 @@ def build_services(
     if ensure:
         state.ensure()
         queue.ensure()
-    tokens = MsalTokens(settings, lambda: build_client_credential(settings, secrets))
+    tokens = MsalTokens(
+        settings,
+        lambda: build_client_credential(settings, secrets),
+        refresh=lambda: build_client_credential(settings, secrets, fresh=True),
+    )
     http = httpx.Client(
         verify=ssl.create_default_context(cafile=settings.ca_bundle)
         if settings.ca_bundle

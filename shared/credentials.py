@@ -240,16 +240,19 @@ def build_client_credential(
     secrets: SecretStore,
     *,
     token_source: TokenSource | None = None,
+    fresh: bool = False,
 ) -> ClientCredential:
     """MSAL's `client_credential` for `settings.credential_type` (see the module docstring).
 
-    `token_source` replaces the ManagedIdentityCredential (managed_identity only)."""
+    `token_source` replaces the ManagedIdentityCredential (managed_identity only); `fresh` reads
+    the secret past any cache (Entra rejected the cached one)."""
     kind = settings.credential_type
+    read = secrets.refresh if fresh else secrets.get
     if kind == "secret":
-        return _client_secret(secrets, settings.client_secret_name)
+        return _client_secret(read, settings.client_secret_name)
     if kind == "certificate":
         name = settings.client_certificate_name
-        certificate = load_client_certificate(secrets.get(name), name)
+        certificate = load_client_certificate(read(name), name)
         REDACTOR.register(certificate.private_key_pem)
         log.info(
             "client credential: certificate from secret %r (SHA-1 thumbprint %s, expires %s)",
@@ -266,8 +269,8 @@ def build_client_credential(
     assert_never(kind)  # Settings.from_env admits only the three types above
 
 
-def _client_secret(secrets: SecretStore, name: str) -> str:
-    value = secrets.get(name).strip()  # a pasted trailing newline is never part of a secret
+def _client_secret(read: Callable[[str], str], name: str) -> str:
+    value = read(name).strip()  # a pasted trailing newline is never part of a secret
     if not value:
         raise SecretError(
             f"secret {name!r} is empty; store the client secret's value (not its id) there"

@@ -21,6 +21,10 @@ class SecretStore(Protocol):
 
     def get(self, name: str) -> str: ...
 
+    def refresh(self, name: str) -> str:
+        """Read `name` again past any cache (its cached value was just rejected)."""
+        ...
+
 
 def env_name(name: str) -> str:
     """The environment variable that holds secret `name` locally."""
@@ -39,3 +43,6 @@ class EnvSecrets:
             raise SecretNotFound(name, f"the environment (set {env_name(name)})")
         REDACTOR.register(value)
         return value
+
+    def refresh(self, name: str) -> str:
+        return self.get(name)  # nothing cached

@@ -1,6 +1,7 @@
 """Secrets from Azure Key Vault (azure-keyvault-secrets), cached for a TTL so a rotated secret is
-picked up within `ttl` seconds without a read per use. Maps the SDK's errors to shared.errors in one
-place; messages name the secret and the vault, never the value."""
+picked up within `ttl` seconds without a read per use; `refresh` reads past the cache, for a value
+Entra has just rejected (the fixed secret is then used at once, not after the TTL). Maps the SDK's
+errors to shared.errors in one place; messages name the secret and the vault, never the value."""
 
 from __future__ import annotations
 
@@ -37,6 +38,13 @@ class KeyVaultSecrets:
             hit = self._cache.get(name)
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1]
+        return self._store(name, now)
+
+    def refresh(self, name: str) -> str:
+        """Read `name` from the vault now, whatever the cache holds, and cache that."""
+        return self._store(name, self._clock())
+
+    def _store(self, name: str, now: float) -> str:
         value = self._read(name)
         REDACTOR.register(value)
         with self._lock:

@@ -1,7 +1,8 @@
 """App-only tokens from Microsoft Entra with MSAL: one `ConfidentialClientApplication` per tenant,
 each with its own token cache. Maps MSAL's error dicts to `TokenError` (with the AADSTS code) in one
-place. When Entra says the credential is wrong or expired, the credential is fetched again once (a
-rotated secret in Key Vault) before giving up.
+place. When Entra says the credential is wrong or expired, the credential is fetched again once,
+past the secret cache (`refresh`: a secret fixed or rotated in Key Vault), and the tenant's MSAL app
+is rebuilt with it before giving up; the rebuilt app is kept, so the fixed secret stays in use.
 
 MSAL uses `requests`; when a CA bundle is configured (the local simulator) it gets a Session that
 trusts exactly that bundle and ignores the REQUESTS_CA_BUNDLE/proxy environment, which would
@@ -56,22 +57,28 @@ class MsalTokens:
         credential: Callable[[], ClientCredential],
         *,
         scope: str | None = None,
+        refresh: Callable[[], ClientCredential] | None = None,
     ) -> None:
         self._settings = settings
         self._credential = credential
+        self._refresh = refresh or credential
         self._scope = scope or settings.graph_scope
         self._apps: dict[str, msal.ConfidentialClientApplication] = {}
         self._lock = threading.Lock()
         self._http = _session(settings.ca_bundle) if settings.ca_bundle else None
 
-    def _app(self, tenant_id: str, *, fresh: bool = False) -> msal.ConfidentialClientApplication:
+    def _app(
+        self, tenant_id: str, *, fresh: bool = False, reread: bool = False
+    ) -> msal.ConfidentialClientApplication:
+        """The tenant's app; `fresh` builds it anew (no cached token), `reread` also with the
+        credential read past the secret cache."""
         with self._lock:
             app = self._apps.get(tenant_id)
-            if app is None or fresh:
+            if app is None or fresh or reread:
                 host = urlsplit(self._settings.authority_host).hostname or ""
                 app = msal.ConfidentialClientApplication(
                     self._settings.client_id,
-                    client_credential=self._credential(),
+                    client_credential=self._refresh() if reread else self._credential(),
                     authority=f"{self._settings.authority_host}/{tenant_id}",
                     token_cache=msal.TokenCache(),
                     http_client=self._http,
@@ -104,7 +111,7 @@ class MsalTokens:
         result = self._acquire(app)
         if "access_token" not in result and _aadsts(result) in _CREDENTIAL_CODES:
             try:
-                result = self._acquire(self._app(tenant_id, fresh=True))
+                result = self._acquire(self._app(tenant_id, reread=True))
             except OSError as exc:
                 result = {"error": "network_error", "error_description": type(exc).__name__}
         if "access_token" in result:

@@ -140,8 +140,32 @@ class TableState:
             entity["last_renewed"] = sub.last_renewed
         if sub.last_reauthorized:
             entity["last_reauthorized"] = sub.last_reauthorized
+        if sub.last_lifecycle_event and sub.last_lifecycle_at:
+            entity["last_lifecycle_event"] = sub.last_lifecycle_event
+            entity["last_lifecycle_at"] = sub.last_lifecycle_at
         with _mapped(f"saving subscription {sub.subscription_id}"):
             self.subscriptions.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def mark_lifecycle(self, sub: SubscriptionRecord, event: str, at: datetime) -> bool:
+        """Record lifecycle `event` as acted on at `at`, only if `sub`'s row is unchanged since it
+        was read (its ETag); False when another writer came first (or the row is gone)."""
+        entity = {
+            "PartitionKey": sub.tenant_id,
+            "RowKey": encode_key(sub.subscription_id),
+            "last_lifecycle_event": event,
+            "last_lifecycle_at": at,
+        }
+        try:
+            with _mapped(f"marking subscription {sub.subscription_id}"):
+                self.subscriptions.update_entity(
+                    entity,
+                    mode=UpdateMode.MERGE,
+                    etag=sub.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except (StateConflict, ResourceNotFoundError):
+            return False
+        return True
 
     def get_subscription(self, tenant_id: str, subscription_id: str) -> SubscriptionRecord | None:
         try:
@@ -340,4 +364,7 @@ def _subscription(entity: Any) -> SubscriptionRecord:
         client_state_digest=str(entity.get("client_state_digest", "")),
         last_renewed=entity.get("last_renewed"),
         last_reauthorized=entity.get("last_reauthorized"),
+        last_lifecycle_event=str(entity.get("last_lifecycle_event", "")),
+        last_lifecycle_at=entity.get("last_lifecycle_at"),
+        etag=str(getattr(entity, "metadata", {}).get("etag", "")),
     )

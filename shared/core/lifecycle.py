@@ -9,6 +9,7 @@ the model: states and events are data, an illegal transition raises).
        ├─refused / paced / no callback URL──> POLL_FALLBACK ──resubscribe due──> (subscribe)
        └─options: poll──> POLL_CHOSEN          (POLL_FALLBACK + subscribed ──> SUBSCRIBED, resync)
     any active state ──credential rejected──> CREDENTIAL_INVALID ──credential restored──> back
+                                                          (+ a round when it missed rounds)
     any state ──removed──> REMOVED ──enrolled──> ENROLLED or POLL_CHOSEN
 
 Poll-mode states (POLL_CHOSEN, POLL_FALLBACK, CREDENTIAL_INVALID) are synced by the poll timer at
@@ -122,6 +123,7 @@ class CredentialRejected:
 class CredentialRestored:
     mode: Mode
     subscribed: bool  # a subscription is still on record
+    resync: bool = False  # it missed rounds (restored by the tenant's token, not by its own round)
 
 
 @dataclass(frozen=True)
@@ -317,11 +319,12 @@ def _rejected(e: CredentialRejected) -> Transition:
 
 
 def _restored(e: CredentialRestored) -> Transition:
+    sync: tuple[Action, ...] = (Sync(Trigger.POLL),) if e.resync else ()
     if e.mode == "poll":
-        return Transition(State.POLL_CHOSEN, (), "poll mode chosen")
+        return Transition(State.POLL_CHOSEN, sync, "poll mode chosen")
     if e.subscribed:
-        return Transition(State.SUBSCRIBED, (), "subscribed")
-    return Transition(State.ENROLLED, (Subscribe(),), "not yet subscribed")
+        return Transition(State.SUBSCRIBED, sync, "subscribed")
+    return Transition(State.ENROLLED, (Subscribe(), *sync), "not yet subscribed")
 
 
 def _removed(e: Removed) -> Transition:

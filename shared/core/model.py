@@ -151,5 +151,8 @@ class SubscriptionRecord:
     resource: str
     expiration: datetime
     client_state_digest: str
-    last_renewed: datetime | None = None
+    last_renewed: datetime | None = None  # the last renewal PATCH (creation is not one)
     last_reauthorized: datetime | None = None
+    last_lifecycle_event: str = ""  # the last lifecycle event acted on (Graph's lifecycleEvent)
+    last_lifecycle_at: datetime | None = None  # when it was acted on
+    etag: str = field(default="", compare=False)  # the stored row's ETag, when read from storage

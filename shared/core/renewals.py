@@ -13,7 +13,17 @@ Rules (learn.microsoft.com/graph/api/resources/subscription, /graph/throttling-l
   not a refilling token bucket: a bucket of 450 tokens refilled at 450 per 20 s admits a full
   burst plus the refill, up to 900 writes in one 20 s window. It paces one process: hosts that
   write for the same tenant at once must share the limit (e.g. `limit = 450 // hosts`).
+- `plan_reauthorize`: the other side of the 10-minute rule. A subscription renewed (PATCHed with a
+  new expiry) less than 10 minutes ago is not reauthorized: that PATCH reauthorized it already
+  (learn.microsoft.com/graph/change-notifications-lifecycle-events, "Responding to
+  reauthorizationRequired"). Creation is not a PATCH and does not count.
+- `is_duplicate_lifecycle`: Graph may deliver one lifecycle notification several times; the same
+  event for the same subscription within `LIFECYCLE_DEDUP` of the one acted on is a copy.
 - `plan_reconcile`: every desired mailbox ends with exactly one live subscription.
+- `plan_expired`: the subscriptions to recreate now because they expired (the host was down
+  longer than their life): each mailbox's newest one when even that one has expired. The poll
+  timer runs it every 30 s, so healing starts within a minute of a host starting instead of
+  waiting for the 15-minute renewal run.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from shared.errors import InputError
 MAX_LIFETIME = timedelta(minutes=10080)
 MIN_LIFETIME = timedelta(minutes=45)
 REAUTHORIZE_GAP = timedelta(minutes=10)
+LIFECYCLE_DEDUP = timedelta(minutes=2)
 DEFAULT_LIFETIME = timedelta(days=7) - timedelta(minutes=15)
 _TICK = timedelta(milliseconds=1)
 
@@ -66,6 +77,27 @@ def plan_renewals(
     ]
     due.sort(key=lambda sub: (sub.expiration, sub.subscription_id))
     return [(sub, plan_expiry(now, rng)) for sub in due]
+
+
+def plan_reauthorize(sub: SubscriptionRecord, now: datetime) -> bool:
+    """Whether to POST /reauthorize for `sub` now: not within REAUTHORIZE_GAP of its last renewal
+    PATCH (a clock behind the renewing host's counts as within)."""
+    now = require_aware(now, "now")
+    return sub.last_renewed is None or now - sub.last_renewed >= REAUTHORIZE_GAP
+
+
+def is_duplicate_lifecycle(
+    sub: SubscriptionRecord, event: str, now: datetime, *, window: timedelta = LIFECYCLE_DEDUP
+) -> bool:
+    """Whether lifecycle `event` for `sub` is a copy of the one acted on less than `window` ago
+    (a mark stamped by a host whose clock runs ahead counts as recent)."""
+    now = require_aware(now, "now")
+    return (
+        bool(event)
+        and sub.last_lifecycle_event == event
+        and sub.last_lifecycle_at is not None
+        and now - sub.last_lifecycle_at < window
+    )
 
 
 @dataclass
@@ -145,3 +177,19 @@ def plan_reconcile(
         delete=tuple(sorted(delete, key=_order)),
         recreate=tuple(sorted(recreate, key=_order)),
     )
+
+
+def plan_expired(actual: Sequence[SubscriptionRecord], now: datetime) -> list[SubscriptionRecord]:
+    """Per mailbox, its newest subscription when that one has expired (older ones are extras
+    for `plan_reconcile` to delete); ordered by tenant, user, id."""
+    now = require_aware(now, "now")
+    newest: dict[MailboxKey, SubscriptionRecord] = {}
+    for sub in actual:
+        key = MailboxKey(sub.tenant_id, sub.user_id)
+        kept = newest.get(key)
+        if kept is None or (sub.expiration, sub.subscription_id) > (
+            kept.expiration,
+            kept.subscription_id,
+        ):
+            newest[key] = sub
+    return sorted((s for s in newest.values() if s.expiration <= now), key=_order)

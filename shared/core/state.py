@@ -9,6 +9,7 @@ from typing import Any
 
 from shared.core.lifecycle import State
 from shared.core.model import MailboxKey, MailboxOptions, Mode, Window
+from shared.core.times import iso_utc
 
 
 @dataclass(frozen=True)
@@ -62,13 +63,23 @@ class MailboxRecord:
             return State.POLL_FALLBACK
         return State.ENROLLED
 
-    def health(self) -> str:
-        """A one-line health summary for listings."""
+    def health(self, now: datetime) -> str:
+        """A one-line health summary for listings: "ok" only while the mailbox is synced, never
+        for a failed last round or a webhook mailbox whose subscription has expired (after an
+        outage, say, until it is recreated)."""
         s = self.status
         if not self.enabled:
             return "disabled"
         if s.last_error:
             return f"error: {s.last_error_code or 'failed'}: {s.last_error}"
+        if s.last_sync_result == "failed":
+            return "error: failed: the last round failed"
+        expiry = s.subscription_expiry
+        if s.mode == "webhook" and expiry is not None and expiry <= now:
+            return (
+                f"error: subscription_expired: subscription {s.subscription_id} expired at "
+                f"{iso_utc(expiry)}; it is being recreated"
+            )
         if s.mode == "poll":
             return f"ok (poll mode: {s.mode_reason})"
         return "ok (webhook)"

@@ -1,16 +1,81 @@
-"""Liveness/readiness: are the settings sane and is storage reachable? Never shows a secret value:
-settings problems are reported by name, storage by account name only."""
+"""Liveness/readiness: are the settings sane, is storage reachable, and can a token be had for
+each tenant? Never shows a secret value: settings problems are reported by name, storage by account
+name only, each tenant's token as ok or failed with the AADSTS code (or the project's error code),
+never Entra's text. The endpoint is anonymous, so each tenant's token check is kept for
+TOKEN_CHECK_SECONDS: probes at any rate ask Entra at most once a minute per tenant.
+
+A failed token makes the report `degraded` but still 200: the instance must keep taking Graph's
+notifications (they are queued, not lost), and restarting it would not fix a credential; storage
+or settings problems are `unhealthy`, 503.
+"""
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from shared import __version__
-from shared.errors import ConfigError
+from shared.errors import CalsyncError, ConfigError, TokenError
 from shared.settings import Settings
+
+TOKEN_CHECK_SECONDS = 60.0
+
+
+class TokenCheck:
+    """Per tenant: can a token be had? Each answer is kept `ttl` seconds."""
+
+    def __init__(
+        self,
+        token: Callable[[str], object],
+        *,
+        ttl: float = TOKEN_CHECK_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._token = token
+        self._ttl = ttl
+        self._clock = clock
+        self._answers: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def report(self, tenant_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        return {tenant_id: self._check(tenant_id) for tenant_id in tenant_ids}
+
+    def _check(self, tenant_id: str) -> dict[str, Any]:
+        with self._lock:  # one check per tenant at a time: concurrent probes share its answer
+            hit = self._answers.get(tenant_id)
+            now = self._clock()
+            if hit is not None and now - hit[0] < self._ttl:
+                return hit[1]
+            answer: dict[str, Any] = {"ok": True}
+            try:
+                self._token(tenant_id)
+            except TokenError as exc:
+                answer = {"ok": False}
+                answer |= {"aadsts": exc.aadsts} if exc.aadsts else {"error": exc.code}
+            except CalsyncError as exc:  # the secret could not be read, say
+                answer = {"ok": False, "error": exc.code}
+            self._answers[tenant_id] = (now, answer)
+            return answer
+
+
+@functools.cache
+def _token_check(settings: Settings) -> TokenCheck:
+    """The process's token check for these settings (its own MSAL apps, built on first use)."""
+    from shared.adapters.msal_tokens import MsalTokens
+    from shared.compose import build_secrets
+    from shared.credentials import build_client_credential
+
+    secrets = build_secrets(settings)
+    tokens = MsalTokens(
+        settings,
+        lambda: build_client_credential(settings, secrets),
+        refresh=lambda: build_client_credential(settings, secrets, fresh=True),
+    )
+    return TokenCheck(tokens.token)
 
 
 @dataclass(frozen=True)
@@ -19,8 +84,11 @@ class HealthReport:
     body: dict[str, Any] = field(default_factory=dict)
 
 
-def run_health(environ: Mapping[str, str]) -> HealthReport:
-    """Check settings, then tables and queues with one cheap call each (short timeouts)."""
+def run_health(
+    environ: Mapping[str, str], *, token_check: Callable[[Settings], TokenCheck] = _token_check
+) -> HealthReport:
+    """Check settings, then tables and queues with one cheap call each (short timeouts), then a
+    token per tenant (cached)."""
     body: dict[str, Any] = {"service": "calsync", "version": __version__}
     try:
         settings = Settings.from_env(environ)
@@ -39,8 +107,14 @@ def run_health(environ: Mapping[str, str]) -> HealthReport:
     storage = _check_storage(settings)
     body["storage"] = storage
     ok = storage["tables"] == "ok" and storage["queues"] == "ok"
-    body["status"] = "healthy" if ok else "unhealthy"
-    return HealthReport(ok, body)
+    if not ok:
+        body["status"] = "unhealthy"
+        return HealthReport(False, body)
+    tokens = token_check(settings).report(settings.tenant_ids)
+    body["credentials"] = tokens
+    tokens_ok = all(t["ok"] for t in tokens.values())
+    body["status"] = "healthy" if tokens_ok else "degraded"
+    return HealthReport(True, body)
 
 
 def _check_storage(settings: Settings) -> dict[str, Any]:

@@ -123,3 +123,21 @@ def advance_if_allowed(
         "%s for %s ignored in state %s", type(event).__name__, record.key.user_id, record.state
     )
     return None
+
+
+def restore_credentials(svc: Services, tenant_id: str, *, synced: MailboxKey | None = None) -> int:
+    """The tenant's credential works again (a token was acquired): every mailbox of the tenant in
+    credential_invalid goes back to its mode, and each queues the round it missed, except
+    `synced` (its own round just succeeded). Returns how many were restored."""
+    restored = 0
+    for mailbox in svc.state.list_mailboxes(tenant_id):
+        if not mailbox.enabled or mailbox.state is not lc.State.CREDENTIAL_INVALID:
+            continue
+        event = lc.CredentialRestored(
+            mailbox.options.mode,
+            subscribed=bool(mailbox.status.subscription_id),
+            resync=mailbox.key != synced,
+        )
+        if advance_if_allowed(svc, mailbox, event) is not None:
+            restored += 1
+    return restored

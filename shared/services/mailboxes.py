@@ -84,7 +84,7 @@ def enrol(
         )
         event = lc.OptionsChanged(options.mode, resync=resync)
     record, _ = advance(svc, record, event, new=existing is None)
-    return view(record), created
+    return view(record, svc.now()), created
 
 
 def remove(svc: Services, tenant_id: str, user: str, *, purge: bool) -> dict[str, Any]:
@@ -107,14 +107,20 @@ def resync(svc: Services, tenant_id: str, user: str) -> dict[str, Any]:
 
 
 def list_all(svc: Services) -> list[dict[str, Any]]:
+    now = svc.now()
     return [
-        {"tenantId": m.key.tenant_id, "userId": m.key.user_id, "upn": m.upn, "health": m.health()}
+        {
+            "tenantId": m.key.tenant_id,
+            "userId": m.key.user_id,
+            "upn": m.upn,
+            "health": m.health(now),
+        }
         for m in svc.state.list_mailboxes()
     ]
 
 
 def status(svc: Services, tenant_id: str, user: str) -> dict[str, Any]:
-    return view(find(svc, tenant_id, user))
+    return view(find(svc, tenant_id, user), svc.now())
 
 
 def events(
@@ -139,7 +145,7 @@ def events(
     }
 
 
-def view(record: MailboxRecord) -> dict[str, Any]:
+def view(record: MailboxRecord, now: datetime) -> dict[str, Any]:
     """The status of a mailbox as the API shows it (camelCase; times ISO 8601 UTC)."""
     status: dict[str, Any] = {}
     for f in fields(MailboxStatus):
@@ -154,6 +160,6 @@ def view(record: MailboxRecord) -> dict[str, Any]:
         "enabled": record.enabled,
         "enrolledAt": iso_utc(record.enrolled_at) if record.enrolled_at else None,
         "options": options_to_dict(record.options),
-        "health": record.health(),
+        "health": record.health(now),
         "status": status,
     }

@@ -24,7 +24,15 @@ from shared.core.notifications import (
     user_id_from_resource,
 )
 from shared.core.paging import iter_subscriptions
-from shared.core.renewals import WritePacer, plan_expiry, plan_reconcile, plan_renewals
+from shared.core.renewals import (
+    WritePacer,
+    is_duplicate_lifecycle,
+    plan_expired,
+    plan_expiry,
+    plan_reauthorize,
+    plan_reconcile,
+    plan_renewals,
+)
 from shared.core.state import MailboxRecord
 from shared.errors import GraphError, SubscriptionGone, Throttled, TokenError
 
@@ -85,7 +93,6 @@ def subscribe(svc: Services, mailbox: MailboxRecord) -> lc.Event:
         resource=resource_for(mailbox.key),
         expiration=created.expiration or expiry,
         client_state_digest=client_state_digest(client_state),
-        last_renewed=now,
     )
     svc.state.put_subscription(sub)
     subscribed = {"subscription_id": sub.subscription_id, "subscription_expiry": sub.expiration}
@@ -110,9 +117,14 @@ def drop_all(svc: Services, key: MailboxKey) -> None:
 
 def reauthorize(svc: Services, key: MailboxKey, subscription_id: str) -> lc.Event | None:
     """Answer reauthorizationRequired: POST /reauthorize. A subscription that is gone comes back
-    as SubscriptionRemoved (recreate it); one we don't know is left alone."""
+    as SubscriptionRemoved (recreate it); one we don't know is left alone; one renewed less than
+    10 minutes ago is not reauthorized (that PATCH did it, and Graph forbids both within 10
+    minutes)."""
     sub = svc.state.get_subscription(key.tenant_id, subscription_id)
     if sub is None:
+        return None
+    if not plan_reauthorize(sub, svc.now()):
+        log.info("%s renewed less than 10 minutes ago: no reauthorize needed", subscription_id)
         return None
     try:
         svc.graph.send(graph.subscription_reauthorize(sub.tenant_id, sub.subscription_id))
@@ -122,13 +134,58 @@ def reauthorize(svc: Services, key: MailboxKey, subscription_id: str) -> lc.Even
     return None
 
 
+def claim_lifecycle(svc: Services, sub: SubscriptionRecord, event: str) -> bool:
+    """Claim lifecycle `event` of `sub` for this worker: False when it is a copy of one acted on
+    within the dedup window (core.renewals.is_duplicate_lifecycle), also when another copy's
+    worker claimed it a moment ago (the mark is ETag-guarded, so two copies handled at once can't
+    both win). A row changed by another writer (a renewal) is read again and judged anew."""
+    for _ in range(3):
+        now = svc.now()
+        if is_duplicate_lifecycle(sub, event, now):
+            return False
+        if svc.state.mark_lifecycle(sub, event, now):
+            return True
+        current = svc.state.get_subscription(sub.tenant_id, sub.subscription_id)
+        if current is None:
+            return False
+        sub = current
+    return False
+
+
+def release_lifecycle(svc: Services, sub: SubscriptionRecord) -> None:
+    """Undo `claim_lifecycle` (acting on the event failed, so a retry or a copy must act)."""
+    current = svc.state.get_subscription(sub.tenant_id, sub.subscription_id)
+    if current is not None:
+        svc.state.put_subscription(
+            replace(
+                current,
+                last_lifecycle_event=sub.last_lifecycle_event,
+                last_lifecycle_at=sub.last_lifecycle_at,
+            )
+        )
+
+
 def _gone(svc: Services, sub: SubscriptionRecord) -> None:
     """Graph no longer has `sub`: the mailbox subscribes anew (and resyncs), or the record goes."""
     from shared.services.lifecycle import advance_if_allowed
 
     mailbox = svc.state.find_mailbox(MailboxKey(sub.tenant_id, sub.user_id))
+    if svc.state.get_subscription(sub.tenant_id, sub.subscription_id) is None:
+        return  # another run (the poll timer, the renewal run, another host) handled it
+    if mailbox is not None and mailbox.status.subscription_id not in ("", sub.subscription_id):
+        mailbox = None  # not the mailbox's current subscription: a stale record, just forget it
     if mailbox is None or advance_if_allowed(svc, mailbox, lc.Expired(sub.subscription_id)) is None:
         svc.state.delete_subscription(sub.tenant_id, sub.subscription_id)
+
+
+def recreate_expired(svc: Services) -> int:
+    """Poll-timer step: recreate the subscriptions that expired (a host down longer than their
+    life), so healing starts within a poll interval of the host starting."""
+    expired = plan_expired(svc.state.list_subscriptions(), svc.now())
+    for sub in expired:
+        log.info("subscription %s of %s expired: recreating it", sub.subscription_id, sub.user_id)
+        _gone(svc, sub)
+    return len(expired)
 
 
 def renew_due(svc: Services) -> dict[str, int]:

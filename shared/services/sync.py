@@ -45,7 +45,8 @@ from shared.errors import (
     StorageError,
     TokenError,
 )
-from shared.services.lifecycle import advance_if_allowed
+from shared.services import subscriptions
+from shared.services.lifecycle import advance_if_allowed, restore_credentials
 
 log = logging.getLogger("calsync.sync")
 
@@ -178,11 +179,8 @@ def _round(
         "event_count": count,
     }
     svc.state.update_status(key, **changes)
-    if mailbox.state is lc.State.CREDENTIAL_INVALID:
-        restored = lc.CredentialRestored(
-            mailbox.options.mode, subscribed=bool(mailbox.status.subscription_id)
-        )
-        advance_if_allowed(svc, mailbox, restored)
+    if mailbox.state is lc.State.CREDENTIAL_INVALID:  # the token works: the whole tenant heals
+        restore_credentials(svc, key.tenant_id, synced=key)
     return outcome
 
 
@@ -248,7 +246,17 @@ def _lifecycle_step(
     kind = _LIFECYCLE_EVENTS.get(request.lifecycle_event)
     sub = svc.state.get_subscription(request.tenant_id, request.subscription_id)
     if kind is not None and sub is not None and sub.user_id == mailbox.key.user_id:
-        stepped = advance_if_allowed(svc, mailbox, kind(request.subscription_id), run_syncs=False)
+        if not subscriptions.claim_lifecycle(svc, sub, request.lifecycle_event):
+            # A copy of an event acted on moments ago: no second reauthorize; its round keeps
+            # the intake's stamp, so the round the first copy asked for folds it.
+            log.info("%s of %s: a copy, ignored", request.lifecycle_event, sub.subscription_id)
+            return mailbox, request
+        try:
+            event = kind(request.subscription_id)
+            stepped = advance_if_allowed(svc, mailbox, event, run_syncs=False)
+        except BaseException:
+            subscriptions.release_lifecycle(svc, sub)  # a retry of this message must act
+            raise
         if stepped is not None:
             mailbox = stepped[0]
     return mailbox, replace(request, requested_at=stamp_request(svc.now()))

@@ -1,4 +1,5 @@
-"""Timer steps: poll the mailboxes that have no working subscription, retry subscribing the ones
+"""Timer steps: poll the mailboxes that have no working subscription, recreate subscriptions that
+expired (within a poll interval of a host starting after an outage), retry subscribing the ones
 that fell back to poll mode, roll every window forward daily with a safety-net full resync that
 counts drift, and keep subscriptions renewed and reconciled.
 
@@ -13,16 +14,19 @@ from datetime import timedelta
 from shared.compose import Services
 from shared.core import lifecycle as lc
 from shared.core.model import Trigger
+from shared.errors import TokenError
 from shared.services import subscriptions
-from shared.services.lifecycle import advance, queue_sync
+from shared.services.lifecycle import advance, queue_sync, restore_credentials
 
 log = logging.getLogger("calsync.timers")
 
 
 def run_poll(svc: Services) -> dict[str, int]:
-    """Queue a sync for each polled mailbox that is due; retry subscribing fallbacks."""
+    """Recreate expired subscriptions; queue a sync for each polled mailbox that is due; retry
+    subscribing fallbacks."""
+    counts = {"polled": 0, "resubscribed": 0, "recreated": subscriptions.recreate_expired(svc)}
+    counts["restored"] = _heal_credentials(svc)
     now = svc.now()
-    counts = {"polled": 0, "resubscribed": 0}
     for mailbox in svc.state.list_mailboxes():
         if not mailbox.enabled:
             continue
@@ -45,6 +49,30 @@ def run_poll(svc: Services) -> dict[str, int]:
         svc.state.update_status(mailbox.key, next_poll=next_poll)
         counts["polled"] += 1
     return counts
+
+
+def _heal_credentials(svc: Services) -> int:
+    """For each tenant with a credential_invalid mailbox due for its poll, ask Entra for a token
+    (at most once per tenant per run, so at the poll interval: on a rejection the token adapter
+    reads the secret again past its cache); once one is had, every such mailbox of the tenant
+    returns to its mode and catches up, without waiting for a notification or its own poll."""
+    now = svc.now()
+    due = {
+        m.key.tenant_id
+        for m in svc.state.list_mailboxes()
+        if m.enabled
+        and m.state is lc.State.CREDENTIAL_INVALID
+        and (m.status.next_poll is None or m.status.next_poll <= now)
+    }
+    restored = 0
+    for tenant_id in sorted(due):
+        try:
+            svc.tokens.token(tenant_id)
+        except TokenError as exc:
+            log.info("tenant %s: still no token (%s)", tenant_id, exc.detail_code)
+            continue
+        restored += restore_credentials(svc, tenant_id)
+    return restored
 
 
 def run_renewals(svc: Services) -> dict[str, int]:

@@ -94,6 +94,25 @@ CASES: list[tuple[State | None, Event, State, tuple[object, ...]]] = [
         (Subscribe(),),
     ),
     (S.CREDENTIAL_INVALID, CredentialRestored("poll", subscribed=False), S.POLL_CHOSEN, ()),
+    # restored because the tenant's token works again: the rounds it missed are caught up
+    (
+        S.CREDENTIAL_INVALID,
+        CredentialRestored("webhook", subscribed=True, resync=True),
+        S.SUBSCRIBED,
+        (Sync("poll"),),
+    ),
+    (
+        S.CREDENTIAL_INVALID,
+        CredentialRestored("webhook", subscribed=False, resync=True),
+        S.ENROLLED,
+        (Subscribe(), Sync("poll")),
+    ),
+    (
+        S.CREDENTIAL_INVALID,
+        CredentialRestored("poll", subscribed=False, resync=True),
+        S.POLL_CHOSEN,
+        (Sync("poll"),),
+    ),
     (
         S.CREDENTIAL_INVALID,
         Expired("s1"),

@@ -14,7 +14,10 @@ from shared.core.renewals import (
     MIN_LIFETIME,
     SubscriptionActions,
     WritePacer,
+    is_duplicate_lifecycle,
+    plan_expired,
     plan_expiry,
+    plan_reauthorize,
     plan_reconcile,
     plan_renewals,
 )
@@ -138,3 +141,89 @@ def test_reconcile_of_a_settled_state_is_empty() -> None:
     actual = [sub("a", timedelta(days=2), user="u1"), sub("b", timedelta(days=2), user="u2")]
     desired = {MailboxKey("t1", "u1"), MailboxKey("t1", "u2")}
     assert plan_reconcile(desired, actual, NOW) == SubscriptionActions((), (), ())
+
+
+_MIN = timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("last_renewed", "expected"),
+    [
+        (None, True),  # never renewed (a new subscription: creation is no PATCH)
+        (NOW - 9 * _MIN, False),  # renewed 9 minutes ago: that PATCH reauthorized it
+        (NOW - 10 * _MIN + timedelta(seconds=1), False),
+        (NOW - 10 * _MIN, True),  # exactly 10 minutes: allowed again
+        (NOW - timedelta(days=3), True),
+        (NOW + _MIN, False),  # renewed by a host whose clock runs ahead: still within
+    ],
+)
+def test_reauthorize_not_within_ten_minutes_of_a_renewal(
+    last_renewed: datetime | None, expected: bool
+) -> None:
+    """No POST /reauthorize within 10 minutes of a renewal PATCH of the same subscription."""
+    record = sub("s", timedelta(days=3), last_renewed=last_renewed)
+    assert plan_reauthorize(record, NOW) is expected
+
+
+@pytest.mark.parametrize(
+    ("last_event", "last_at", "event", "expected"),
+    [
+        ("", None, "reauthorizationRequired", False),  # nothing acted on yet
+        (
+            "reauthorizationRequired",
+            NOW - 30 * timedelta(seconds=1),
+            "reauthorizationRequired",
+            True,
+        ),
+        (
+            "reauthorizationRequired",
+            NOW - 2 * _MIN + timedelta(seconds=1),
+            "reauthorizationRequired",
+            True,
+        ),
+        (
+            "reauthorizationRequired",
+            NOW - 2 * _MIN,
+            "reauthorizationRequired",
+            False,
+        ),  # window over
+        (
+            "reauthorizationRequired",
+            NOW - 30 * timedelta(seconds=1),
+            "missed",
+            False,
+        ),  # other event
+        ("missed", NOW - 30 * timedelta(seconds=1), "missed", True),
+        ("missed", NOW + _MIN, "missed", True),  # stamped by a host whose clock runs ahead
+        ("missed", None, "missed", False),  # no time on record: not a copy
+        ("", NOW, "", False),  # no event name: never a copy
+    ],
+)
+def test_lifecycle_copies_within_two_minutes(
+    last_event: str, last_at: datetime | None, event: str, expected: bool
+) -> None:
+    """The same lifecycle event for the same subscription within 2 minutes is a copy."""
+    record = sub("s", timedelta(days=3), last_lifecycle_event=last_event, last_lifecycle_at=last_at)
+    assert is_duplicate_lifecycle(record, event, NOW) is expected
+
+
+@pytest.mark.parametrize(
+    ("subs", "expected"),
+    [
+        ([], []),
+        ([sub("a", timedelta(days=1))], []),  # live
+        ([sub("a", -timedelta(days=1))], ["a"]),  # expired a day ago (host down 8 days)
+        ([sub("a", timedelta(0))], ["a"]),  # expiring this instant counts as gone
+        ([sub("a", -timedelta(days=1)), sub("b", timedelta(days=2))], []),  # a live one exists
+        ([sub("a", -timedelta(days=2)), sub("b", -timedelta(days=1))], ["b"]),  # newest only
+        (
+            [sub("a", -timedelta(hours=1), user="u2"), sub("b", -timedelta(hours=1), user="u1")],
+            ["b", "a"],  # one per mailbox, by tenant and user
+        ),
+    ],
+)
+def test_expired_subscriptions_to_recreate(
+    subs: list[SubscriptionRecord], expected: list[str]
+) -> None:
+    """Each mailbox whose newest subscription has expired gets that one recreated, once."""
+    assert [s.subscription_id for s in plan_expired(subs, NOW)] == expected

@@ -37,7 +37,7 @@ def children(pid: int) -> list[int]:
 
 
 def test_main_serves_health_with_its_own_azurite_and_stops_clean(tmp_path: Path) -> None:
-    """It starts its own Azurite, serves a healthy /api/health, and exits 0 clean on SIGINT."""
+    """It starts its own Azurite, serves /api/health (storage ok), and exits 0 clean on SIGINT."""
     settings = tmp_path / "local.settings.json"
     values = {
         "FUNCTIONS_WORKER_RUNTIME": "python",
@@ -74,7 +74,11 @@ def test_main_serves_health_with_its_own_azurite_and_stops_clean(tmp_path: Path)
         assert "health: [GET] " in "".join(output)
         r = httpx.get(f"{base}/api/health", timeout=20, trust_env=False)
         assert r.status_code == 200, r.text
-        assert r.json()["status"] == "healthy"
+        body = r.json()
+        assert body["storage"]["tables"] == body["storage"]["queues"] == "ok"
+        # No client secret is configured here: storage is fine, the tenant has no token.
+        assert body["status"] == "degraded"
+        assert body["credentials"] == {TENANT: {"ok": False, "error": "secret_not_found"}}
         azurite = children(proc.pid)
         assert azurite, "no Azurite child process"
         proc.send_signal(signal.SIGINT)

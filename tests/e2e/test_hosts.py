@@ -40,6 +40,36 @@ def test_host_down_for_eight_days_recovers() -> None:
         assert after in mb.mirror()
 
 
+def test_after_an_outage_healing_starts_within_a_minute_of_the_host_starting() -> None:
+    """Host down 8 days: with no renewal run, the poll timer recreates the expired subscription
+    within a minute of the restart; until then the status never says ok for it."""
+    with local_stack() as stack:
+        mb = enrol(stack)
+        old = mb.status()["status"]["subscriptionId"]
+        stack.hosts[0].stop()
+        stack.sim.control.knobs(delta_token_max_age_s=7 * 86400)
+        stack.advance(8 * 86400)
+        missed = mb.create({"subject": "Booked while the host was down", **at(12, 9)})
+        stack.restart_host(0)
+        shown = mb.status()
+        if shown["status"]["subscriptionId"] == old:  # not healed yet: must not look healthy
+            assert shown["health"].startswith("error: subscription_expired"), shown["health"]
+            with stack.admin() as api:
+                listed = {m["userId"]: m["health"] for m in api.get("/mailboxes").json()["value"]}
+            healed = mb.status()["status"]["subscriptionId"] != old
+            assert healed or listed[mb.user_id].startswith("error: subscription_expired")
+        wait_for(
+            lambda: (s := mb.status()["status"]["subscriptionId"]) not in ("", old) and s,
+            timeout=60,
+            what="the expired subscription recreated by the poll timer",
+        )
+        assert mb.status()["health"] == "ok (webhook)"
+        mb.converged()
+        assert missed in mb.mirror()
+        mb.create({"subject": "Booked after recovery", **at(13, 9)})
+        mb.converged()
+
+
 def test_two_hosts_share_the_work_without_overlapping_rounds() -> None:
     """Two hosts on one Azurite: every mailbox converges and no mailbox has overlapping rounds."""
     # One message per fetch, so that both hosts take part (the assertion below checks they did).

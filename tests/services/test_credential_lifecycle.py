@@ -74,7 +74,7 @@ def test_rejected_credential_is_a_state_and_heals(sim: SimHandle, azurite: str) 
     assert record.status.mode == "poll"
     assert record.status.last_error_code == "7000215"
     assert "credential was rejected" in record.status.mode_reason
-    assert record.health().startswith("error: 7000215")
+    assert record.health(good.now()).startswith("error: 7000215")
 
     good.state.update_status(key, next_poll=None)  # the poll interval has passed
     assert timers.run_poll(good)["polled"] == 1
@@ -82,6 +82,9 @@ def test_rejected_credential_is_a_state_and_heals(sim: SimHandle, azurite: str) 
     healed = good.state.find_mailbox(key)
     assert healed is not None
     assert healed.state is State.POLL_CHOSEN
-    assert (healed.status.last_error, healed.health()) == ("", "ok (poll mode: poll mode chosen)")
+    assert (healed.status.last_error, healed.health(good.now())) == (
+        "",
+        "ok (poll mode: poll mode chosen)",
+    )
     for svc in (good, bad):
         svc.graph.close()
