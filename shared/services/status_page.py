@@ -12,16 +12,14 @@ from shared.core.status_page import render_status_page
 
 def _row(record: MailboxRecord, svc: Services) -> dict[str, Any]:
     s, now = record.status, svc.now()
-    expired = (
-        s.mode == "webhook" and s.subscription_expiry is not None and s.subscription_expiry <= now
-    )
+    health = record.health(now)
     return {
         "tenant": record.key.tenant_id,
         "user": record.upn or record.key.user_id,
         "state": record.state.value,
         "mode": s.mode,
-        "health": record.health(),
-        "ok": record.enabled and not s.last_error and not expired,
+        "health": health,
+        "ok": health.startswith("ok"),
         "subscription_expiry": s.subscription_expiry,
         "last_sync": s.last_sync,
         "lag_seconds": (now - s.last_sync).total_seconds() if s.last_sync else None,
