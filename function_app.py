@@ -41,32 +41,34 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     return web.json_response(report.body, status=200 if report.ok else 503)
 
 
-def _graph_callback(req: func.HttpRequest, kind: str) -> func.HttpResponse:
-    """Graph's two callbacks: the validation handshake, or a batch of notifications."""
+async def _graph_callback(req: func.HttpRequest, kind: str) -> func.HttpResponse:
+    """Graph's two callbacks: the validation handshake, or a batch of notifications. A coroutine,
+    so that the host awaits it on its event loop (as the Python worker does) and the storage work
+    runs on the intake's own executor, never queued behind the sync worker's thread pool."""
     from shared.services import intake
 
     try:
         token = req.params.get("validationToken")
         if token is not None:
             return web.text_response(intake.validation_echo(token).text or "")
-        run = intake.run_notifications if kind == "change" else intake.run_lifecycle
-        return func.HttpResponse(status_code=run(_services(), req.get_body()).status)
+        result = await intake.run_callback(_services, kind, req.get_body())
+        return func.HttpResponse(status_code=result.status)
     except Exception as exc:
         return web.intake_error(exc)
 
 
 @app.function_name("notifications")
 @app.route(route="notifications", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
-def notifications(req: func.HttpRequest) -> func.HttpResponse:
+async def notifications(req: func.HttpRequest) -> func.HttpResponse:
     """Graph change notifications (anonymous: Graph sends no keys; clientState is checked)."""
-    return _graph_callback(req, "change")
+    return await _graph_callback(req, "change")
 
 
 @app.function_name("lifecycle")
 @app.route(route="lifecycle", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
-def lifecycle(req: func.HttpRequest) -> func.HttpResponse:
+async def lifecycle(req: func.HttpRequest) -> func.HttpResponse:
     """Graph lifecycle notifications: reauthorize, recreate or resync, via the queue."""
-    return _graph_callback(req, "lifecycle")
+    return await _graph_callback(req, "lifecycle")
 
 
 @app.function_name("mailboxes_list")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 import threading
 from collections.abc import Coroutine, Mapping
@@ -32,6 +33,24 @@ from devhost.timers import parse_schedule, run_timer, time_zone
 from shared.errors import ConfigError
 
 log = logging.getLogger("calsync.devhost")
+_CODE_RE = re.compile(r"([?&]code=)[^&\s\"]*", re.IGNORECASE)
+
+
+class _RedactKeys(logging.Filter):
+    """uvicorn's access log writes the full path and query: a function key sent as `?code=`
+    would be logged in clear. This replaces its value with `***`, keeping the rest."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _CODE_RE.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = _CODE_RE.sub(r"\1***", record.msg)
+        return True
+
+
+_ACCESS_FILTER = _RedactKeys()
 
 
 class DevHost:
@@ -100,6 +119,9 @@ class DevHost:
             timeout_graceful_shutdown=10,  # for invocations still running, not for idle clients
         )
         server = uvicorn.Server(config)
+        access = logging.getLogger("uvicorn.access")
+        if _ACCESS_FILTER not in access.filters:
+            access.addFilter(_ACCESS_FILTER)
         self._thread = threading.Thread(
             target=self._run, args=(server, sock, listeners, invoker), name="devhost", daemon=True
         )

@@ -15,11 +15,13 @@ import socket
 import ssl
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared import redact
+from shared.core.intake import SubscriptionCache
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -73,6 +75,11 @@ class Services:
     clock: Clock = utc_now
     rng: random.Random = field(default_factory=random.Random)
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}")
+    # The intake's own storage clients (a budget Graph's 3 s allows) and subscription memory;
+    # None: the intake uses `state` and `queue`.
+    intake_state: TableState | None = None
+    intake_queue: SyncQueue | None = None
+    intake_cache: SubscriptionCache = field(default_factory=SubscriptionCache)
 
     def now(self) -> datetime:
         return self.clock()
@@ -129,6 +136,15 @@ def build_services(
     )
     state = TableState(clients)
     queue = SyncQueue(clients)
+    # Graph's callbacks: one quick retry and ~1 s per try, so that a slow storage account is
+    # a 503 well inside Graph's 3 s (Graph retries 5xx) instead of a hang in backoff.
+    intake_clients = StorageClients(
+        settings.storage,
+        retry_total=1,
+        retry_backoff_factor=0.1,
+        connection_timeout=1,
+        read_timeout=1,
+    )
     if ensure:
         state.ensure()
         queue.ensure()
@@ -157,7 +173,19 @@ def build_services(
         secrets=secrets,
         clock=clock,
         rng=rng or random.Random(),  # noqa: S311 - jitter, not security
+        intake_state=TableState(intake_clients),
+        intake_queue=SyncQueue(intake_clients),
     )
+
+
+INTAKE_THREADS = 8
+
+
+@functools.cache
+def intake_pool() -> ThreadPoolExecutor:
+    """The executor of Graph's callbacks, apart from the host's pool that runs the sync worker
+    and timers, so that a busy worker never delays an answer to Graph."""
+    return ThreadPoolExecutor(max_workers=INTAKE_THREADS, thread_name_prefix="calsync-intake")
 
 
 @functools.cache

@@ -45,6 +45,8 @@ def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> fu
 def error_response(exc: Exception) -> func.HttpResponse:
     """Map a project error to its problem response; log and hide anything unexpected."""
     if isinstance(exc, CalsyncError):
+        if exc.http_status >= 500:  # ours, but the caller cannot fix it: the operator must see it
+            log.error("answering %d %s: %r", exc.http_status, exc.code, exc.message)
         return problem(exc.http_status, type(exc).__name__, exc.message, exc.code)
     log.exception("unexpected error while handling a request")
     return problem(500, "InternalError", "unexpected error; see the app's logs", "internal_error")
@@ -61,11 +63,15 @@ def json_body(req: func.HttpRequest, *, max_bytes: int = 1_048_576) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"request body is not valid JSON ({exc}); send a JSON object") from None
+    except RecursionError:
+        raise InputError("request body is nested too deeply; send a flat JSON object") from None
 
 
 def text_response(text: str) -> func.HttpResponse:
-    """A plain-text answer (the validation handshake echo): text/plain, nothing else."""
-    return func.HttpResponse(text, status_code=200, mimetype="text/plain")
+    """A plain-text answer (the validation handshake echo): text/plain, never sniffed as HTML."""
+    return func.HttpResponse(
+        text, status_code=200, mimetype="text/plain", headers={"X-Content-Type-Options": "nosniff"}
+    )
 
 
 def html_response(page: str) -> func.HttpResponse:
@@ -83,7 +89,7 @@ def intake_error(exc: Exception) -> func.HttpResponse:
     """For Graph's callbacks: bad input is a 400 (Graph must not retry it) and never a 5xx; a
     notification we could not queue is a 5xx, so that Graph retries it."""
     if isinstance(exc, InputError):
-        log.warning("notification rejected: %s", exc.message)
+        log.warning("notification rejected: %r", exc.message)
         return problem(400, type(exc).__name__, exc.message, exc.code)
     return error_response(exc)
 

@@ -179,6 +179,14 @@ class TableState:
         with _mapped("listing subscriptions"):
             return [_subscription(e) for e in self.subscriptions.list_entities()]
 
+    def list_tenant_subscriptions(self, tenant_id: str) -> list[SubscriptionRecord]:
+        """Every subscription of one tenant (one partition query; for the intake's cache)."""
+        with _mapped("listing a tenant's subscriptions"):
+            rows = self.subscriptions.query_entities(
+                "PartitionKey eq @t", parameters={"t": tenant_id}
+            )
+            return [_subscription(e) for e in rows]
+
     def delete_subscription(self, tenant_id: str, subscription_id: str) -> None:
         with contextlib.suppress(ResourceNotFoundError), _mapped("deleting a subscription"):
             self.subscriptions.delete_entity(tenant_id, encode_key(subscription_id))

@@ -27,6 +27,7 @@ from shared.errors import (
     GraphError,
     GraphProtocolError,
     GraphServerError,
+    InputError,
     NotFoundError,
     SubscriptionGone,
     Throttled,
@@ -166,7 +167,10 @@ def subscription_list(tenant_id: str) -> GraphRequest:
 
 def user_lookup(tenant_id: str, user: str) -> GraphRequest:
     """A user by object id or UPN; the UPN is percent-encoded as one path segment (`/`, `?`,
-    `#`, `%` and `'` cannot break out of it). https://learn.microsoft.com/graph/api/user-get"""
+    `#`, `%` and `'` cannot break out of it). https://learn.microsoft.com/graph/api/user-get
+    `.` and `..` are refused: Graph (any URL parser) would normalise them into another path."""
+    if user.strip() in {"", ".", ".."}:
+        raise InputError(f"user {user!r} is not a user id or UPN; give the user's id or UPN")
     return GraphRequest(
         "GET",
         f"users/{quote(user, safe='@')}",

@@ -17,12 +17,16 @@ import hmac
 import json
 import re
 import unicodedata
+from collections.abc import Collection
 from typing import Any
 
 from shared.core.model import ChangeNotification, LifecycleNotification
 from shared.errors import InputError, NotificationRejected
 
 MAX_NOTIFICATION_BYTES = 1_048_576
+# Graph batches at most a few hundred items per POST; more is not Graph, and each item costs work.
+MAX_NOTIFICATION_ITEMS = 1_000
+MAX_ID_CHARS = 128  # subscription ids are GUIDs; anything longer is not Graph's
 MAX_VALIDATION_TOKEN_CHARS = 1_024
 MAX_CLIENT_STATE_CHARS = 128  # Graph's limit on clientState (api/resources/subscription)
 _MIN_CLIENT_STATE_BYTES = 16
@@ -57,9 +61,18 @@ def _load_value(body: bytes, what: str) -> list[Any]:
         doc = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise NotificationRejected(f"{what} body is not UTF-8 JSON: {exc}") from None
+    except RecursionError:  # nesting deeper than the interpreter's limit: not Graph's shape
+        raise NotificationRejected(
+            f"{what} body is nested too deeply to be a notification"
+        ) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("value"), list):
         raise NotificationRejected(f'{what} body must be a JSON object {{"value": [...]}}')
     value: list[Any] = doc["value"]
+    if len(value) > MAX_NOTIFICATION_ITEMS:
+        raise NotificationRejected(
+            f"{what} body holds {len(value)} items, over the limit of {MAX_NOTIFICATION_ITEMS} "
+            "per POST"
+        )
     return value
 
 
@@ -79,19 +92,37 @@ def _strings(item: Any, index: int, names: tuple[str, ...]) -> tuple[dict[str, s
             bad.append(f"missing {name}")
         elif not isinstance(value, str) or not value:
             bad.append(f"{name} must be a non-empty string")
+        elif any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+            bad.append(f"{name} holds a lone surrogate")  # storage and hashing cannot take it
+        elif name == "subscriptionId" and len(value) > MAX_ID_CHARS:
+            bad.append(f"subscriptionId is over {MAX_ID_CHARS} characters")
         else:
             found[name] = value
     return found, (f"item {index}: {', '.join(bad)}" if bad else None)
 
 
-def parse_change_notifications(body: bytes) -> tuple[list[ChangeNotification], list[str]]:
-    """The structurally valid change notifications of a POST body, and reasons for skipped ones."""
+def _tenant_reason(
+    found: dict[str, str], index: int, tenants: Collection[str] | None
+) -> str | None:
+    """Why an item's tenant is not ours (checked before any I/O), or None."""
+    if tenants is None or found["tenantId"].lower() in {t.lower() for t in tenants}:
+        return None
+    return f"item {index}: tenantId is not one of this app's tenants (TENANT_IDS)"
+
+
+def parse_change_notifications(
+    body: bytes, tenants: Collection[str] | None = None
+) -> tuple[list[ChangeNotification], list[str]]:
+    """The structurally valid change notifications of a POST body, and reasons for skipped ones.
+    With `tenants`, an item of any other tenant is skipped too."""
     items: list[ChangeNotification] = []
     skipped: list[str] = []
     names = ("subscriptionId", "clientState", "tenantId", "changeType", "resource")
     for index, raw in enumerate(_load_value(body, "change notification")):
         found, reason = _strings(raw, index, names)
         event_id: str | None = None
+        if reason is None:
+            reason = _tenant_reason(found, index, tenants)
         if reason is None:
             data = raw.get("resourceData")
             if data is not None and not isinstance(data, dict):
@@ -117,13 +148,18 @@ def parse_change_notifications(body: bytes) -> tuple[list[ChangeNotification], l
     return items, skipped
 
 
-def parse_lifecycle_notifications(body: bytes) -> tuple[list[LifecycleNotification], list[str]]:
-    """The structurally valid lifecycle notifications of a POST body, and reasons for skipped."""
+def parse_lifecycle_notifications(
+    body: bytes, tenants: Collection[str] | None = None
+) -> tuple[list[LifecycleNotification], list[str]]:
+    """The structurally valid lifecycle notifications of a POST body, and reasons for skipped.
+    With `tenants`, an item of any other tenant is skipped too."""
     items: list[LifecycleNotification] = []
     skipped: list[str] = []
     names = ("subscriptionId", "clientState", "tenantId", "lifecycleEvent")
     for index, raw in enumerate(_load_value(body, "lifecycle notification")):
         found, reason = _strings(raw, index, names)
+        if reason is None:
+            reason = _tenant_reason(found, index, tenants)
         if reason is not None:
             skipped.append(reason)
             continue

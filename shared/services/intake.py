@@ -3,8 +3,16 @@ clientState in constant time), queue one sync request per mailbox, answer 202 in
 Nothing in a notification is trusted as state: it only says "look again".
 
 A 2xx is only given once every accepted item is on a queue; if the queue cannot be written the
-StorageError becomes a 503, and Graph retries. Forged or unknown items are logged and ignored
-(202: Graph must not retry them, and nothing is synced for them).
+StorageError becomes a 503, and Graph retries. Forged or unknown items are ignored (202: Graph
+must not retry them, and nothing is synced for them), with one summary log line per POST.
+
+Bounded work per POST, whatever an anonymous caller sends: the shape, the item cap and the tenant
+(one of TENANT_IDS) are checked before any I/O; each distinct (tenant, subscription) is looked up
+once, from the intake's memory (core.intake.SubscriptionCache) when it can; more than
+MAX_LOOKUPS_PER_POST unknown ones cost one partition query per tenant instead of a read each.
+The work runs on the intake's own executor, on its own storage clients, within BUDGET_SECONDS
+(Graph marks an endpoint slow past 3 s); past the budget the answer is a 503. Untrusted text is
+logged only as repr() (no CR, LF or escape sequence reaches a log line raw).
 
 https://learn.microsoft.com/graph/change-notifications-delivery-webhooks
 https://learn.microsoft.com/graph/change-notifications-lifecycle-events
@@ -12,11 +20,15 @@ https://learn.microsoft.com/graph/change-notifications-lifecycle-events
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from shared.compose import Services
-from shared.core.model import MailboxKey, SyncRequest, Trigger
+from shared.compose import Services, intake_pool
+from shared.core.intake import Key, SubscriptionCache
+from shared.core.model import MailboxKey, SubscriptionRecord, SyncRequest, Trigger
 from shared.core.notifications import (
     client_state_matches,
     parse_change_notifications,
@@ -24,10 +36,14 @@ from shared.core.notifications import (
     parse_validation_token,
 )
 from shared.core.rounds import DEBOUNCE_SECONDS, stamp_request
+from shared.errors import StorageError
 
 log = logging.getLogger("calsync.intake")
 
 LIFECYCLE_EVENTS = {"reauthorizationRequired", "subscriptionRemoved", "missed"}
+BUDGET_SECONDS = 2.5  # Graph: an answer over 3 s counts as slow
+MAX_LOOKUPS_PER_POST = 32  # point reads; more unknown subscriptions: one query per tenant
+MAX_REASONS_LOGGED = 3
 
 
 @dataclass(frozen=True)
@@ -43,59 +59,132 @@ def validation_echo(token: str) -> IntakeResult:
     return IntakeResult(200, parse_validation_token(token))
 
 
-def _known(svc: Services, tenant_id: str, subscription_id: str, client_state: str) -> str | None:
-    """The subscribed user's id if the item is ours and its clientState matches, else None."""
-    sub = svc.state.get_subscription(tenant_id, subscription_id)
+def _resolve(svc: Services, keys: Iterable[Key]) -> dict[Key, SubscriptionRecord | None]:
+    """The stored subscription (or None) for each distinct key: from memory, else from storage."""
+    state = svc.intake_state or svc.state
+    cache = svc.intake_cache
+    found: dict[Key, SubscriptionRecord | None] = {}
+    missing: list[Key] = []
+    now = time.monotonic()
+    for key in dict.fromkeys(keys):
+        hit = cache.lookup(key, now=now)
+        if hit is SubscriptionCache.MISS:
+            missing.append(key)
+        else:
+            found[key] = hit  # type: ignore[assignment]
+    if len(missing) <= MAX_LOOKUPS_PER_POST:
+        for key in missing:
+            found[key] = state.get_subscription(*key)
+            cache.store(key, found[key], now=time.monotonic())
+        return found
+    for tenant in dict.fromkeys(t for t, _ in missing):
+        records = {r.subscription_id: r for r in state.list_tenant_subscriptions(tenant)}
+        stamp = time.monotonic()
+        for record in records.values():
+            cache.store((tenant, record.subscription_id), record, now=stamp)
+        for key in missing:
+            if key[0] == tenant:
+                found[key] = records.get(key[1])
+                if found[key] is None:
+                    cache.store(key, None, now=stamp)
+    return found
+
+
+def _user(
+    records: dict[Key, SubscriptionRecord | None],
+    index: int,
+    tenant_id: str,
+    subscription_id: str,
+    client_state: str,
+) -> tuple[str | None, str | None]:
+    """(the subscribed user's id, None) if the item is ours and its clientState matches, else
+    (None, why not): the reason shows the untrusted id as repr(), shortened."""
+    sub = records.get((tenant_id, subscription_id))
     if sub is None:
-        log.warning("notification for unknown subscription %s ignored", subscription_id)
-        return None
+        return None, f"item {index}: unknown subscription {subscription_id[:64]!r}"
     if not client_state_matches(client_state, sub.client_state_digest):
-        log.warning("notification with a wrong clientState for %s ignored", subscription_id)
-        return None
-    return sub.user_id
+        return None, f"item {index}: wrong clientState for {subscription_id[:64]!r}"
+    return sub.user_id, None
+
+
+def _summary(what: str, total: int, queued: int, reasons: list[str]) -> None:
+    """One log line per POST: counts, and the first few reasons (repr: escaped)."""
+    if reasons:
+        log.warning(
+            "%s: %d item(s), %d request(s) queued, %d ignored; first reasons: %r",
+            what,
+            total,
+            queued,
+            len(reasons),
+            reasons[:MAX_REASONS_LOGGED],
+        )
+    else:
+        log.debug("%s: %d item(s), %d request(s) queued", what, total, queued)
+
+
+async def run_callback(build: Callable[[], Services], kind: str, body: bytes) -> IntakeResult:
+    """A Graph callback's body, handled on the intake's executor within BUDGET_SECONDS; past the
+    budget a StorageError (503: Graph retries). `build` gives the services (built on first use
+    there, not on the host's event loop). Work still running past the budget may yet queue its
+    requests: a duplicate request folds into the same round, so that is harmless."""
+    run = run_notifications if kind == "change" else run_lifecycle
+    loop = asyncio.get_running_loop()
+    work = loop.run_in_executor(intake_pool(), lambda: run(build(), body))
+    try:
+        return await asyncio.wait_for(work, BUDGET_SECONDS)
+    except TimeoutError:
+        raise StorageError(
+            f"storage did not answer within {BUDGET_SECONDS:g} s; answering 503 so that Graph "
+            "retries the notification"
+        ) from None
 
 
 def run_notifications(svc: Services, body: bytes) -> IntakeResult:
     """Change notifications → one debounced sync request per mailbox named by valid items."""
-    items, skipped = parse_change_notifications(body)
-    for reason in skipped:
-        log.warning("notification item ignored: %s", reason)
+    items, reasons = parse_change_notifications(body, svc.settings.tenant_ids)
+    total = len(items) + len(reasons)
+    records = _resolve(svc, [(i.tenant_id, i.subscription_id) for i in items])
     mailboxes: dict[MailboxKey, None] = {}
-    ignored = len(skipped)
-    for item in items:
-        user_id = _known(svc, item.tenant_id, item.subscription_id, item.client_state)
+    for index, item in enumerate(items):
+        user_id, reason = _user(
+            records, index, item.tenant_id, item.subscription_id, item.client_state
+        )
         if user_id is None:
-            ignored += 1
+            reasons.append(reason or "")
             continue
         mailboxes[MailboxKey(item.tenant_id, user_id)] = None
     now = stamp_request(svc.now())
+    queue = svc.intake_queue or svc.queue
     for key in mailboxes:
-        svc.queue.put(
+        queue.put(
             SyncRequest(key.tenant_id, key.user_id, Trigger.NOTIFICATION, False, now),
             delay=DEBOUNCE_SECONDS,
         )
-    return IntakeResult(202, queued=len(mailboxes), ignored=ignored)
+    _summary("notifications", total, len(mailboxes), reasons)
+    return IntakeResult(202, queued=len(mailboxes), ignored=len(reasons))
 
 
 def run_lifecycle(svc: Services, body: bytes) -> IntakeResult:
     """Lifecycle notifications → a queued request that does the work (reauthorize, recreate) and
     then syncs; the HTTP answer stays fast and the work survives a crash."""
-    items, skipped = parse_lifecycle_notifications(body)
-    for reason in skipped:
-        log.warning("lifecycle item ignored: %s", reason)
-    ignored = len(skipped)
+    items, reasons = parse_lifecycle_notifications(body, svc.settings.tenant_ids)
+    total = len(items) + len(reasons)
     queued = 0
     now = stamp_request(svc.now())
-    for item in items:
+    known = [i for i in items if i.lifecycle_event in LIFECYCLE_EVENTS]
+    records = _resolve(svc, [(i.tenant_id, i.subscription_id) for i in known])
+    queue = svc.intake_queue or svc.queue
+    for index, item in enumerate(items):
         if item.lifecycle_event not in LIFECYCLE_EVENTS:
-            log.warning("unknown lifecycle event %r ignored", item.lifecycle_event)
-            ignored += 1
+            reasons.append(f"item {index}: unknown lifecycle event {item.lifecycle_event[:64]!r}")
             continue
-        user_id = _known(svc, item.tenant_id, item.subscription_id, item.client_state)
+        user_id, reason = _user(
+            records, index, item.tenant_id, item.subscription_id, item.client_state
+        )
         if user_id is None:
-            ignored += 1
+            reasons.append(reason or "")
             continue
-        log.info("lifecycle %s for %s", item.lifecycle_event, item.subscription_id)
+        log.info("lifecycle %r for %r", item.lifecycle_event, item.subscription_id)
         request = SyncRequest(
             item.tenant_id,
             user_id,
@@ -104,6 +193,7 @@ def run_lifecycle(svc: Services, body: bytes) -> IntakeResult:
             lifecycle_event=item.lifecycle_event,
             subscription_id=item.subscription_id,
         )
-        svc.queue.put(request)
+        queue.put(request)
         queued += 1
-    return IntakeResult(202, queued=queued, ignored=ignored)
+    _summary("lifecycle notifications", total, queued, reasons)
+    return IntakeResult(202, queued=queued, ignored=len(reasons))

@@ -1,0 +1,70 @@
+"""Pure: the intake's memory of subscriptions, so that a notification is answered from memory.
+
+Rule: the intake asks storage about a (tenant, subscription) at most once per window. A found
+subscription is remembered for POSITIVE_TTL_SECONDS: a subscription deleted meanwhile may still
+queue a sync request, which the worker ignores for a removed mailbox (harmless). A missing one is
+remembered for NEGATIVE_TTL_SECONDS only, so a subscription stored after a negative answer (a
+notification racing the write of its record) is accepted at most that long after. The cache is
+bounded (oldest entries go first), so forged ids cannot grow it. `now` is a monotonic second
+count passed in; the lock only makes one instance safe to share between the intake's threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Final
+
+from shared.core.model import SubscriptionRecord
+
+POSITIVE_TTL_SECONDS: Final = 60.0
+NEGATIVE_TTL_SECONDS: Final = 5.0
+MAX_ENTRIES: Final = 20_000
+
+Key = tuple[str, str]  # (tenant id, subscription id)
+
+
+class _Miss:
+    def __repr__(self) -> str:
+        return "MISS"
+
+
+class SubscriptionCache:
+    """(tenant, subscription) → the stored record, or None for "not ours", each for its TTL."""
+
+    MISS: Final = _Miss()
+
+    def __init__(
+        self,
+        *,
+        positive: float = POSITIVE_TTL_SECONDS,
+        negative: float = NEGATIVE_TTL_SECONDS,
+        max_entries: int = MAX_ENTRIES,
+    ) -> None:
+        self._ttl = (positive, negative)
+        self._max = max_entries
+        self._entries: OrderedDict[Key, tuple[float, SubscriptionRecord | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def lookup(self, key: Key, *, now: float) -> SubscriptionRecord | _Miss | None:
+        """The remembered answer for `key`, or MISS when there is none still valid."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return self.MISS
+            stored_at, record = entry
+            ttl = self._ttl[0] if record is not None else self._ttl[1]
+            if now - stored_at >= ttl:
+                del self._entries[key]
+                return self.MISS
+            return record
+
+    def store(self, key: Key, record: SubscriptionRecord | None, *, now: float) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+            self._entries[key] = (now, record)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
