@@ -31,14 +31,14 @@ https://learn.microsoft.com/graph/delta-query-events
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from shared.core.model import MailboxOptions, SyncRequest, Trigger, Window
 from shared.core.retry import plan_backoff
 from shared.core.state import CursorRecord
 from shared.core.window import plan_window, require_aware, window_is_stale
-from shared.errors import CalsyncError, Throttled
+from shared.errors import CalsyncError, DeltaExpired, Throttled, TokenError
 
 DEBOUNCE_SECONDS = 1.0  # intake's visibility delay: Graph's 2-3 notifications per edit fold
 MAX_DEFER_SECONDS = 5.0
@@ -46,6 +46,8 @@ DEFER_SLACK_SECONDS = 0.25  # lands just after a lease ends, not exactly on its 
 CONFLICT_DEFER_SECONDS = 1.0
 DEFAULT_MARGIN = timedelta(milliseconds=500)
 LEASE = timedelta(minutes=5)
+RETRY_BASE_SECONDS = 2.0  # a failed round's first retry waits 1-2 s, then doubling...
+RETRY_CAP_SECONDS = 3600.0  # ...up to an hour: a request waits, visibly, but is never dropped
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,10 @@ def plan_round(
     now = require_aware(now, "now")
     if _folds(request, cursor, margin):
         return Fold()
+    if cursor.throttled_until is not None:
+        until = require_aware(cursor.throttled_until, "throttled_until")
+        if until > now:  # Graph throttles per app and mailbox: every request waits it out
+            return Defer((until - now).total_seconds())
     if cursor.lease_owner and cursor.lease_until is not None:
         until = require_aware(cursor.lease_until, "lease_until")
         if until > now:
@@ -152,31 +158,56 @@ def plan_round(
     return Run(plan_passes(request, cursor, options, now), plan_window(now, options), now + lease)
 
 
-# --- after a failed pass -------------------------------------------------------------------------
+# --- after a failed round ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Requeue:
-    """Put the request back with this visibility delay (Graph asked us to wait)."""
+    """Put `request` (its attempt counted) back with this visibility delay; when Graph throttled
+    the mailbox, every request for it waits until `throttled_until` (kept on the cursor)."""
 
     after: float
-
-
-@dataclass(frozen=True)
-class Reraise:
-    """Transient: let the queue retry the message (and poison-queue it after maxDequeueCount)."""
+    request: SyncRequest
+    reason: str
+    throttled_until: datetime | None = None
 
 
 @dataclass(frozen=True)
 class GiveUp:
-    """Retrying cannot help: record the error on the mailbox and drop the request."""
+    """Retrying this request cannot help and something else takes over (a rejected credential:
+    the mailbox's lifecycle probes it at the poll interval): record the error and drop it."""
 
 
-Recovery = Requeue | Reraise | GiveUp
+Recovery = Requeue | GiveUp
 
 
-def plan_recovery(error: CalsyncError, rng: random.Random) -> Recovery:
-    """What a failed round does with its request: wait as Graph says, retry, or give up."""
+def retry_delay(attempt: int, rng: random.Random) -> float:
+    """Seconds before retry `attempt` (1, 2, ...) of a failed round: doubling from
+    RETRY_BASE_SECONDS, capped at RETRY_CAP_SECONDS, "equal jitter" (half fixed, half random)
+    so that retries of many mailboxes spread out yet never come back at once."""
+    if attempt < 1:
+        raise CalsyncError(f"attempt counts failures so far and starts at 1, got {attempt}")
+    ceiling = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2.0 ** min(attempt - 1, 20))
+    return ceiling * rng.uniform(0.5, 1.0)
+
+
+def plan_recovery(
+    error: CalsyncError, request: SyncRequest, *, now: datetime, rng: random.Random
+) -> Recovery:
+    """What a failed round does with its request. Nothing is dropped that a later round could
+    do: the request goes back with its attempt counted, after Graph's Retry-After (and the
+    mailbox waits with it) or an exponential backoff; after a 410 the retry lists the window
+    from scratch. Only a rejected credential gives up (the lifecycle owns that mailbox then).
+    Storage failures never get here: they raise, as no state could be recorded anyway."""
+    now = require_aware(now, "now")
+    attempt = request.attempt + 1
+    again = replace(request, attempt=attempt)
+    reason = f"{error.detail_code}: {error.message}"
+    if isinstance(error, TokenError) and not error.transient:
+        return GiveUp()
     if isinstance(error, Throttled):
-        return Requeue(plan_backoff(1, error.retry_after or None, rng))
-    if error.transient:
-        return Reraise()
-    return GiveUp()
+        wait = plan_backoff(attempt, error.retry_after or None, rng)
+        if error.retry_after:
+            return Requeue(wait, again, reason, now + timedelta(seconds=wait))
+        return Requeue(wait, again, reason)
+    if isinstance(error, DeltaExpired):
+        again = replace(again, full=True)
+    return Requeue(retry_delay(attempt, rng), again, reason)

@@ -5,7 +5,10 @@ stored delta link (or from scratch over the window: first sync, `full` request, 
 apply each page idempotently to the events table, and commit the new delta link with the lease
 release only after every page is applied. A full round diffs the mirror against what Graph listed,
 so deletions during a gap are found; the number of such corrections is the drift, logged.
-Throttling never sleeps here: the request is re-queued with a visibility delay.
+Throttling never sleeps here: the request is re-queued with a visibility delay, and the mailbox
+keeps Graph's Retry-After on its cursor so that every request for it waits. A round that fails
+is never dropped: core.rounds.plan_recovery re-queues it with its attempt counted (backoff up
+to an hour), and the mailbox status shows `retry_at` and `retry_reason` until a round succeeds.
 
 https://learn.microsoft.com/graph/delta-query-events
 """
@@ -16,6 +19,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.compose import Services
@@ -29,7 +33,6 @@ from shared.core.rounds import (
     Defer,
     Fold,
     Requeue,
-    Reraise,
     Run,
     plan_recovery,
     plan_round,
@@ -43,6 +46,7 @@ from shared.errors import (
     GraphProtocolError,
     StateConflict,
     StorageError,
+    Throttled,
     TokenError,
 )
 from shared.services.lifecycle import advance_if_allowed
@@ -132,20 +136,29 @@ def _round(
     key = mailbox.key
     try:
         outcome, delta_link = _run_passes(svc, mailbox, cursor, plan)
-    except CalsyncError as exc:
+    except StorageError:
         _release(svc, cursor)
-        if isinstance(exc, StorageError):
-            raise
-        recovery = plan_recovery(exc, svc.rng)
+        raise  # nothing can be recorded either: the queue retries the message
+    except CalsyncError as exc:
+        now = svc.now()
+        recovery = plan_recovery(exc, request, now=now, rng=svc.rng)
+        held = recovery.throttled_until if isinstance(recovery, Requeue) else None
+        _release(svc, cursor, throttled_until=held)
         if isinstance(recovery, Requeue):
-            svc.queue.put(request, delay=recovery.after)
-            _record_error(svc, mailbox, exc, result="throttled; re-queued")
-            return SyncOutcome("throttled")
+            svc.queue.put(recovery.request, delay=recovery.after)
+            throttled = isinstance(exc, Throttled)
+            _record_error(
+                svc,
+                mailbox,
+                exc,
+                result="throttled; re-queued" if throttled else "failed; retry scheduled",
+                retry_at=now + timedelta(seconds=recovery.after),
+                retry_reason=recovery.reason,
+            )
+            return SyncOutcome("throttled" if throttled else "retrying")
         _record_error(svc, mailbox, exc, result="failed")
         if isinstance(exc, TokenError) and not exc.transient:
             advance_if_allowed(svc, mailbox, lc.CredentialRejected(exc.detail_code, exc.message))
-        if isinstance(recovery, Reraise):
-            raise  # the queue retries it (and poison-queues it after maxDequeueCount)
         return SyncOutcome("failed")
     finished = replace(
         cursor,
@@ -153,6 +166,7 @@ def _round(
         window=plan.window,
         lease_owner="",
         lease_until=None,
+        throttled_until=None,
         round_completed=cursor.round_started,
         full_completed=cursor.round_started if outcome.full else cursor.full_completed,
     )
@@ -176,6 +190,8 @@ def _round(
         "last_error": "",
         "last_error_code": "",
         "event_count": count,
+        "retry_at": None,
+        "retry_reason": "",
     }
     svc.state.update_status(key, **changes)
     if mailbox.state is lc.State.CREDENTIAL_INVALID:
@@ -258,17 +274,26 @@ def _log_end(svc: Services, cursor: CursorRecord) -> None:
     log.info("round end %s by %s at %.6f", cursor.key.partition, svc.owner, time.time())
 
 
-def _release(svc: Services, cursor: CursorRecord) -> None:
+def _release(
+    svc: Services, cursor: CursorRecord, *, throttled_until: datetime | None = None
+) -> None:
+    """Give the lease up without committing; a throttled mailbox keeps Graph's wait with it."""
     _log_end(svc, cursor)
+    held = throttled_until or cursor.throttled_until
     with contextlib.suppress(StateConflict):
-        svc.state.save_cursor(replace(cursor, lease_owner="", lease_until=None))
+        svc.state.save_cursor(
+            replace(cursor, lease_owner="", lease_until=None, throttled_until=held)
+        )
 
 
-def _record_error(svc: Services, mailbox: MailboxRecord, exc: CalsyncError, *, result: str) -> None:
+def _record_error(
+    svc: Services, mailbox: MailboxRecord, exc: CalsyncError, *, result: str, **more: Any
+) -> None:
     svc.state.update_status(
         mailbox.key,
         last_sync_result=result,
         last_error=exc.message,
         last_error_code=exc.detail_code,
         last_error_at=svc.now(),
+        **more,
     )

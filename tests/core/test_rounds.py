@@ -15,13 +15,26 @@ from shared.core.rounds import (
     Decision,
     Defer,
     Fold,
+    GiveUp,
     Pass,
+    Requeue,
     Run,
+    plan_recovery,
     plan_round,
     stamp_request,
 )
 from shared.core.state import CursorRecord
 from shared.core.window import plan_window
+from shared.errors import (
+    CalsyncError,
+    DeltaExpired,
+    EntraUnreachable,
+    GraphProtocolError,
+    GraphServerError,
+    GraphUnreachable,
+    Throttled,
+    TokenError,
+)
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 KEY = MailboxKey("t", "u")
@@ -323,3 +336,82 @@ def test_simulation_catches_an_unsafe_fold_rule() -> None:
         return plan_round(shifted, *args, **kw)  # type: ignore[arg-type]
 
     assert any(simulate(seed, eager).violations for seed in range(12))
+
+
+# --- Graph's Retry-After holds the mailbox; a failed round is re-queued, never dropped. ---
+
+
+@pytest.mark.parametrize(
+    ("held", "lease", "now", "expected"),
+    [
+        (15.0, None, 11, Defer(4.0)),  # the whole remaining wait, not the lease's 5 s cap
+        (11.4, None, 11, Defer(0.4)),
+        (611.0, None, 11, Defer(600.0)),
+        (11.0, None, 11, "run"),  # the wait is over
+        (5.0, None, 11, "run"),
+        (15.0, 60, 11, Defer(4.0)),  # throttled and leased: Graph's wait first
+        (12.0, 60, 13, Defer(5.25)),  # wait over, lease still live
+    ],
+)
+def test_throttled_mailbox_defers_every_request(
+    held: float, lease: float | None, now: float, expected: Decision | str
+) -> None:
+    """While the cursor's throttled_until is ahead, every request defers for the rest of it."""
+    cur = replace(cursor(9.0, lease=lease), throttled_until=at(held))
+    decision = plan(request(10), cur, now)
+    assert ran(decision) if expected == "run" else decision == expected
+
+
+def test_a_throttled_mailbox_still_folds() -> None:
+    """A request a completed round already covered folds without waiting for Graph."""
+    cur = replace(cursor(12.0), throttled_until=at(60))
+    assert plan(request(10), cur, 13) == Fold()
+
+
+def _throttled(after: float) -> Throttled:
+    return Throttled("slow down", status=429, graph_code="TooManyRequests", retry_after=after)
+
+
+@pytest.mark.parametrize(
+    ("error", "attempt", "after", "full", "held"),
+    [
+        (_throttled(4.0), 0, (4.0, 4.0), False, 4.0),
+        (_throttled(0.0), 2, (0.0, 4.0), False, None),  # no Retry-After: jittered backoff
+        (DeltaExpired("gone", status=410, graph_code="SyncStateNotFound"), 0, (1, 2), True, None),
+        (GraphServerError("boom", status=500, graph_code="x"), 0, (1, 2), False, None),
+        (GraphServerError("boom", status=500, graph_code="x"), 3, (8, 16), False, None),
+        (
+            GraphProtocolError("odd", status=None, graph_code="NoDeltaLink"),
+            11,
+            (1800, 3600),
+            False,
+            None,
+        ),
+        (GraphServerError("boom", status=500, graph_code="x"), 40, (1800, 3600), False, None),
+        (GraphUnreachable("no route"), 0, (1, 2), False, None),
+        (EntraUnreachable("no route"), 1, (2, 4), False, None),
+    ],
+)
+def test_a_failed_round_is_requeued_with_backoff(
+    error: CalsyncError,
+    attempt: int,
+    after: tuple[float, float],
+    full: bool,
+    held: float | None,
+) -> None:
+    """Every failure but a rejected credential re-queues the request with attempt + 1, after
+    Graph's Retry-After (holding the mailbox) or 2 s doubling, capped at an hour; 410 → full."""
+    req = replace(request(10), attempt=attempt)
+    for seed in range(20):
+        recovery = plan_recovery(error, req, now=at(20), rng=random.Random(seed))
+        assert isinstance(recovery, Requeue)
+        assert after[0] <= recovery.after <= after[1]
+        assert recovery.request == replace(req, attempt=attempt + 1, full=full)
+        assert recovery.throttled_until == (None if held is None else at(20 + held))
+        assert recovery.reason.startswith(error.detail_code)
+
+
+def test_a_rejected_credential_gives_up_to_the_lifecycle() -> None:
+    """Entra refusing the credential is the lifecycle's to probe: the request is dropped."""
+    error = TokenError("rejected", aadsts=7000215)
+    assert isinstance(plan_recovery(error, request(1), now=at(2), rng=random.Random(1)), GiveUp)
