@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -214,20 +215,49 @@ class Report:
     violations: list[str]
     requests: int = 0
     rounds: int = 0
+    round_starts: list[float] = field(default_factory=list)  # real starts of completed rounds
+    changes: list[float] = field(default_factory=list)
     folds: int = 0
     retries: int = 0
     crashes: int = 0
     quiet_at: float = 0.0
 
 
-def simulate(seed: int, planner: Planner = plan_round) -> Report:
-    """Run one randomized scenario; report what happened and the violations found."""
-    rng = random.Random(seed)
+def graph_deliveries(rng: random.Random, change: float) -> list[float]:
+    """When Graph delivers the notifications of one change: 1-3 copies, each 0.05-2.5 s after
+    it (Graph sends a change's notifications apart, and duplicates them)."""
+    return [change + rng.uniform(0.05, 2.5) for _ in range(rng.randint(1, 3))]
+
+
+def mixed_scenario(rng: random.Random) -> tuple[list[float], list[float]]:
+    """40 changes, half in a 3 s burst, half spread over 25 s; 3 full resyncs asked."""
     changes = sorted(
         rng.uniform(0, 3) if rng.random() < 0.5 else rng.uniform(0, 25) for _ in range(40)
     )
-    fulls = sorted(rng.uniform(0, 25) for _ in range(3))
-    notes = [(c + rng.uniform(0.05, 3.0), c, False) for c in changes]
+    return changes, sorted(rng.uniform(0, 25) for _ in range(3))
+
+
+def burst_scenario(rng: random.Random) -> tuple[list[float], list[float]]:
+    """30 bursts of 1-3 changes within 0.5 s (a person saving an edit), 15-25 s apart."""
+    changes, start = [], 0.0
+    for _ in range(30):
+        changes += [start + rng.uniform(0, 0.5) for _ in range(rng.randint(1, 3))]
+        start += rng.uniform(15, 25)
+    return sorted(changes), []
+
+
+def simulate(
+    seed: int,
+    planner: Planner = plan_round,
+    *,
+    scenario: Callable[[random.Random], tuple[list[float], list[float]]] = mixed_scenario,
+    debounce: float = DEBOUNCE_SECONDS,
+    crash_rate: float = 0.1,
+) -> Report:
+    """Run one randomized scenario; report what happened and the violations found."""
+    rng = random.Random(seed)
+    changes, fulls = scenario(rng)
+    notes = [(d, c, False) for c in changes for d in graph_deliveries(rng, c)]
     notes += [(f + rng.uniform(0.05, 1.0), f, True) for f in fulls]
     notes.sort()
     skews = [rng.uniform(-0.2, 0.2) for _ in range(4)]
@@ -236,22 +266,22 @@ def simulate(seed: int, planner: Planner = plan_round) -> Report:
     cursor: dict[str, object] = {"completed": None, "full": None, "owner": "", "until": None}
     rounds: list[tuple[float, bool]] = []  # (real start, full) of completed rounds
     mirror_version, t = 0, 0.0
-    report = Report([], requests=len(notes))
+    report = Report([], requests=len(notes), changes=changes)
     violations = report.violations
 
     def version(real: float) -> int:
         return sum(1 for c in changes if c <= real)
 
     while notes or queue or any(jobs):
-        if t > 400:
-            violations.append(f"seed {seed}: not quiet after 400 s ({len(queue)} queued)")
+        if t > 1000:
+            violations.append(f"seed {seed}: not quiet after 1000 s ({len(queue)} queued)")
             return report
         while notes and notes[0][0] <= t:
             noted, changed, full = notes.pop(0)
             stamp = stamp_request(T0 + timedelta(seconds=noted + rng.uniform(-0.2, 0.2)))
             trigger = Trigger.LIFECYCLE if full else Trigger.NOTIFICATION
             req = SyncRequest("t", "u", trigger, full, stamp)
-            queue.append(Message(req, changed, noted + DEBOUNCE_SECONDS))
+            queue.append(Message(req, changed, noted + debounce))
         for w, job in enumerate(jobs):
             if job is not None and job.finish <= t:
                 jobs[w] = None
@@ -264,6 +294,7 @@ def simulate(seed: int, planner: Planner = plan_round) -> Report:
                 mirror_version = job.read_version
                 rounds.append((job.real_start, job.full))
                 report.rounds += 1
+                report.round_starts.append(job.real_start)
                 queue.remove(job.message)
         for w in range(4):
             visible = [m for m in queue if m.visible_at <= t]
@@ -300,7 +331,7 @@ def simulate(seed: int, planner: Planner = plan_round) -> Report:
                 cursor.update(owner=f"w{w}", until=decision.lease_until)
                 duration = rng.uniform(0.2, 3.0)
                 read = version(t + rng.uniform(0, duration))
-                crash = rng.random() < 0.1
+                crash = rng.random() < crash_rate
                 jobs[w] = Job(message, t, now, message.request.full, read, t + duration, crash)
         t += STEP
     if mirror_version != len(changes):
@@ -320,6 +351,19 @@ def test_simulation_loses_no_request_and_folds_bursts() -> None:
     assert sum(r.retries for r in reports) > 0  # requests met running rounds
     # Bursts fold: far fewer rounds than requests.
     assert sum(r.rounds for r in reports) < sum(r.requests for r in reports) / 2
+
+
+def test_simulation_bursts_cost_one_round() -> None:
+    """Graph's spread deliveries (1-3 copies of each change over 2.5 s, 1-3 changes a burst):
+    with the debounce, at least 95% of bursts cost one delta round, and none loses a change."""
+    reports = [simulate(seed, scenario=burst_scenario, crash_rate=0.0) for seed in range(12)]
+    assert [v for r in reports for v in r.violations] == []
+    counts = [n for r in reports for n in rounds_per_burst(r)]
+    assert len(counts) == 12 * 30
+    assert min(counts) >= 1  # every burst was synced
+    assert sum(1 for n in counts if n == 1) >= 0.95 * len(counts)
+    # The simulation tells the debounces apart: a 1 s debounce costs most bursts two rounds.
+    assert one_round_share(1.0) < 0.5
 
 
 def test_simulation_catches_an_unsafe_fold_rule() -> None:
@@ -415,3 +459,32 @@ def test_a_rejected_credential_gives_up_to_the_lifecycle() -> None:
     """Entra refusing the credential is the lifecycle's to probe: the request is dropped."""
     error = TokenError("rejected", aadsts=7000215)
     assert isinstance(plan_recovery(error, request(1), now=at(2), rng=random.Random(1)), GiveUp)
+
+
+def rounds_per_burst(report: Report, gap: float = 10.0) -> list[int]:
+    """Completed rounds begun from each burst's first change to the next burst's (bursts are
+    the changes closer than `gap` together)."""
+    starts = [c for n, c in enumerate(report.changes) if n == 0 or c - report.changes[n - 1] > gap]
+    edges = [*starts, math.inf]
+    return [
+        sum(1 for r in report.round_starts if edges[n] <= r < edges[n + 1])
+        for n in range(len(starts))
+    ]
+
+
+def one_round_share(debounce: float, seeds: range = range(12)) -> float:
+    """The share of bursts (1-4 changes, each delivered 1-3 times) that cost exactly one round."""
+    counts = [
+        n
+        for seed in seeds
+        for n in rounds_per_burst(
+            simulate(seed, scenario=burst_scenario, debounce=debounce, crash_rate=0.0)
+        )
+    ]
+    return sum(1 for n in counts if n == 1) / len(counts)
+
+
+if __name__ == "__main__":  # the figures: python -m tests.core.test_rounds
+    for seconds in (1.0, 2.0, 2.5, 3.0, 3.5, 4.0):
+        share = one_round_share(seconds, range(40))
+        print(f"debounce {seconds:.1f} s: {share:.1%} of bursts in one round")
