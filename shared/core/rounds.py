@@ -48,6 +48,12 @@ a round succeeds (then it folds, or runs); the mailbox status shows `retry_at` a
 MAX_DEFER_SECONDS, so it folds soon after that round completes). The worker writes the new holder
 with the ETag it read, so when two hosts decide "run" at once one write fails and that host
 defers by CONFLICT_DEFER_SECONDS. Leases last far longer than any plausible clock skew.
+A lease is short (LEASE, 30 s) and renewed after every page, ETag-guarded: a round that cannot
+renew (its lease ran out and another round took it) aborts without committing. A round that
+outlives its first lease also queues a takeover copy of its request (`takeover_after`): the host
+keeps a running message invisible for minutes, so without the copy a host killed mid-round would
+leave the mailbox stale until then; with it, the copy finds the lease stale after ~30 s and runs,
+or finds the round completed and folds.
 
 **Passes.** A round follows delta from the stored link, or lists the whole window from scratch
 (first sync, a full request, the window rolled to a new day or changed options, or a 410: the
@@ -61,6 +67,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from shared.core.model import MailboxOptions, SyncRequest, Trigger, Window
 from shared.core.retry import plan_backoff
@@ -73,7 +80,8 @@ MAX_DEFER_SECONDS = 5.0
 DEFER_SLACK_SECONDS = 0.25  # lands just after a lease ends, not exactly on its edge
 CONFLICT_DEFER_SECONDS = 1.0
 DEFAULT_MARGIN = timedelta(milliseconds=500)
-LEASE = timedelta(minutes=5)
+LEASE = timedelta(seconds=30)  # renewed page by page: a dead round is taken over in ~30 s
+TAKEOVER_SLACK_SECONDS = 2.0
 RETRY_BASE_SECONDS = 2.0  # a failed round's first retry waits 1-2 s, then doubling...
 RETRY_CAP_SECONDS = 3600.0  # ...up to an hour: a request waits, visibly, but is never dropped
 
@@ -139,6 +147,30 @@ def stamp_request(request_time: datetime) -> str:
 def defer_for_lease(remaining: float) -> Defer:
     """The one rule for waiting on a live lease with `remaining` seconds."""
     return Defer(min(max(remaining, 0.0), MAX_DEFER_SECONDS) + DEFER_SLACK_SECONDS)
+
+
+def renewed_lease(now: datetime, lease: timedelta = LEASE) -> datetime:
+    """The new end of a lease renewed at `now` (after each page)."""
+    return require_aware(now, "now") + lease
+
+
+def takeover_after(lease: timedelta = LEASE) -> float:
+    """Seconds until a takeover copy of a long round's request looks at its lease again: just
+    after the lease would end were the round dead."""
+    return lease.total_seconds() + TAKEOVER_SLACK_SECONDS
+
+
+def round_status(cursor: CursorRecord, now: datetime) -> dict[str, Any]:
+    """What an operator sees of a mailbox's round: running since when, by whom, until when,
+    and whether its lease is stale (its holder stopped renewing it: dead, or about to lose it)."""
+    running = bool(cursor.lease_owner)
+    until = cursor.lease_until
+    return {
+        "round_in_progress_since": cursor.round_started if running else None,
+        "lease_owner": cursor.lease_owner,
+        "lease_until": until if running else None,
+        "lease_stale": running and until is not None and require_aware(until, "lease_until") <= now,
+    }
 
 
 def _folds(request: SyncRequest, cursor: CursorRecord, margin: timedelta) -> bool:

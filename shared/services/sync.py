@@ -36,7 +36,9 @@ from shared.core.rounds import (
     Run,
     plan_recovery,
     plan_round,
+    renewed_lease,
     stamp_request,
+    takeover_after,
 )
 from shared.core.state import CursorRecord, MailboxRecord
 from shared.core.times import parse_iso
@@ -66,6 +68,7 @@ class SyncOutcome:
     drift: int = 0
     added: int = 0  # upserts of ids the mirror did not hold (for the event count)
     total: int | None = None  # size of the mirror after a full round
+    delta_link: str = ""  # where the next round follows from (not yet committed)
 
 
 _LIFECYCLE_EVENTS: dict[
@@ -75,6 +78,23 @@ _LIFECYCLE_EVENTS: dict[
     "subscriptionRemoved": lc.SubscriptionRemoved,
     "missed": lc.Missed,
 }
+
+
+class _Lease:
+    """The round's hold on the cursor: renewed after each page (ETag-guarded, so a round whose
+    lease was taken over fails with StateConflict); the first renewal queues the takeover copy."""
+
+    def __init__(self, svc: Services, cursor: CursorRecord, request: SyncRequest) -> None:
+        self._svc, self.cursor, self._request, self._watched = svc, cursor, request, False
+
+    def renew(self) -> None:
+        svc = self._svc
+        self.cursor = svc.state.save_cursor(
+            replace(self.cursor, lease_until=renewed_lease(svc.now()))
+        )
+        if not self._watched:
+            svc.queue.put(self._request, delay=takeover_after())
+            self._watched = True
 
 
 def run_sync_request(svc: Services, request: SyncRequest) -> SyncOutcome:
@@ -111,39 +131,45 @@ def run_sync_request(svc: Services, request: SyncRequest) -> SyncOutcome:
     return _round(svc, request, mailbox, cursor, plan)
 
 
-def _run_passes(
-    svc: Services, mailbox: MailboxRecord, cursor: CursorRecord, plan: Run
-) -> tuple[SyncOutcome, str]:
+def _run_passes(svc: Services, mailbox: MailboxRecord, lease: _Lease, plan: Run) -> SyncOutcome:
     """The plan's passes in order; a 410 in any of them turns into the plan's full pass."""
+    link = lease.cursor.delta_link
     try:
         outcome, drift = SyncOutcome("ok"), 0
         for step in plan.passes:
-            outcome, link = _follow(
-                svc, mailbox, cursor, step.window, full=step.full, count_drift=step.count_drift
+            outcome = _follow(
+                svc, mailbox, lease, link, step.window, full=step.full, count_drift=step.count_drift
             )
-            cursor = replace(cursor, delta_link=link)
+            link = outcome.delta_link
             drift = outcome.drift if step.count_drift else drift
-        return replace(outcome, drift=drift), cursor.delta_link
+        return replace(outcome, drift=drift)
     except DeltaExpired:
         log.warning("delta token of %s expired: full resync of the window", mailbox.key.user_id)
         again = plan.on_expired
-        return _follow(svc, mailbox, cursor, again.window, full=again.full)
+        return _follow(svc, mailbox, lease, link, again.window, full=again.full)
 
 
 def _round(
     svc: Services, request: SyncRequest, mailbox: MailboxRecord, cursor: CursorRecord, plan: Run
 ) -> SyncOutcome:
     key = mailbox.key
+    lease = _Lease(svc, cursor, request)
     try:
-        outcome, delta_link = _run_passes(svc, mailbox, cursor, plan)
+        outcome = _run_passes(svc, mailbox, lease, plan)
+    except StateConflict:
+        # The lease could not be renewed: it ran out and another round holds it now. Commit
+        # nothing; the request comes back and folds once that round completes.
+        log.warning("lease of %s lost during a round; not committing it", key.user_id)
+        svc.queue.put(request, delay=CONFLICT_DEFER_SECONDS)
+        return SyncOutcome("superseded")
     except StorageError:
-        _release(svc, cursor)
+        _release(svc, lease.cursor)
         raise  # nothing can be recorded either: the queue retries the message
     except CalsyncError as exc:
         now = svc.now()
         recovery = plan_recovery(exc, request, now=now, rng=svc.rng)
         held = recovery.throttled_until if isinstance(recovery, Requeue) else None
-        _release(svc, cursor, throttled_until=held)
+        _release(svc, lease.cursor, throttled_until=held)
         if isinstance(recovery, Requeue):
             svc.queue.put(recovery.request, delay=recovery.after)
             throttled = isinstance(exc, Throttled)
@@ -160,6 +186,7 @@ def _round(
         if isinstance(exc, TokenError) and not exc.transient:
             advance_if_allowed(svc, mailbox, lc.CredentialRejected(exc.detail_code, exc.message))
         return SyncOutcome("failed")
+    cursor, delta_link = lease.cursor, outcome.delta_link
     finished = replace(
         cursor,
         delta_link=delta_link,
@@ -205,21 +232,23 @@ def _round(
 def _follow(
     svc: Services,
     mailbox: MailboxRecord,
-    cursor: CursorRecord,
+    lease: _Lease,
+    delta_link: str,
     window: Window,
     *,
     full: bool,
     count_drift: bool = False,
-) -> tuple[SyncOutcome, str]:
-    """Follow the delta pages to the end; returns the outcome and the new delta link."""
+) -> SyncOutcome:
+    """Follow the delta pages to the end, renewing the lease after each page applied; the
+    outcome carries the new delta link."""
     key, body_type = mailbox.key, mailbox.options.body_type
     mirror = svc.state.stored_versions(key) if full else None
     seen: set[str] = set()
     upserts = deletes = pages = added = 0
-    if full or not cursor.delta_link:
+    if full or not delta_link:
         first = delta_start(key, window, body_type=body_type)
     else:
-        first = delta_follow(key, cursor.delta_link, body_type=body_type)
+        first = delta_follow(key, delta_link, body_type=body_type)
     for pages, page in enumerate(iter_delta_pages(first, svc.graph.send, max_pages=MAX_PAGES), 1):
         ids = [item.event_id for item in page.items]
         if mirror is not None:
@@ -247,8 +276,9 @@ def _follow(
                 deletes += len(stale)
                 drift = upserts + deletes if count_drift else 0
                 total = len(mirror) - len(stale)
-            outcome = SyncOutcome("ok", upserts, deletes, pages, full, drift, added, total)
-            return outcome, page.delta_link
+            link = page.delta_link
+            return SyncOutcome("ok", upserts, deletes, pages, full, drift, added, total, link)
+        lease.renew()  # more pages to come: the round is alive (or learns it lost the lease)
     raise GraphProtocolError(
         f"delta of {key.user_id} ended without a delta link; the cursor was not advanced",
         status=None,

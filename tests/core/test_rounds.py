@@ -22,7 +22,10 @@ from shared.core.rounds import (
     Run,
     plan_recovery,
     plan_round,
+    renewed_lease,
+    round_status,
     stamp_request,
+    takeover_after,
 )
 from shared.core.state import CursorRecord
 from shared.core.window import plan_window
@@ -39,7 +42,7 @@ from shared.errors import (
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 KEY = MailboxKey("t", "u")
-FIVE = timedelta(minutes=5)
+LEASE_30 = timedelta(seconds=30)
 
 
 def at(seconds: float) -> datetime:
@@ -113,7 +116,7 @@ def test_decisions(
     decision = plan(req, cursor(completed, full_completed, lease), now)
     if expected == "run":
         assert isinstance(decision, Run)
-        assert decision.lease_until == at(now) + FIVE
+        assert decision.lease_until == at(now) + LEASE_30
     else:
         assert decision == expected
 
@@ -488,3 +491,32 @@ if __name__ == "__main__":  # the figures: python -m tests.core.test_rounds
     for seconds in (1.0, 2.0, 2.5, 3.0, 3.5, 4.0):
         share = one_round_share(seconds, range(40))
         print(f"debounce {seconds:.1f} s: {share:.1%} of bursts in one round")
+
+
+# --- A round's lease: short, renewed page by page, visible on the status. ---
+
+
+def test_the_lease_is_short_and_renewed_from_now() -> None:
+    """30 s from each renewal; a dead round's takeover copy looks just after it would end."""
+    assert renewed_lease(at(100)) == at(130)
+    assert takeover_after() == 32.0
+    assert takeover_after(timedelta(seconds=10)) == 12.0
+
+
+@pytest.mark.parametrize(
+    ("lease", "now", "expected"),
+    [
+        (None, 50, (None, "", None, False)),  # no round running
+        (60, 50, (at(40), "other", at(60), False)),  # running, renewed
+        (60, 60, (at(40), "other", at(60), True)),  # its holder stopped renewing: stale
+        (45, 90, (at(40), "other", at(45), True)),
+    ],
+)
+def test_round_status_shows_a_round_in_progress_and_a_stale_lease(
+    lease: float | None, now: float, expected: tuple[object, ...]
+) -> None:
+    """The status says since when a round runs, whose it is, until when, and if it is stale."""
+    cur = replace(cursor(10.0, lease=lease), round_started=at(40))
+    shown = round_status(cur, at(now))
+    assert tuple(shown.values()) == expected
+    assert list(shown) == ["round_in_progress_since", "lease_owner", "lease_until", "lease_stale"]
