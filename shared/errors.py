@@ -20,10 +20,11 @@
           └── GraphProtocolError      no   an answer we cannot use (malformed page, no delta
                                            link, runaway paging): a bug to report, not to retry
 
-`transient` (a class attribute) says whether the same call is worth retrying later unchanged:
-the queue worker re-raises transient errors (the host retries, then poison-queues) and records
-the others as a failed round. `detail_code` is the most specific code an error carries (Graph's
-`error.code`, Entra's AADSTS number, else the project code), for status records.
+`transient` (a class attribute) says whether the same call is worth retrying later unchanged.
+A failed sync round re-queues its request whatever the error (core.rounds.plan_recovery: backoff
+by attempt; a 410 retries as a full resync); only StorageError is re-raised to the queue.
+`detail_code` is the most specific code an error carries (Graph's `error.code`, Entra's AADSTS
+number, else the project code), for status records.
 
 Rule: adapters map library exceptions and HTTP statuses to these in exactly one place each;
 the core and services raise and catch only these.

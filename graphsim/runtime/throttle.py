@@ -122,6 +122,7 @@ class FaultRule:
 
 
 FAULT_MESSAGES = {
+    410: ("SyncStateNotFound", "The sync state generation is not found (injected fault)."),
     429: ("TooManyRequests", "Please retry again later."),
     500: ("InternalServerError", "An internal server error occurred."),
     502: ("BadGateway", "The server received an invalid response from an upstream server."),

@@ -4,15 +4,18 @@ and Graph retries: nothing is acknowledged that is not on a queue."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 from dataclasses import asdict
 from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
-from azure.storage.queue import QueueClient
+from azure.storage.queue import BinaryBase64EncodePolicy, QueueClient
 
 from shared.adapters.storage import StorageClients
-from shared.core.model import SyncRequest, Trigger
+from shared.core.messages import decode_sync_request
+from shared.core.model import SyncRequest
 from shared.errors import InputError, StorageError
 from shared.names import QUEUES, SYNC_QUEUE
 
@@ -23,35 +26,24 @@ def encode_request(request: SyncRequest) -> str:
     return json.dumps(asdict(request), separators=(",", ":"))
 
 
-_TRIGGERS = {t.value: t for t in Trigger}
-
-
-def decode_request(text: str) -> SyncRequest:
+def decode_request(body: bytes | str) -> SyncRequest:
     """A queue message body → SyncRequest, or InputError naming what is wrong (→ poison queue).
-    Messages written before requests were typed carry `reason` ("lifecycle:missed:<id>")."""
+    Only the JSON is read here; the fields are validated by core.messages."""
     try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
         data: Any = json.loads(text)
-    except ValueError:
-        raise InputError(f"sync request is not JSON: {text[:80]!r}") from None
-    if not isinstance(data, dict):
-        raise InputError("sync request must be a JSON object with tenant_id and user_id")
-    missing = [k for k in ("tenant_id", "user_id") if not isinstance(data.get(k), str)]
-    if missing:
-        raise InputError(f"sync request lacks {', '.join(missing)}")
-    if "trigger" not in data and isinstance(data.get("reason"), str):
-        head, _, rest = data["reason"].partition(":")
-        data["trigger"] = head
-        if head == Trigger.LIFECYCLE:
-            data["lifecycle_event"], _, data["subscription_id"] = rest.partition(":")
-    trigger = _TRIGGERS.get(str(data.get("trigger", "")))
-    if trigger is None:
-        raise InputError(
-            f"sync request has an unknown trigger {str(data.get('trigger'))[:40]!r}; "
-            f"expected one of {', '.join(_TRIGGERS)}"
-        )
-    fields = {"full": bool, "requested_at": str, "lifecycle_event": str, "subscription_id": str}
-    values = {k: data[k] for k, kind in fields.items() if isinstance(data.get(k), kind)}
-    return SyncRequest(data["tenant_id"], data["user_id"], trigger, **values)
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError both are ValueErrors
+        shown = body[:80] if isinstance(body, str) else body[:80].decode("utf-8", "replace")
+        raise InputError(f"sync request is not JSON: {shown!r}") from None
+    return decode_sync_request(data)
+
+
+def visibility_seconds(delay: float) -> int:
+    """The queue's whole-second visibility timeout for `delay`: rounded up, never early (a
+    Retry-After of 2.5 s must not be retried after 2), within the service's limit."""
+    if not math.isfinite(delay):
+        return MAX_VISIBILITY_DELAY if delay == math.inf else 0
+    return min(MAX_VISIBILITY_DELAY, max(0, math.ceil(delay)))
 
 
 class SyncQueue:
@@ -71,20 +63,25 @@ class SyncQueue:
             except AzureError as exc:
                 raise StorageError(f"creating queue {name} failed ({type(exc).__name__})") from None
 
-    def poison(self, text: str) -> None:
-        """Park an unreadable message where the host parks poison messages: `<queue>-poison`."""
-        poison = self._clients.queue(f"{self._name}-poison")
+    def poison(self, body: bytes) -> None:
+        """Park an unreadable message where the host parks poison messages: `<queue>-poison`,
+        with the message's own bytes. Creating that queue is idempotent: two workers poisoning
+        at once both succeed."""
+        poison = self._clients.queues.get_queue_client(
+            f"{self._name}-poison", message_encode_policy=BinaryBase64EncodePolicy()
+        )
         try:
             try:
-                poison.send_message(text)
+                poison.send_message(body)
             except ResourceNotFoundError:
-                poison.create_queue()
-                poison.send_message(text)
+                with contextlib.suppress(ResourceExistsError):  # another worker created it
+                    poison.create_queue()
+                poison.send_message(body)
         except AzureError as exc:
             raise StorageError(f"could not park a poison message ({type(exc).__name__})") from None
 
     def put(self, request: SyncRequest, *, delay: float = 0.0) -> None:
-        seconds = min(MAX_VISIBILITY_DELAY, max(0, round(delay)))
+        seconds = visibility_seconds(delay)
         try:
             self._queue.send_message(encode_request(request), visibility_timeout=seconds)
         except AzureError as exc:

@@ -210,6 +210,7 @@ class TableState:
             round_started=entity.get("round_started"),
             round_completed=entity.get("round_completed"),
             full_completed=entity.get("full_completed"),
+            throttled_until=entity.get("throttled_until"),
             etag=str(entity.metadata.get("etag", "")),
         )
 
@@ -221,7 +222,13 @@ class TableState:
             "delta_link": cursor.delta_link,
             "lease_owner": cursor.lease_owner,
         }
-        for name in ("lease_until", "round_started", "round_completed", "full_completed"):
+        for name in (
+            "lease_until",
+            "round_started",
+            "round_completed",
+            "full_completed",
+            "throttled_until",
+        ):
             value = getattr(cursor, name)
             if value is not None:
                 entity[name] = value

@@ -135,6 +135,7 @@ class SyncRequest:
     requested_at: str = ""  # ISO 8601 UTC: lets the worker fold requests older than its last sync
     lifecycle_event: str = ""  # Graph's lifecycleEvent (an open set: kept as a string)
     subscription_id: str = ""
+    attempt: int = 0  # rounds of this request that failed so far (backoff; see core.rounds)
 
     @property
     def mailbox(self) -> MailboxKey:

@@ -31,6 +31,8 @@ class MailboxStatus:
     next_subscribe_attempt: datetime | None = None
     next_poll: datetime | None = None
     event_count: int = 0
+    retry_at: datetime | None = None  # a failed round's request is queued again for then...
+    retry_reason: str = ""  # ...because of this (Graph's or Entra's code and message)
 
 
 @dataclass(frozen=True)
@@ -97,4 +99,5 @@ class CursorRecord:
     round_started: datetime | None = None
     round_completed: datetime | None = None
     full_completed: datetime | None = None
+    throttled_until: datetime | None = None  # Graph's Retry-After for this mailbox (all requests)
     etag: str = ""

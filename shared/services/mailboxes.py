@@ -17,6 +17,7 @@ from shared.core.graph import user_lookup
 from shared.core.graph_types import decode_user
 from shared.core.model import MailboxKey, Trigger
 from shared.core.options import options_to_dict, parse_options
+from shared.core.rounds import round_status
 from shared.core.state import MailboxRecord, MailboxStatus
 from shared.core.times import iso_utc, parse_iso
 from shared.errors import InputError, NotFoundError
@@ -120,7 +121,17 @@ def list_all(svc: Services) -> list[dict[str, Any]]:
 
 
 def status(svc: Services, tenant_id: str, user: str) -> dict[str, Any]:
-    return view(find(svc, tenant_id, user), svc.now())
+    """The mailbox's view, with its round (in progress since, lease owner and end, stale)."""
+    record, now = find(svc, tenant_id, user), svc.now()
+    shown = view(record, now)
+    for name, value in round_status(svc.state.get_cursor(record.key), now).items():
+        shown["status"][_camel(name)] = iso_utc(value) if isinstance(value, datetime) else value
+    return shown
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
 
 
 def events(
@@ -150,9 +161,7 @@ def view(record: MailboxRecord, now: datetime) -> dict[str, Any]:
     status: dict[str, Any] = {}
     for f in fields(MailboxStatus):
         value = getattr(record.status, f.name)
-        head, *rest = f.name.split("_")
-        name = head + "".join(p.title() for p in rest)
-        status[name] = iso_utc(value) if isinstance(value, datetime) else value
+        status[_camel(f.name)] = iso_utc(value) if isinstance(value, datetime) else value
     return {
         "tenantId": record.key.tenant_id,
         "userId": record.key.user_id,

@@ -5,7 +5,10 @@ stored delta link (or from scratch over the window: first sync, `full` request, 
 apply each page idempotently to the events table, and commit the new delta link with the lease
 release only after every page is applied. A full round diffs the mirror against what Graph listed,
 so deletions during a gap are found; the number of such corrections is the drift, logged.
-Throttling never sleeps here: the request is re-queued with a visibility delay.
+Throttling never sleeps here: the request is re-queued with a visibility delay, and the mailbox
+keeps Graph's Retry-After on its cursor so that every request for it waits. A round that fails
+is never dropped: core.rounds.plan_recovery re-queues it with its attempt counted (backoff up
+to an hour), and the mailbox status shows `retry_at` and `retry_reason` until a round succeeds.
 
 https://learn.microsoft.com/graph/delta-query-events
 """
@@ -16,6 +19,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.compose import Services
@@ -29,11 +33,12 @@ from shared.core.rounds import (
     Defer,
     Fold,
     Requeue,
-    Reraise,
     Run,
     plan_recovery,
     plan_round,
+    renewed_lease,
     stamp_request,
+    takeover_after,
 )
 from shared.core.state import CursorRecord, MailboxRecord
 from shared.core.times import parse_iso
@@ -43,6 +48,7 @@ from shared.errors import (
     GraphProtocolError,
     StateConflict,
     StorageError,
+    Throttled,
     TokenError,
 )
 from shared.services import subscriptions
@@ -63,6 +69,7 @@ class SyncOutcome:
     drift: int = 0
     added: int = 0  # upserts of ids the mirror did not hold (for the event count)
     total: int | None = None  # size of the mirror after a full round
+    delta_link: str = ""  # where the next round follows from (not yet committed)
 
 
 _LIFECYCLE_EVENTS: dict[
@@ -72,6 +79,23 @@ _LIFECYCLE_EVENTS: dict[
     "subscriptionRemoved": lc.SubscriptionRemoved,
     "missed": lc.Missed,
 }
+
+
+class _Lease:
+    """The round's hold on the cursor: renewed after each page (ETag-guarded, so a round whose
+    lease was taken over fails with StateConflict); the first renewal queues the takeover copy."""
+
+    def __init__(self, svc: Services, cursor: CursorRecord, request: SyncRequest) -> None:
+        self._svc, self.cursor, self._request, self._watched = svc, cursor, request, False
+
+    def renew(self) -> None:
+        svc = self._svc
+        self.cursor = svc.state.save_cursor(
+            replace(self.cursor, lease_until=renewed_lease(svc.now()))
+        )
+        if not self._watched:
+            svc.queue.put(self._request, delay=takeover_after())
+            self._watched = True
 
 
 def run_sync_request(svc: Services, request: SyncRequest) -> SyncOutcome:
@@ -108,52 +132,69 @@ def run_sync_request(svc: Services, request: SyncRequest) -> SyncOutcome:
     return _round(svc, request, mailbox, cursor, plan)
 
 
-def _run_passes(
-    svc: Services, mailbox: MailboxRecord, cursor: CursorRecord, plan: Run
-) -> tuple[SyncOutcome, str]:
+def _run_passes(svc: Services, mailbox: MailboxRecord, lease: _Lease, plan: Run) -> SyncOutcome:
     """The plan's passes in order; a 410 in any of them turns into the plan's full pass."""
+    link = lease.cursor.delta_link
     try:
         outcome, drift = SyncOutcome("ok"), 0
         for step in plan.passes:
-            outcome, link = _follow(
-                svc, mailbox, cursor, step.window, full=step.full, count_drift=step.count_drift
+            outcome = _follow(
+                svc, mailbox, lease, link, step.window, full=step.full, count_drift=step.count_drift
             )
-            cursor = replace(cursor, delta_link=link)
+            link = outcome.delta_link
             drift = outcome.drift if step.count_drift else drift
-        return replace(outcome, drift=drift), cursor.delta_link
+        return replace(outcome, drift=drift)
     except DeltaExpired:
         log.warning("delta token of %s expired: full resync of the window", mailbox.key.user_id)
         again = plan.on_expired
-        return _follow(svc, mailbox, cursor, again.window, full=again.full)
+        return _follow(svc, mailbox, lease, link, again.window, full=again.full)
 
 
 def _round(
     svc: Services, request: SyncRequest, mailbox: MailboxRecord, cursor: CursorRecord, plan: Run
 ) -> SyncOutcome:
     key = mailbox.key
+    lease = _Lease(svc, cursor, request)
     try:
-        outcome, delta_link = _run_passes(svc, mailbox, cursor, plan)
+        outcome = _run_passes(svc, mailbox, lease, plan)
+    except StateConflict:
+        # The lease could not be renewed: it ran out and another round holds it now. Commit
+        # nothing; the request comes back and folds once that round completes.
+        log.warning("lease of %s lost during a round; not committing it", key.user_id)
+        svc.queue.put(request, delay=CONFLICT_DEFER_SECONDS)
+        return SyncOutcome("superseded")
+    except StorageError:
+        _release(svc, lease.cursor)
+        raise  # nothing can be recorded either: the queue retries the message
     except CalsyncError as exc:
-        _release(svc, cursor)
-        if isinstance(exc, StorageError):
-            raise
-        recovery = plan_recovery(exc, svc.rng)
+        now = svc.now()
+        recovery = plan_recovery(exc, request, now=now, rng=svc.rng)
+        held = recovery.throttled_until if isinstance(recovery, Requeue) else None
+        _release(svc, lease.cursor, throttled_until=held)
         if isinstance(recovery, Requeue):
-            svc.queue.put(request, delay=recovery.after)
-            _record_error(svc, mailbox, exc, result="throttled; re-queued")
-            return SyncOutcome("throttled")
+            svc.queue.put(recovery.request, delay=recovery.after)
+            throttled = isinstance(exc, Throttled)
+            _record_error(
+                svc,
+                mailbox,
+                exc,
+                result="throttled; re-queued" if throttled else "failed; retry scheduled",
+                retry_at=now + timedelta(seconds=recovery.after),
+                retry_reason=recovery.reason,
+            )
+            return SyncOutcome("throttled" if throttled else "retrying")
         _record_error(svc, mailbox, exc, result="failed")
         if isinstance(exc, TokenError) and not exc.transient:
             advance_if_allowed(svc, mailbox, lc.CredentialRejected(exc.detail_code, exc.message))
-        if isinstance(recovery, Reraise):
-            raise  # the queue retries it (and poison-queues it after maxDequeueCount)
         return SyncOutcome("failed")
+    cursor, delta_link = lease.cursor, outcome.delta_link
     finished = replace(
         cursor,
         delta_link=delta_link,
         window=plan.window,
         lease_owner="",
         lease_until=None,
+        throttled_until=None,
         round_completed=cursor.round_started,
         full_completed=cursor.round_started if outcome.full else cursor.full_completed,
     )
@@ -177,6 +218,8 @@ def _round(
         "last_error": "",
         "last_error_code": "",
         "event_count": count,
+        "retry_at": None,
+        "retry_reason": "",
     }
     svc.state.update_status(key, **changes)
     if mailbox.state is lc.State.CREDENTIAL_INVALID:  # the token works: the whole tenant heals
@@ -187,21 +230,23 @@ def _round(
 def _follow(
     svc: Services,
     mailbox: MailboxRecord,
-    cursor: CursorRecord,
+    lease: _Lease,
+    delta_link: str,
     window: Window,
     *,
     full: bool,
     count_drift: bool = False,
-) -> tuple[SyncOutcome, str]:
-    """Follow the delta pages to the end; returns the outcome and the new delta link."""
+) -> SyncOutcome:
+    """Follow the delta pages to the end, renewing the lease after each page applied; the
+    outcome carries the new delta link."""
     key, body_type = mailbox.key, mailbox.options.body_type
     mirror = svc.state.stored_versions(key) if full else None
     seen: set[str] = set()
     upserts = deletes = pages = added = 0
-    if full or not cursor.delta_link:
+    if full or not delta_link:
         first = delta_start(key, window, body_type=body_type)
     else:
-        first = delta_follow(key, cursor.delta_link, body_type=body_type)
+        first = delta_follow(key, delta_link, body_type=body_type)
     for pages, page in enumerate(iter_delta_pages(first, svc.graph.send, max_pages=MAX_PAGES), 1):
         ids = [item.event_id for item in page.items]
         if mirror is not None:
@@ -229,8 +274,9 @@ def _follow(
                 deletes += len(stale)
                 drift = upserts + deletes if count_drift else 0
                 total = len(mirror) - len(stale)
-            outcome = SyncOutcome("ok", upserts, deletes, pages, full, drift, added, total)
-            return outcome, page.delta_link
+            link = page.delta_link
+            return SyncOutcome("ok", upserts, deletes, pages, full, drift, added, total, link)
+        lease.renew()  # more pages to come: the round is alive (or learns it lost the lease)
     raise GraphProtocolError(
         f"delta of {key.user_id} ended without a delta link; the cursor was not advanced",
         status=None,
@@ -266,17 +312,26 @@ def _log_end(svc: Services, cursor: CursorRecord) -> None:
     log.info("round end %s by %s at %.6f", cursor.key.partition, svc.owner, time.time())
 
 
-def _release(svc: Services, cursor: CursorRecord) -> None:
+def _release(
+    svc: Services, cursor: CursorRecord, *, throttled_until: datetime | None = None
+) -> None:
+    """Give the lease up without committing; a throttled mailbox keeps Graph's wait with it."""
     _log_end(svc, cursor)
+    held = throttled_until or cursor.throttled_until
     with contextlib.suppress(StateConflict):
-        svc.state.save_cursor(replace(cursor, lease_owner="", lease_until=None))
+        svc.state.save_cursor(
+            replace(cursor, lease_owner="", lease_until=None, throttled_until=held)
+        )
 
 
-def _record_error(svc: Services, mailbox: MailboxRecord, exc: CalsyncError, *, result: str) -> None:
+def _record_error(
+    svc: Services, mailbox: MailboxRecord, exc: CalsyncError, *, result: str, **more: Any
+) -> None:
     svc.state.update_status(
         mailbox.key,
         last_sync_result=result,
         last_error=exc.message,
         last_error_code=exc.detail_code,
         last_error_at=svc.now(),
+        **more,
     )

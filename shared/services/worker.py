@@ -15,12 +15,11 @@ log = logging.getLogger("calsync.worker")
 
 
 def run_queue_message(svc: Services, body: bytes, dequeue_count: int) -> SyncOutcome:
-    text = body.decode("utf-8", errors="replace")
     try:
-        request = decode_request(text)
+        request = decode_request(body)
     except InputError as exc:
         log.error("sync request moved to the poison queue: %s", exc.message)
-        svc.queue.poison(text)
+        svc.queue.poison(body)  # the bytes as received, for whoever inspects it
         return SyncOutcome("poisoned")
     outcome = run_sync_request(svc, request)
     log.info(

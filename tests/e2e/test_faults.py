@@ -90,6 +90,21 @@ def test_expired_delta_token_resyncs_and_finds_deletions_in_the_gap(stack: Stack
     assert gone not in mb.mirror()
 
 
+def test_two_410s_in_a_row_are_retried_until_the_mirror_converges(stack: Stack) -> None:
+    """410 on the stored link, then 410 in the fallback full resync: the round is re-queued
+    (status: retryAt, retryReason) and converges with no other change to trigger it."""
+    mb = enrol(stack)
+    gone = mb.create({"subject": "Deleted between two 410s", **at(1, 7)})
+    mb.converged()
+    delta = f"users/{mb.user_id}/calendarView/delta"
+    stack.sim.control.fault(410, count=2, path_contains=delta)
+    mb.delete(gone)
+    wait_for(lambda: mb.status()["status"]["retryReason"], what="a scheduled retry")
+    mb.converged(timeout=30)
+    assert gone not in mb.mirror()
+    assert mb.status()["status"]["retryReason"] == ""
+
+
 def test_throttling_storm_is_ridden_out(stack: Stack) -> None:
     """Six 429s in a row with Retry-After: each sync re-queues after the delay and converges."""
     mb = enrol(stack)
