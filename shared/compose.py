@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared import redact
+from shared import redact, telemetry
 from shared.core.intake import SubscriptionCache
 from shared.settings import Settings
 
@@ -80,6 +80,7 @@ class Services:
     intake_state: TableState | None = None
     intake_queue: SyncQueue | None = None
     intake_cache: SubscriptionCache = field(default_factory=SubscriptionCache)
+    metrics: telemetry.Metrics = field(default_factory=telemetry.Metrics)
 
     def now(self) -> datetime:
         return self.clock()
@@ -193,4 +194,6 @@ def services() -> Services:
     """The process-wide services, built on first use from the environment."""
     offset_file = os.environ.get("DEV_CLOCK_OFFSET_FILE", "")
     clock: Clock = OffsetClock(offset_file) if offset_file else utc_now
-    return build_services(Settings.from_env(os.environ), clock=clock)
+    settings = Settings.from_env(os.environ)
+    telemetry.configure(settings)  # Azure Monitor, once, before anything logs or measures
+    return build_services(settings, clock=clock)

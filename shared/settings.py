@@ -89,6 +89,20 @@ SETTINGS: tuple[SettingDoc, ...] = (
         "Entra authority host (sovereign clouds or the local simulator use another).",
     ),
     SettingDoc(
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+        "",
+        "Application Insights connection string: set, the app sends its logs (with their "
+        "custom dimensions), traces and metrics there (azure-monitor-opentelemetry). Empty: "
+        "nothing is exported (local runs).",
+    ),
+    SettingDoc(
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+        "",
+        "`ClientId=<managed identity client id>;Authorization=AAD`: telemetry is sent with "
+        "that identity's Entra token (Application Insights has local auth off). Empty: the "
+        "connection string alone.",
+    ),
+    SettingDoc(
         "CA_BUNDLE",
         "",
         "Path to a PEM CA bundle trusted for Graph, Entra and Key Vault "
@@ -176,6 +190,8 @@ class Settings:
     authority_host: str = "https://login.microsoftonline.com"
     ca_bundle: str | None = None
     public_base_url: str | None = None
+    appinsights_connection_string: str = ""  # identifies the component; not a credential
+    appinsights_authentication: str = ""
     storage: StorageSettings = field(default_factory=StorageSettings)
     managed_identity_client_id: str | None = None
 
@@ -282,6 +298,8 @@ class Settings:
             authority_host=authority or "",
             ca_bundle=ca_bundle,
             public_base_url=public,
+            appinsights_connection_string=get("APPLICATIONINSIGHTS_CONNECTION_STRING"),
+            appinsights_authentication=get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"),
             storage=storage,
             managed_identity_client_id=get("AZURE_CLIENT_ID") or None,
         )

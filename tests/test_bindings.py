@@ -134,6 +134,8 @@ def test_import_loads_no_sdk() -> None:
         "msal",
         "httpx",
         "shared.compose",
+        "opentelemetry",
+        "azure.monitor",
     ]
     code = (
         "import sys, json, function_app; "

@@ -219,10 +219,10 @@ var appSettings = {
   AzureWebJobsStorage__clientId: identityClientId
   // The user-assigned identity for Key Vault (DefaultAzureCredential) and the federated credential.
   AZURE_CLIENT_ID: identityClientId
-  // ---- Owned by the Functions platform (allow-listed in the round-trip test) ----
-  // Where the host sends telemetry (identifies the component; not a credential with local auth off).
+  // ---- Read by the host and by the app (shared/telemetry.py exports the app's own) ----
+  // Where telemetry goes (identifies the component; not a credential with local auth off).
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
-  // The host authenticates to Application Insights as the app's identity (Entra ID, no key).
+  // Host and app authenticate to Application Insights as the app's identity (Entra ID, no key).
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
 }
 

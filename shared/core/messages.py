@@ -5,7 +5,8 @@ silently dropped (a dropped `full` would turn a resync into a delta round, a dro
 `requested_at` would make a request unfoldable). An error is final: retrying cannot fix the
 message, so the worker poison-queues it at once. Fields this version does not know are ignored
 (a newer writer may add some). Messages written before requests were typed carry `reason`
-("lifecycle:missed:<id>") instead of `trigger`.
+("lifecycle:missed:<id>") instead of `trigger`. A `traceparent` must be empty or a valid W3C
+traceparent (core.tracing).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.core.model import SyncRequest, Trigger
+from shared.core.tracing import traceparent_problem
 from shared.errors import InputError
 
 _TRIGGERS = {t.value: t for t in Trigger}
@@ -22,6 +24,7 @@ _OPTIONAL: dict[str, type] = {
     "lifecycle_event": str,
     "subscription_id": str,
     "attempt": int,
+    "traceparent": str,
 }
 
 
@@ -69,6 +72,8 @@ def decode_sync_request(data: Any) -> SyncRequest:
             problems.append(f"{name} must be {kind.__name__}, got {_type_name(value)}")
         elif isinstance(value, int) and not isinstance(value, bool) and value < 0:
             problems.append(f"{name} must be 0 or more, got {value}")
+        elif name == "traceparent" and (problem := traceparent_problem(str(value))):
+            problems.append(problem)  # our own writers make it: a malformed one is a defect
         else:
             values[name] = value
     if problems:

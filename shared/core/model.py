@@ -136,6 +136,7 @@ class SyncRequest:
     lifecycle_event: str = ""  # Graph's lifecycleEvent (an open set: kept as a string)
     subscription_id: str = ""
     attempt: int = 0  # rounds of this request that failed so far (backoff; see core.rounds)
+    traceparent: str = ""  # W3C trace context of the notification or timer (core.tracing)
 
     @property
     def mailbox(self) -> MailboxKey:

@@ -24,7 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from shared.compose import Services, intake_pool
 from shared.core.intake import Key, SubscriptionCache
@@ -37,6 +37,7 @@ from shared.core.notifications import (
 )
 from shared.core.rounds import DEBOUNCE_SECONDS, stamp_request
 from shared.errors import StorageError
+from shared.telemetry import dims, outgoing_traceparent, trace_id_of
 
 log = logging.getLogger("calsync.intake")
 
@@ -107,8 +108,12 @@ def _user(
     return sub.user_id, None
 
 
-def _summary(what: str, total: int, queued: int, reasons: list[str]) -> None:
-    """One log line per POST: counts, and the first few reasons (repr: escaped)."""
+def _summary(what: str, total: int, queued: int, reasons: list[str], traceparent: str = "") -> None:
+    """One log line per POST: counts, and the first few reasons (repr: escaped); the counts
+    and the trace id as dimensions too."""
+    extra = dims(
+        items=total, queued=queued, ignored=len(reasons), trace_id=trace_id_of(traceparent)
+    )
     if reasons:
         log.warning(
             "%s: %d item(s), %d request(s) queued, %d ignored; first reasons: %r",
@@ -117,9 +122,10 @@ def _summary(what: str, total: int, queued: int, reasons: list[str]) -> None:
             queued,
             len(reasons),
             reasons[:MAX_REASONS_LOGGED],
+            extra=extra,
         )
     else:
-        log.debug("%s: %d item(s), %d request(s) queued", what, total, queued)
+        log.debug("%s: %d item(s), %d request(s) queued", what, total, queued, extra=extra)
 
 
 async def run_callback(build: Callable[[], Services], kind: str, body: bytes) -> IntakeResult:
@@ -155,12 +161,11 @@ def run_notifications(svc: Services, body: bytes) -> IntakeResult:
         mailboxes[MailboxKey(item.tenant_id, user_id)] = None
     now = stamp_request(svc.now())
     queue = svc.intake_queue or svc.queue
+    trace = outgoing_traceparent(svc.rng) if mailboxes else ""  # one trace per POST
     for key in mailboxes:
-        queue.put(
-            SyncRequest(key.tenant_id, key.user_id, Trigger.NOTIFICATION, False, now),
-            delay=DEBOUNCE_SECONDS,
-        )
-    _summary("notifications", total, len(mailboxes), reasons)
+        request = SyncRequest(key.tenant_id, key.user_id, Trigger.NOTIFICATION, False, now)
+        queue.put(replace(request, traceparent=trace), delay=DEBOUNCE_SECONDS)
+    _summary("notifications", total, len(mailboxes), reasons, trace)
     return IntakeResult(202, queued=len(mailboxes), ignored=len(reasons))
 
 
@@ -174,6 +179,7 @@ def run_lifecycle(svc: Services, body: bytes) -> IntakeResult:
     known = [i for i in items if i.lifecycle_event in LIFECYCLE_EVENTS]
     records = _resolve(svc, [(i.tenant_id, i.subscription_id) for i in known])
     queue = svc.intake_queue or svc.queue
+    trace = outgoing_traceparent(svc.rng) if known else ""
     for index, item in enumerate(items):
         if item.lifecycle_event not in LIFECYCLE_EVENTS:
             reasons.append(f"item {index}: unknown lifecycle event {item.lifecycle_event[:64]!r}")
@@ -184,7 +190,18 @@ def run_lifecycle(svc: Services, body: bytes) -> IntakeResult:
         if user_id is None:
             reasons.append(reason or "")
             continue
-        log.info("lifecycle %r for %r", item.lifecycle_event, item.subscription_id)
+        log.info(
+            "lifecycle %r for %r",
+            item.lifecycle_event,
+            item.subscription_id,
+            extra=dims(
+                tenant_id=item.tenant_id,
+                user_id=user_id,
+                subscription_id=item.subscription_id,
+                lifecycle_event=item.lifecycle_event,
+                trace_id=trace_id_of(trace),
+            ),
+        )
         request = SyncRequest(
             item.tenant_id,
             user_id,
@@ -192,8 +209,9 @@ def run_lifecycle(svc: Services, body: bytes) -> IntakeResult:
             requested_at=now,
             lifecycle_event=item.lifecycle_event,
             subscription_id=item.subscription_id,
+            traceparent=trace,
         )
         queue.put(request)
         queued += 1
-    _summary("lifecycle notifications", total, queued, reasons)
+    _summary("lifecycle notifications", total, queued, reasons, trace)
     return IntakeResult(202, queued=queued, ignored=len(reasons))

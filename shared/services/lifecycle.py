@@ -15,6 +15,7 @@ from shared.core import lifecycle as lc
 from shared.core.model import MailboxKey, SyncRequest, Trigger
 from shared.core.rounds import stamp_request
 from shared.core.state import MailboxRecord
+from shared.telemetry import dims, outgoing_traceparent
 
 log = logging.getLogger("calsync.lifecycle")
 
@@ -24,9 +25,10 @@ RETRY_SUBSCRIBE_AFTER = timedelta(minutes=15)
 def queue_sync(
     svc: Services, key: MailboxKey, trigger: Trigger, *, full: bool = False, delay: float = 0.0
 ) -> None:
-    """Ask for a delta round of `key`, stamped now (so rounds begun later fold it)."""
+    """Ask for a delta round of `key`, stamped now (so rounds begun later fold it), in the
+    current trace or a new one."""
     request = SyncRequest(key.tenant_id, key.user_id, trigger, full, stamp_request(svc.now()))
-    svc.queue.put(request, delay=delay)
+    svc.queue.put(replace(request, traceparent=outgoing_traceparent(svc.rng)), delay=delay)
 
 
 def _status_fields(now: datetime, record: MailboxRecord, t: lc.Transition) -> dict[str, Any]:
@@ -82,6 +84,13 @@ def advance(
             before.value,
             transition.state.value,
             type(event).__name__,
+            extra=dims(
+                tenant_id=record.key.tenant_id,
+                user_id=record.key.user_id,
+                state=transition.state.value,
+                result=f"{before.value} -> {transition.state.value} on {type(event).__name__}",
+                error_code=transition.code,
+            ),
         )
     syncs: list[lc.Sync] = []
     for action in transition.actions:

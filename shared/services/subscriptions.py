@@ -35,6 +35,7 @@ from shared.core.renewals import (
 )
 from shared.core.state import MailboxRecord
 from shared.errors import GraphError, SubscriptionGone, Throttled, TokenError
+from shared.telemetry import dims
 
 log = logging.getLogger("calsync.subscriptions")
 
@@ -76,7 +77,17 @@ def subscribe(svc: Services, mailbox: MailboxRecord) -> lc.Event:
     try:
         created = decode_subscription(svc.graph.send(request))
     except (GraphError, TokenError) as exc:
-        log.warning("subscription for %s refused: %s", mailbox.key.user_id, exc.message)
+        log.warning(
+            "subscription for %s refused: %s",
+            mailbox.key.user_id,
+            exc.message,
+            extra=dims(
+                tenant_id=mailbox.key.tenant_id,
+                user_id=mailbox.key.user_id,
+                result="refused",
+                error_code=exc.detail_code,
+            ),
+        )
         errors = {
             "last_error": exc.message,
             "last_error_code": exc.detail_code,
@@ -97,7 +108,17 @@ def subscribe(svc: Services, mailbox: MailboxRecord) -> lc.Event:
     svc.state.put_subscription(sub)
     subscribed = {"subscription_id": sub.subscription_id, "subscription_expiry": sub.expiration}
     svc.state.update_status(mailbox.key, **subscribed)
-    log.info("subscribed %s until %s", mailbox.key.user_id, sub.expiration)
+    log.info(
+        "subscribed %s until %s",
+        mailbox.key.user_id,
+        sub.expiration,
+        extra=dims(
+            tenant_id=sub.tenant_id,
+            user_id=sub.user_id,
+            subscription_id=sub.subscription_id,
+            result="created",
+        ),
+    )
     return lc.Subscribed(sub.subscription_id)
 
 
@@ -188,6 +209,16 @@ def recreate_expired(svc: Services) -> int:
     return len(expired)
 
 
+def _sub_dims(sub: SubscriptionRecord, result: str, code: str = "") -> dict[str, object]:
+    return dims(
+        tenant_id=sub.tenant_id,
+        user_id=sub.user_id,
+        subscription_id=sub.subscription_id,
+        result=result,
+        error_code=code,
+    )
+
+
 def renew_due(svc: Services) -> dict[str, int]:
     """Timer step: renew subscriptions near expiry (spread, paced); recreate those gone."""
     now = svc.now()
@@ -205,12 +236,25 @@ def renew_due(svc: Services) -> dict[str, int]:
             counts["recreated"] += 1
             continue
         except Throttled:
+            svc.metrics.throttled(tenant_id=sub.tenant_id, operation="renew")
             counts["deferred"] += 1
             continue
         except (GraphError, TokenError) as exc:
-            log.warning("renewing %s failed: %s", sub.subscription_id, exc.message)
+            log.warning(
+                "renewing %s failed: %s",
+                sub.subscription_id,
+                exc.message,
+                extra=_sub_dims(sub, "renew failed", exc.detail_code),
+            )
             counts["failed"] += 1
             continue
+        log.info(
+            "renewed %s of %s until %s",
+            sub.subscription_id,
+            sub.user_id,
+            expiry,
+            extra=_sub_dims(sub, "renewed"),
+        )
         svc.state.put_subscription(replace(sub, expiration=expiry, last_renewed=now))
         svc.state.update_status(MailboxKey(sub.tenant_id, sub.user_id), subscription_expiry=expiry)
         counts["renewed"] += 1

@@ -53,6 +53,7 @@ from shared.errors import (
 )
 from shared.services import subscriptions
 from shared.services.lifecycle import advance_if_allowed, restore_credentials
+from shared.telemetry import bind, dims, round_span, trace_id_of
 
 log = logging.getLogger("calsync.sync")
 
@@ -99,7 +100,39 @@ class _Lease:
 
 
 def run_sync_request(svc: Services, request: SyncRequest) -> SyncOutcome:
-    """Handle one sync request from the queue: plan it, then fold, defer or run the round."""
+    """Handle one sync request from the queue: plan it, then fold, defer or run the round;
+    within a span continuing the request's trace, its logs carrying the round's dimensions."""
+    with (
+        round_span(request.traceparent, svc.rng) as round_id,
+        bind(
+            tenant_id=request.tenant_id,
+            user_id=request.user_id,
+            trigger=request.trigger.value,
+            round_id=round_id,
+            trace_id=trace_id_of(request.traceparent),
+            attempt=request.attempt,
+        ),
+    ):
+        outcome = _run_request(svc, request)
+        _measure(svc, request, outcome)
+        return outcome
+
+
+def _measure(svc: Services, request: SyncRequest, outcome: SyncOutcome) -> None:
+    """The round's metrics: its result, and for a round that ran, the lag from the request's
+    stamp (the notification's arrival, or the timer's) to the mirror updated, and the drift."""
+    tenant, trigger = request.tenant_id, request.trigger.value
+    svc.metrics.round(tenant_id=tenant, trigger=trigger, result=outcome.result, full=outcome.full)
+    if outcome.result != "ok":
+        return
+    stamped = parse_iso(request.requested_at)
+    if stamped is not None:
+        lag = (svc.now() - stamped).total_seconds()
+        svc.metrics.lag(lag, tenant_id=tenant, trigger=trigger)
+    svc.metrics.drift(outcome.drift, tenant_id=tenant)
+
+
+def _run_request(svc: Services, request: SyncRequest) -> SyncOutcome:
     key = request.mailbox
     mailbox = svc.state.find_mailbox(key)
     if mailbox is None or not mailbox.enabled:
@@ -128,7 +161,13 @@ def run_sync_request(svc: Services, request: SyncRequest) -> SyncOutcome:
         return SyncOutcome("deferred")
     # "round begin/end" lines let operators (and the two-host test) see that rounds of one
     # mailbox never overlap: "end" is logged just before the write that releases the lease.
-    log.info("round begin %s by %s at %.6f", key.partition, svc.owner, time.time())
+    log.info(
+        "round begin %s by %s at %.6f",
+        key.partition,
+        svc.owner,
+        time.time(),
+        extra=dims(full=any(step.full for step in plan.passes)),
+    )
     return _round(svc, request, mailbox, cursor, plan)
 
 
@@ -174,6 +213,8 @@ def _round(
         if isinstance(recovery, Requeue):
             svc.queue.put(recovery.request, delay=recovery.after)
             throttled = isinstance(exc, Throttled)
+            if throttled:
+                svc.metrics.throttled(tenant_id=key.tenant_id, operation="delta")
             _record_error(
                 svc,
                 mailbox,
@@ -207,7 +248,12 @@ def _round(
         log.warning("lease of %s lost during a round; not committing its cursor", key.user_id)
         return replace(outcome, result="superseded")
     if outcome.drift:
-        log.warning("full resync of %s corrected %d drifted events", key.user_id, outcome.drift)
+        log.warning(
+            "full resync of %s corrected %d drifted events",
+            key.user_id,
+            outcome.drift,
+            extra=dims(drift=outcome.drift),
+        )
     result = f"ok ({'full' if outcome.full else 'delta'}: +{outcome.upserts} -{outcome.deletes})"
     count = outcome.total
     if count is None:
@@ -309,7 +355,9 @@ def _lifecycle_step(
 
 
 def _log_end(svc: Services, cursor: CursorRecord) -> None:
-    log.info("round end %s by %s at %.6f", cursor.key.partition, svc.owner, time.time())
+    log.info(
+        "round end %s by %s at %.6f", cursor.key.partition, svc.owner, time.time(), extra=dims()
+    )
 
 
 def _release(
@@ -327,6 +375,13 @@ def _release(
 def _record_error(
     svc: Services, mailbox: MailboxRecord, exc: CalsyncError, *, result: str, **more: Any
 ) -> None:
+    log.warning(
+        "round of %s %s: %s",
+        mailbox.key.user_id,
+        result,
+        exc.message,
+        extra=dims(result=result, error_code=exc.detail_code),
+    )
     svc.state.update_status(
         mailbox.key,
         last_sync_result=result,

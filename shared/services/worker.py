@@ -10,6 +10,7 @@ from shared.adapters.queues import decode_request
 from shared.compose import Services
 from shared.errors import InputError
 from shared.services.sync import SyncOutcome, run_sync_request
+from shared.telemetry import dims, trace_id_of
 
 log = logging.getLogger("calsync.worker")
 
@@ -29,5 +30,14 @@ def run_queue_message(svc: Services, body: bytes, dequeue_count: int) -> SyncOut
         request.trigger.value,
         dequeue_count,
         outcome.result,
+        extra=dims(
+            tenant_id=request.tenant_id,
+            user_id=request.user_id,
+            trigger=request.trigger.value,
+            result=outcome.result,
+            upserts=outcome.upserts,
+            deletes=outcome.deletes,
+            trace_id=trace_id_of(request.traceparent),
+        ),
     )
     return outcome

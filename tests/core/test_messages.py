@@ -22,6 +22,16 @@ BASE: dict[str, Any] = {"tenant_id": "t", "user_id": "u", "trigger": "notificati
             SyncRequest("t", "u", Trigger.NOTIFICATION, True, "x"),
         ),
         ({"attempt": 3}, SyncRequest("t", "u", Trigger.NOTIFICATION, attempt=3)),
+        (
+            {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+            SyncRequest(
+                "t",
+                "u",
+                Trigger.NOTIFICATION,
+                traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+        ),
+        ({"traceparent": ""}, SyncRequest("t", "u", Trigger.NOTIFICATION)),
         ({"newer_field": [1]}, SyncRequest("t", "u", Trigger.NOTIFICATION)),  # unknown: ignored
         (
             {"trigger": "lifecycle", "lifecycle_event": "missed", "subscription_id": "s"},
@@ -49,6 +59,8 @@ def test_well_typed_messages_decode(changes: dict[str, Any], expected: SyncReque
         ({"attempt": True}, "attempt must be int, got bool"),
         ({"attempt": -1}, "attempt must be 0 or more"),
         ({"tenant_id": 1}, "tenant_id must be a string, got int"),
+        ({"traceparent": 1}, "traceparent must be str, got int"),
+        ({"traceparent": "00-abc-def-01"}, "traceparent: not a W3C traceparent"),
     ],
 )
 def test_each_mistyped_field_is_named(changes: dict[str, Any], names: str) -> None:

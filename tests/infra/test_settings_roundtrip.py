@@ -11,11 +11,9 @@ from bicep_tools import INFRA
 
 from shared.settings import SETTINGS
 
-# Written for the Functions platform; the app's code never reads them.
-PLATFORM_SETTINGS = {
-    "APPLICATIONINSIGHTS_CONNECTION_STRING": "the host sends telemetry to Application Insights",
-    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "as the managed identity (local auth is off)",
-}
+# Written for the Functions platform; the app's code never reads them. (The Application
+# Insights pair is read by the app too, since it exports its own telemetry: see SETTINGS.)
+PLATFORM_SETTINGS: dict[str, str] = {}
 # Read by the code, deliberately not written in Azure.
 LOCAL_ONLY_SETTINGS = {
     "AzureWebJobsStorage": "a connection string (Azurite); Azure uses AzureWebJobsStorage__*",
