@@ -138,6 +138,7 @@ class _Instruments:
     lag: Histogram
     drift: Counter
     throttled: Counter
+    notifications: Counter
 
 
 class Metrics:
@@ -173,6 +174,11 @@ class Metrics:
                 unit="{response}",
                 description="Graph answers 429 (or 503 with Retry-After)",
             ),
+            notifications=meter.create_counter(
+                "calsync.intake.items",
+                unit="{item}",
+                description="notification items Graph posted, by kind and outcome",
+            ),
         )
 
     def round(self, *, tenant_id: str, trigger: str, result: str, full: bool = False) -> None:
@@ -190,6 +196,13 @@ class Metrics:
     def drift(self, events: int, *, tenant_id: str) -> None:
         if events:
             self._on.drift.add(events, {"tenant_id": tenant_id})
+
+    def intake(self, *, kind: str, accepted: int, ignored: int) -> None:
+        """A POST's items: accepted (their mailboxes queued) and ignored (forged, unknown...);
+        no tenant attribute, since an ignored item's tenant is untrusted text."""
+        for outcome, count in (("accepted", accepted), ("ignored", ignored)):
+            if count:
+                self._on.notifications.add(count, {"kind": kind, "outcome": outcome})
 
     def throttled(self, *, tenant_id: str, operation: str) -> None:
         self._on.throttled.add(1, {"tenant_id": tenant_id, "operation": operation})

@@ -62,6 +62,7 @@ def test_metrics_record_on_the_given_provider() -> None:
     metrics.drift(3, tenant_id=TENANT)
     metrics.drift(0, tenant_id=TENANT)
     metrics.throttled(tenant_id=TENANT, operation="delta")
+    metrics.intake(kind="change", accepted=4, ignored=0)
     data = reader.get_metrics_data()
     assert data is not None
     found: dict[str, list[Any]] = {
@@ -73,6 +74,8 @@ def test_metrics_record_on_the_given_provider() -> None:
     assert found["calsync.rounds"][0].value == 1
     assert found["calsync.sync.lag"][0].sum == 1.5
     assert found["calsync.sync.drift"][0].value == 3
+    [intake] = found["calsync.intake.items"]  # no point for 0 ignored
+    assert (intake.value, dict(intake.attributes)) == (4, {"kind": "change", "outcome": "accepted"})
     assert dict(found["calsync.graph.throttled"][0].attributes) == {
         "tenant_id": TENANT,
         "operation": "delta",

@@ -166,6 +166,7 @@ def run_notifications(svc: Services, body: bytes) -> IntakeResult:
         request = SyncRequest(key.tenant_id, key.user_id, Trigger.NOTIFICATION, False, now)
         queue.put(replace(request, traceparent=trace), delay=DEBOUNCE_SECONDS)
     _summary("notifications", total, len(mailboxes), reasons, trace)
+    svc.metrics.intake(kind="change", accepted=total - len(reasons), ignored=len(reasons))
     return IntakeResult(202, queued=len(mailboxes), ignored=len(reasons))
 
 
@@ -214,4 +215,5 @@ def run_lifecycle(svc: Services, body: bytes) -> IntakeResult:
         queue.put(request)
         queued += 1
     _summary("lifecycle notifications", total, queued, reasons, trace)
+    svc.metrics.intake(kind="lifecycle", accepted=queued, ignored=len(reasons))
     return IntakeResult(202, queued=queued, ignored=len(reasons))
