@@ -239,6 +239,9 @@ def configure(settings: Settings) -> bool:
         options: dict[str, Any] = {
             "connection_string": settings.appinsights_connection_string,
             "logger_name": "calsync",  # our records only: not every SDK's debug chatter
+            # Graph calls (httpx) stay dependencies; a span per Table/Queue call would cost
+            # more ingestion than the rest together (docs/deploy.md, "What it costs").
+            "instrumentation_options": {"azure_sdk": {"enabled": False}},
         }
         credential = _credential(settings.appinsights_authentication)
         if credential is not None:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import logging
 import random
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from shared import redact, telemetry
 from shared.settings import Settings
 
+ROOT = Path(__file__).parents[1]
 TENANT = "7d4f6bd2-6d8c-4c1a-9c8e-3f2a1b0c9d8e"
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -124,3 +128,28 @@ def test_credential_from_the_authentication_string() -> None:
     assert telemetry._credential("") is None
     credential = telemetry._credential(f"ClientId={TENANT};Authorization=AAD")
     assert type(credential).__name__ == "ManagedIdentityCredential"
+
+
+def test_configure_wires_azure_monitor_once_in_a_fresh_process() -> None:
+    """With a connection string: configured once (a second call is a no-op), the exporter's log
+    handler sits on the `calsync` logger with the redactor, and real providers are set."""
+    code = (
+        "import logging\n"
+        "from opentelemetry import metrics, trace\n"
+        "from shared import redact, telemetry\n"
+        "from shared.settings import Settings\n"
+        f"s = Settings.from_env({{'TENANT_IDS': {TENANT!r}, 'CLIENT_ID': {TENANT!r},\n"
+        "    'AzureWebJobsStorage': 'UseDevelopmentStorage=true',\n"
+        f"    'APPLICATIONINSIGHTS_CONNECTION_STRING': 'InstrumentationKey={TENANT};'\n"
+        "        'IngestionEndpoint=https://127.0.0.1:9/'})\n"
+        "assert telemetry.configure(s) and telemetry.configure(s)\n"
+        "[handler] = logging.getLogger('calsync').handlers\n"
+        "assert redact.REDACTOR in handler.filters\n"
+        "assert type(metrics.get_meter_provider()).__name__ == 'MeterProvider'\n"
+        "assert type(trace.get_tracer_provider()).__name__ == 'TracerProvider'\n"
+        "print('configured')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == "configured", done.stderr[-2000:]
