@@ -247,7 +247,10 @@ def configure(settings: Settings) -> bool:
         if credential is not None:
             options["credential"] = credential
         configure_azure_monitor(**options)
-        redact.install(logging.getLogger("calsync"))  # the exporter's handler sits there
+        ours = logging.getLogger("calsync")
+        redact.install(ours)  # the exporter's handler sits there
+        if ours.level == logging.NOTSET:  # info and up are exported: per-POST debug lines cost
+            ours.setLevel(logging.INFO)
         _configured = True
     log.info("telemetry: sending logs, traces and metrics to Application Insights")
     return True

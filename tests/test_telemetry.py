@@ -145,6 +145,7 @@ def test_configure_wires_azure_monitor_once_in_a_fresh_process() -> None:
         "assert telemetry.configure(s) and telemetry.configure(s)\n"
         "[handler] = logging.getLogger('calsync').handlers\n"
         "assert redact.REDACTOR in handler.filters\n"
+        "assert logging.getLogger('calsync').level == logging.INFO\n"
         "assert type(metrics.get_meter_provider()).__name__ == 'MeterProvider'\n"
         "assert type(trace.get_tracer_provider()).__name__ == 'TracerProvider'\n"
         "print('configured')\n"

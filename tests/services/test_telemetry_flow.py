@@ -185,3 +185,18 @@ def test_a_request_without_traceparent_gets_a_round_trace_of_its_own(
     begin = next(r for r in caplog.records if r.getMessage().startswith("round begin"))
     assert len(begin.__dict__["round_id"]) == 16
     assert "trace_id" not in begin.__dict__
+
+
+def test_a_lifecycle_transition_carries_its_dimensions(
+    world: tuple[Services, MailboxKey, InMemoryMetricReader], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Removing a mailbox logs its transition with tenant, mailbox, the new state and the
+    change as dimensions."""
+    svc, key, _ = world
+    caplog.set_level(logging.INFO, logger="calsync")
+    mailboxes.remove(svc, key.tenant_id, key.user_id, purge=False)
+    [moved] = [r for r in caplog.records if r.name == "calsync.lifecycle" and " -> " in r.msg]
+    found = moved.__dict__
+    assert (found["tenant_id"], found["user_id"]) == (key.tenant_id, key.user_id)
+    assert found["state"] == "removed"
+    assert found["result"].endswith("-> removed on Removed")
