@@ -44,6 +44,9 @@ class CalsyncError(Exception):
     code = "internal_error"
     #: Whether the same operation is worth retrying later, unchanged.
     transient = False
+    #: Graph's `request-id` of the answer this error deciphers ('' otherwise): Microsoft's
+    #: support asks for it, so it is logged as a dimension with the error.
+    request_id = ""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

@@ -23,6 +23,7 @@ from urllib.parse import quote, unquote, urlsplit
 from shared.core.model import BodyType, MailboxKey, Window
 from shared.core.times import iso_utc
 from shared.errors import (
+    CalsyncError,
     DeltaExpired,
     GraphError,
     GraphProtocolError,
@@ -224,7 +225,11 @@ def exchange(request: GraphRequest) -> Generator[Attempt, GraphAnswer, Any]:
     answer = yield Attempt(fresh_token=False)
     if answer.status == 401:
         answer = yield Attempt(fresh_token=True)
-    return decipher(request, answer.status, answer.headers, answer.body, now=answer.received_at)
+    try:
+        return decipher(request, answer.status, answer.headers, answer.body, now=answer.received_at)
+    except CalsyncError as exc:
+        exc.request_id = _header(answer.headers, "request-id") or ""
+        raise
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

@@ -86,6 +86,7 @@ def subscribe(svc: Services, mailbox: MailboxRecord) -> lc.Event:
                 user_id=mailbox.key.user_id,
                 result="refused",
                 error_code=exc.detail_code,
+                request_id=exc.request_id,
             ),
         )
         errors = {
@@ -209,13 +210,16 @@ def recreate_expired(svc: Services) -> int:
     return len(expired)
 
 
-def _sub_dims(sub: SubscriptionRecord, result: str, code: str = "") -> dict[str, object]:
+def _sub_dims(
+    sub: SubscriptionRecord, result: str, code: str = "", request_id: str = ""
+) -> dict[str, object]:
     return dims(
         tenant_id=sub.tenant_id,
         user_id=sub.user_id,
         subscription_id=sub.subscription_id,
         result=result,
         error_code=code,
+        request_id=request_id,
     )
 
 
@@ -244,7 +248,7 @@ def renew_due(svc: Services) -> dict[str, int]:
                 "renewing %s failed: %s",
                 sub.subscription_id,
                 exc.message,
-                extra=_sub_dims(sub, "renew failed", exc.detail_code),
+                extra=_sub_dims(sub, "renew failed", exc.detail_code, exc.request_id),
             )
             counts["failed"] += 1
             continue

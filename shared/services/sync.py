@@ -380,7 +380,7 @@ def _record_error(
         mailbox.key.user_id,
         result,
         exc.message,
-        extra=dims(result=result, error_code=exc.detail_code),
+        extra=dims(result=result, error_code=exc.detail_code, request_id=exc.request_id),
     )
     svc.state.update_status(
         mailbox.key,

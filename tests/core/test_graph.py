@@ -500,6 +500,21 @@ def test_exchange_deciphers_errors_of_the_retried_answer() -> None:
     assert info.value.retry_after == 60.0
 
 
+def test_an_error_carries_graphs_request_id() -> None:
+    """The error of an answer keeps its `request-id` header (any case), for support and logs;
+    an answer without one leaves it empty."""
+    flow = g.exchange(USER)
+    next(flow)
+    with pytest.raises(GraphError) as info:
+        flow.send(GraphAnswer(503, {"Request-Id": "0d3c-rq"}, b"", NOW))
+    assert info.value.request_id == "0d3c-rq"
+    flow = g.exchange(USER)
+    next(flow)
+    with pytest.raises(GraphError) as info:
+        flow.send(GraphAnswer(500, {}, b"", NOW))
+    assert info.value.request_id == ""
+
+
 # ---- Typed results ----------------------------------------------------------------------------
 
 
