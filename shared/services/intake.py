@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from shared.compose import Services, intake_pool
+from shared.compose import Services, intake_pool, intake_send_pool
 from shared.core.intake import Key, SubscriptionCache
 from shared.core.model import MailboxKey, SubscriptionRecord, SyncRequest, Trigger
 from shared.core.notifications import (
@@ -107,6 +107,19 @@ def _user(
     return sub.user_id, None
 
 
+def _send(svc: Services, requests: list[SyncRequest], *, delay: float) -> None:
+    """Every request on the queue, side by side; returns only when all are written (the 2xx
+    promises that), and raises the first failure (a 503: Graph retries the whole POST)."""
+    queue = svc.intake_queue or svc.queue
+    if len(requests) <= 1:
+        for request in requests:
+            queue.put(request, delay=delay)
+        return
+    sent = [intake_send_pool().submit(queue.put, r, delay=delay) for r in requests]
+    for future in sent:
+        future.result()
+
+
 def _summary(what: str, total: int, queued: int, reasons: list[str]) -> None:
     """One log line per POST: counts, and the first few reasons (repr: escaped)."""
     if reasons:
@@ -154,12 +167,11 @@ def run_notifications(svc: Services, body: bytes) -> IntakeResult:
             continue
         mailboxes[MailboxKey(item.tenant_id, user_id)] = None
     now = stamp_request(svc.now())
-    queue = svc.intake_queue or svc.queue
-    for key in mailboxes:
-        queue.put(
-            SyncRequest(key.tenant_id, key.user_id, Trigger.NOTIFICATION, False, now),
-            delay=DEBOUNCE_SECONDS,
-        )
+    _send(
+        svc,
+        [SyncRequest(k.tenant_id, k.user_id, Trigger.NOTIFICATION, False, now) for k in mailboxes],
+        delay=DEBOUNCE_SECONDS,
+    )
     _summary("notifications", total, len(mailboxes), reasons)
     return IntakeResult(202, queued=len(mailboxes), ignored=len(reasons))
 
