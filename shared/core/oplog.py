@@ -35,8 +35,7 @@ DEFAULT_TOP = 100
 MAX_TOP = 1000
 DEFAULT_SINCE = timedelta(hours=24)
 DEFAULT_RETENTION_DAYS = 7
-STATUS_PARTITION = "status"  # the credential status row; sorts after every day partition
-CREDENTIAL_ROW = "credential"
+STATUS_PARTITION = "status"  # status rows (the credential's); sorts after every day partition
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -62,6 +61,11 @@ class LogRecord:
     ignored: int | None = None  # inbound: items ignored
     mailboxes: int | None = None  # inbound: distinct mailboxes the POST named
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def credential_row(client_id: str) -> str:
+    """The RowKey of the app registration's credential status (one per client id)."""
+    return f"credential_{encode_key(client_id.lower())}"
 
 
 def day_key(moment: datetime) -> str:

@@ -41,7 +41,8 @@ def run_watch(svc: Services) -> CredentialExpiry:
     """Read the expiry, store the status row, and warn once a day when it is near or past."""
     expiry = read_expiry(svc)
     now = svc.now()
-    previous = svc.oplog.get_status(oplog.CREDENTIAL_ROW) if svc.oplog else None
+    row = oplog.credential_row(svc.settings.client_id)
+    previous = svc.oplog.get_status(row) if svc.oplog else None
     warned = previous.get("warned_on") if previous else None
     last = date.fromisoformat(warned) if isinstance(warned, str) and warned else None
     warn = should_warn(expiry, last, now.date())
@@ -49,7 +50,7 @@ def run_watch(svc: Services) -> CredentialExpiry:
         log.warning("credential expiry: %s", expiry.detail)
     if svc.oplog is not None:
         svc.oplog.put_status(
-            oplog.CREDENTIAL_ROW,
+            row,
             {
                 "level": expiry.level,
                 "kind": expiry.kind,

@@ -149,12 +149,14 @@ def _credential_expiry(settings: Settings) -> dict[str, Any] | None:
 
     from shared.adapters.storage import StorageClients
     from shared.core.expiry import parse_status
-    from shared.core.oplog import CREDENTIAL_ROW, STATUS_PARTITION
+    from shared.core.oplog import STATUS_PARTITION, credential_row
     from shared.names import LOG_TABLE
 
     clients = StorageClients(settings.storage, retry_total=0, connection_timeout=3, read_timeout=5)
     try:
-        row = clients.table(LOG_TABLE).get_entity(STATUS_PARTITION, CREDENTIAL_ROW)
+        row = clients.table(LOG_TABLE).get_entity(
+            STATUS_PARTITION, credential_row(settings.client_id)
+        )
     except AzureError:  # absent (never checked) or unreachable: the storage check says which
         return None
     return parse_status(dict(row))
