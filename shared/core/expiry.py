@@ -103,3 +103,18 @@ def parse_status(row: dict[str, Any]) -> dict[str, Any]:
         "expiresOn": iso_utc(expires) if expires else None,
         "checkedAt": iso_utc(checked) if isinstance(checked, datetime) else checked,
     }
+
+
+def status_warning(shown: dict[str, Any]) -> str:
+    """One line for the status page from `parse_status`'s view: "" unless near or past expiry."""
+    level, kind, left = (
+        shown.get("status"),
+        shown.get("kind") or "credential",
+        shown.get("daysLeft"),
+    )
+    when = (shown.get("expiresOn") or "")[:10]
+    if level == "expired":
+        return f"The app's {kind} expired on {when}: Entra refuses it; store a new one."
+    if level == "warning":
+        return f"The app's {kind} expires on {when} ({left} day(s) left): store a new one before."
+    return ""

@@ -20,6 +20,7 @@ from shared.core.times import iso_utc
 from shared.services.credential_watch import run_watch
 from shared.services.diagnostics import run_test_connection
 from shared.services.health import TokenCheck, run_health
+from shared.services.status_page import run_status_page
 from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -117,6 +118,7 @@ def test_health_and_test_connection_show_the_days_left(
     assert report.body["credentialExpiry"]["status"] == "warning"
     assert report.body["status"] == "degraded"
     assert SECRET not in str(report.body)
+    assert "(10 day(s) left)" in run_status_page(svc)
     steps = {s.name: s for s in run_test_connection(svc, tenant).steps}
     assert steps["credential expiry"].status == "warning"
     assert "10 day(s) left" in steps["credential expiry"].detail
