@@ -51,6 +51,9 @@ class TableOpLog:
     def record(self, *records: oplog.LogRecord) -> None:
         """Buffer records for the background flush: O(1), never raises."""
         try:
+            overflow = len(self._buffer) + len(records) - MAX_BUFFER
+            if overflow > 0:  # the deque drops the oldest: count them as lost
+                self.dropped += overflow
             self._buffer.extend(records)
             if self._thread is None and not self._closed:
                 self._start()
