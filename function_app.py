@@ -201,3 +201,16 @@ def status_page(req: func.HttpRequest) -> func.HttpResponse:
         return web.html_response(run_status_page(_services()))
     except Exception as exc:
         return web.error_response(exc)
+
+
+@app.function_name("operations_log")
+@app.route(route="log", methods=["GET"])
+def operations_log(req: func.HttpRequest) -> func.HttpResponse:
+    """The operations log: notification POSTs received and Graph calls made, newest first,
+    filtered by ?tenant=&user=&direction=in|out&since=&until=&top=."""
+    from shared.services.oplog import run_log_query
+
+    try:
+        return web.json_response(run_log_query(_services(), dict(req.params)))
+    except Exception as exc:
+        return web.error_response(exc)

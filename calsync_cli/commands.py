@@ -294,5 +294,56 @@ def version_(api: Api, output: str) -> None:
     show({"cli": mine, "app": app}, output, title="version")
 
 
+@click.command()
+@click.option("--tenant", help="Only this tenant's records.")
+@click.option("--user", help="Only this mailbox's records (user id; needs --tenant).")
+@click.option(
+    "--direction", type=click.Choice(["in", "out"]), help="in: POSTs received; out: Graph calls."
+)
+@click.option("--since", help="ISO 8601 lower bound (default: 24 hours ago).")
+@click.option("--until", help="ISO 8601 upper bound (default: now).")
+@click.option("--top", type=click.IntRange(1, 1000), default=100, show_default=True)
+@output_option
+@click.pass_obj
+def logs(
+    api: Api,
+    tenant: str | None,
+    user: str | None,
+    direction: str | None,
+    since: str | None,
+    until: str | None,
+    top: int,
+    output: str,
+) -> None:
+    """The operations log: notification POSTs received and Graph calls made, newest first."""
+    if user and not tenant:
+        raise click.UsageError("--user needs --tenant")
+    wanted = (
+        ("tenant", tenant),
+        ("user", user),
+        ("direction", direction),
+        ("since", since),
+        ("until", until),
+    )
+    params = {k: v for k, v in wanted if v} | {"top": str(top)}
+    found = api.call("GET", "/log", params=params)
+    if output == "json":
+        show_json(found)
+        return
+    rows = [
+        r
+        | {
+            "mailbox": r.get("userId") or r.get("tenantId") or "-",
+            "ms": r.get("durationMs"),
+            "ids / counts": r.get("requestId")
+            or f"items {r.get('items', 0)}, queued {r.get('queued', 0)}",
+        }
+        for r in found["value"]
+    ]
+    show_rows(
+        rows, ("at", "direction", "method", "path", "status", "ms", "mailbox", "ids / counts")
+    )
+
+
 MAILBOX_COMMANDS = (enrol, import_csv, remove, list_, status, resync, events)
-OTHER_COMMANDS = (test_connection, health, version_)
+OTHER_COMMANDS = (test_connection, health, version_, logs)

@@ -57,6 +57,11 @@ param clientCertificateName string = 'graph-client-certificate'
 @description('Seconds a secret read from Key Vault is cached: a rotated secret is picked up within this time.')
 param secretCacheSeconds int = 300
 
+@minValue(1)
+@maxValue(365)
+@description('Days the operations log (notification POSTs received, Graph calls made) is kept.')
+param logRetentionDays int = 7
+
 @description('Microsoft Graph endpoint with version. Sovereign clouds: https://graph.microsoft.us/v1.0, https://microsoftgraph.chinacloudapi.cn/v1.0.')
 param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
 
@@ -200,6 +205,7 @@ module functionApp 'app/function.bicep' = {
     clientSecretName: clientSecretName
     clientCertificateName: clientCertificateName
     secretCacheSeconds: secretCacheSeconds
+    logRetentionDays: logRetentionDays
     graphBaseUrl: graphBaseUrl
     graphScope: graphScope
     authorityHost: authorityHost

@@ -22,11 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from shared import redact, telemetry
 from shared.core.intake import SubscriptionCache
+from shared.names import LOG_TABLE
 from shared.settings import Settings
 
 if TYPE_CHECKING:
     from shared.adapters.graph_httpx import GraphClient
     from shared.adapters.msal_tokens import MsalTokens
+    from shared.adapters.oplog_tables import TableOpLog
     from shared.adapters.queues import SyncQueue
     from shared.adapters.tables import TableState
     from shared.secrets import SecretStore
@@ -81,6 +83,8 @@ class Services:
     intake_queue: SyncQueue | None = None
     intake_cache: SubscriptionCache = field(default_factory=SubscriptionCache)
     metrics: telemetry.Metrics = field(default_factory=telemetry.Metrics)
+    # The operations log (inbound POSTs, outbound Graph calls), written in the background.
+    oplog: TableOpLog | None = None
 
     def now(self) -> datetime:
         return self.clock()
@@ -120,6 +124,7 @@ def build_services(
 
     from shared.adapters.graph_httpx import GraphClient
     from shared.adapters.msal_tokens import MsalTokens
+    from shared.adapters.oplog_tables import TableOpLog
     from shared.adapters.queues import SyncQueue
     from shared.adapters.storage import StorageClients
     from shared.adapters.tables import TableState
@@ -162,7 +167,12 @@ def build_services(
         limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
         trust_env=not settings.ca_bundle,
     )
-    graph = GraphClient(http, settings.graph_base_url, tokens, clock=clock)
+    # Its own clients: the background flush never competes with the intake's short budget.
+    log_clients = StorageClients(
+        settings.storage, retry_total=1, connection_timeout=3, read_timeout=10
+    )
+    oplog = TableOpLog(log_clients.table(LOG_TABLE))
+    graph = GraphClient(http, settings.graph_base_url, tokens, clock=clock, observe=oplog.record)
     redact.install()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Graph call is noise
     return Services(
@@ -176,6 +186,7 @@ def build_services(
         rng=rng or random.Random(),  # noqa: S311 - jitter, not security
         intake_state=TableState(intake_clients),
         intake_queue=SyncQueue(intake_clients),
+        oplog=oplog,
     )
 
 
@@ -187,6 +198,14 @@ def intake_pool() -> ThreadPoolExecutor:
     """The executor of Graph's callbacks, apart from the host's pool that runs the sync worker
     and timers, so that a busy worker never delays an answer to Graph."""
     return ThreadPoolExecutor(max_workers=INTAKE_THREADS, thread_name_prefix="calsync-intake")
+
+
+@functools.cache
+def intake_send_pool() -> ThreadPoolExecutor:
+    """Where one POST's queue messages are sent side by side (one per mailbox): a POST naming
+    five mailboxes then costs one queue round trip, not five in a row. Apart from
+    `intake_pool`, whose threads wait on these."""
+    return ThreadPoolExecutor(max_workers=4 * INTAKE_THREADS, thread_name_prefix="calsync-send")
 
 
 @functools.cache

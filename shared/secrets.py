@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Protocol
+from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 from shared.errors import SecretNotFound
 from shared.redact import REDACTOR
@@ -24,6 +25,13 @@ class SecretStore(Protocol):
     def refresh(self, name: str) -> str:
         """Read `name` again past any cache (its cached value was just rejected)."""
         ...
+
+
+@runtime_checkable
+class ExpiringSecrets(Protocol):
+    """A store that knows when a secret expires (Key Vault's `exp` attribute)."""
+
+    def expires_on(self, name: str) -> datetime | None: ...
 
 
 def env_name(name: str) -> str:

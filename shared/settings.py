@@ -73,6 +73,12 @@ SETTINGS: tuple[SettingDoc, ...] = (
         "a rotated secret is picked up within this time.",
     ),
     SettingDoc(
+        "LOG_RETENTION_DAYS",
+        "7",
+        "Days the operations log (notification POSTs received, Graph calls made; the `log` "
+        "table) is kept; older days are deleted by the daily roll (1 to 365).",
+    ),
+    SettingDoc(
         "GRAPH_BASE_URL",
         "https://graph.microsoft.com/v1.0",
         "Graph endpoint (sovereign clouds or the local simulator use another).",
@@ -185,6 +191,7 @@ class Settings:
     client_certificate_name: str = "graph-client-certificate"
     key_vault_url: str | None = None
     secret_cache_seconds: float = 300.0
+    log_retention_days: int = 7
     graph_base_url: str = "https://graph.microsoft.com/v1.0"
     graph_scope_override: str | None = None
     authority_host: str = "https://login.microsoftonline.com"
@@ -267,6 +274,14 @@ class Settings:
             problems.append(f"SECRET_CACHE_SECONDS {ttl_text!r} is not a number of seconds >= 0")
             ttl = 300.0
 
+        retention_text = get("LOG_RETENTION_DAYS") or "7"
+        retention = int(retention_text) if retention_text.isdigit() else 0
+        if not 1 <= retention <= 365:
+            problems.append(
+                f"LOG_RETENTION_DAYS {retention_text!r} is not a whole number of days, 1 to 365"
+            )
+            retention = 7
+
         graph = _https_url(
             get("GRAPH_BASE_URL") or "https://graph.microsoft.com/v1.0", "GRAPH_BASE_URL", problems
         )
@@ -293,6 +308,7 @@ class Settings:
             client_certificate_name=cert_name,
             key_vault_url=key_vault_url,
             secret_cache_seconds=ttl,
+            log_retention_days=retention,
             graph_base_url=graph or "",
             graph_scope_override=scope,
             authority_host=authority or "",

@@ -85,6 +85,12 @@ EXPECTED = {
         "methods": ["GET"],
         "authLevel": "function",
     },
+    "operations_log": {
+        "type": "httpTrigger",
+        "route": "log",
+        "methods": ["GET"],
+        "authLevel": "function",
+    },
     "sync_worker": {
         "type": "queueTrigger",
         "queueName": "sync-requests",

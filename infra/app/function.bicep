@@ -74,6 +74,11 @@ param clientCertificateName string
 @maxValue(86400)
 param secretCacheSeconds int
 
+@description('Days the operations log (the log table) is kept; older days are deleted daily.')
+@minValue(1)
+@maxValue(365)
+param logRetentionDays int
+
 @description('Microsoft Graph endpoint with version.')
 param graphBaseUrl string
 
@@ -203,6 +208,8 @@ var appSettings = {
   KEY_VAULT_URL: keyVaultUri
   // A secret rotated in Key Vault is picked up within this many seconds.
   SECRET_CACHE_SECONDS: string(secretCacheSeconds)
+  // Days the operations log (notification POSTs, Graph calls) is kept.
+  LOG_RETENTION_DAYS: string(logRetentionDays)
   // Graph endpoint (another one for sovereign clouds).
   GRAPH_BASE_URL: graphBaseUrl
   // Token scope for Graph; empty: derived from GRAPH_BASE_URL's host.

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 
 from azure.core.exceptions import AzureError, ClientAuthenticationError, ResourceNotFoundError
 from azure.keyvault.secrets import SecretClient
@@ -30,6 +31,7 @@ class KeyVaultSecrets:
         self._ttl = ttl
         self._clock = clock
         self._cache: dict[str, tuple[float, str]] = {}
+        self._expiry: dict[str, datetime | None] = {}
         self._lock = threading.Lock()
 
     def get(self, name: str) -> str:
@@ -43,6 +45,13 @@ class KeyVaultSecrets:
     def refresh(self, name: str) -> str:
         """Read `name` from the vault now, whatever the cache holds, and cache that."""
         return self._store(name, self._clock())
+
+    def expires_on(self, name: str) -> datetime | None:
+        """The secret's expiry (its `exp` attribute; None: it has none), read with the value:
+        from the cache within the TTL, else from the vault."""
+        self.get(name)
+        with self._lock:
+            return self._expiry.get(name)
 
     def _store(self, name: str, now: float) -> str:
         value = self._read(name)
@@ -69,4 +78,6 @@ class KeyVaultSecrets:
             ) from None
         if not secret.value:
             raise SecretNotFound(name, f"Key Vault {vault} (it exists but has no value)")
+        with self._lock:
+            self._expiry[name] = secret.properties.expires_on
         return secret.value

@@ -77,8 +77,11 @@ def _row(row: dict[str, Any]) -> str:
     return f'<tr class="{state}" data-state="{state}">{tds}</tr>'
 
 
-def render_status_page(rows: Sequence[dict[str, Any]], *, now: datetime, version: str) -> str:
-    """The page for these mailbox rows at `now`."""
+def render_status_page(
+    rows: Sequence[dict[str, Any]], *, now: datetime, version: str, credential: str = ""
+) -> str:
+    """The page for these mailbox rows at `now`; `credential`: a warning about the app's
+    credential expiry to show above the table (escaped), or ""."""
     failing = sum(1 for r in rows if not r.get("ok"))
     tenants = len({r.get("tenant") for r in rows})
     head = (
@@ -95,6 +98,7 @@ def render_status_page(rows: Sequence[dict[str, Any]], *, now: datetime, version
         f"{tenants} tenant{'' if tenants == 1 else 's'}, "
         f"<strong id='failing'>{failing}</strong> failing · version "
         f"{escape(version)} · {_when(now)}</div>"
-        f"<table id='mailboxes'><thead>{head}</thead><tbody>{body}</tbody></table>"
+        + (f"<p class='error' id='credential'>{escape(credential)}</p>" if credential else "")
+        + f"<table id='mailboxes'><thead>{head}</thead><tbody>{body}</tbody></table>"
         f"<script>{_SCRIPT}</script></body></html>"
     )

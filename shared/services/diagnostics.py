@@ -2,8 +2,9 @@
 say for each step whether it works and, if not, why and what to do. Steps after a failed one that
 depends on it are skipped, never guessed. Nothing here changes state; every call is a read.
 
-Steps: settings → credential (Key Vault or environment) → token (Entra) → permissions (the roles
-in the token) → mailbox (the user, then its calendar) → callback URL. Meanings live in
+Steps: settings → credential (Key Vault or environment) → credential expiry (ok, a warning
+with the days left from 30 days before, failed once expired) → token (Entra) → permissions (the
+roles in the token) → mailbox (the user, then its calendar) → callback URL. Meanings live in
 `shared.core.diagnostics`; this module only runs the checks and times them.
 """
 
@@ -29,6 +30,7 @@ from shared.errors import (
     SecretNotFound,
     TokenError,
 )
+from shared.services.credential_watch import read_expiry
 
 log = logging.getLogger("calsync.diagnostics")
 
@@ -56,8 +58,10 @@ def run_test_connection(svc: Services, tenant_id: str, mailbox: str = "") -> dx.
     steps = [settings, credential]
     token_holder: list[str] = []
     if credential.status == "failed":
+        steps.append(_skipped("credential expiry", "no credential to read the expiry of"))
         steps.append(_skipped("token", "no credential to ask Entra with"))
     else:
+        steps.append(_timed("credential expiry", lambda: _expiry(svc)))
         steps.append(_timed("token", lambda: _token(svc, tenant, token_holder)))
     if token_holder:
         steps.append(_timed("permissions", lambda: _permissions(token_holder[0])))
@@ -124,6 +128,30 @@ def _credential(svc: Services) -> dx.Step:
             code=exc.code,
         )
     return dx.Step("credential", "ok", detail=f"{kind} {name!r} readable in {where}")
+
+
+def _expiry(svc: Services) -> dx.Step:
+    name = "credential expiry"
+    try:
+        expiry = read_expiry(svc)
+    except CalsyncError as exc:
+        return dx.Step(name, "failed", cause=exc.message, fix="see the cause", code=exc.code)
+    if expiry.level == "expired":
+        return dx.Step(
+            name,
+            "failed",
+            cause=expiry.detail,
+            fix="add a new secret or certificate to the app registration and store it in the "
+            "secret the settings name",
+            code="credential_expired",
+        )
+    if expiry.level == "warning":
+        return dx.Step(
+            name, "warning", detail=expiry.detail, code=f"expires_in_{expiry.days_left}d"
+        )
+    if expiry.level == "unknown":
+        return dx.Step(name, "ok", detail=f"{expiry.detail}: nothing to watch")
+    return dx.Step(name, "ok", detail=expiry.detail)
 
 
 def _token(svc: Services, tenant: str, holder: list[str]) -> dx.Step:

@@ -113,7 +113,11 @@ def run_health(
     tokens = token_check(settings).report(settings.tenant_ids)
     body["credentials"] = tokens
     tokens_ok = all(t["ok"] for t in tokens.values())
-    body["status"] = "healthy" if tokens_ok else "degraded"
+    expiry = _credential_expiry(settings)
+    if expiry is not None:
+        body["credentialExpiry"] = expiry
+    expiring = expiry is not None and expiry["status"] in ("warning", "expired")
+    body["status"] = "healthy" if tokens_ok and not expiring else "degraded"
     return HealthReport(True, body)
 
 
@@ -137,3 +141,22 @@ def _check_storage(settings: Settings) -> dict[str, Any]:
         result["queues"] = f"unreachable ({type(exc).__name__})"
     result["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)
     return result
+
+
+def _credential_expiry(settings: Settings) -> dict[str, Any] | None:
+    """The expiry watch's status row (None: never checked yet, or unreadable)."""
+    from azure.core.exceptions import AzureError
+
+    from shared.adapters.storage import StorageClients
+    from shared.core.expiry import parse_status
+    from shared.core.oplog import STATUS_PARTITION, credential_row
+    from shared.names import LOG_TABLE
+
+    clients = StorageClients(settings.storage, retry_total=0, connection_timeout=3, read_timeout=5)
+    try:
+        row = clients.table(LOG_TABLE).get_entity(
+            STATUS_PARTITION, credential_row(settings.client_id)
+        )
+    except AzureError:  # absent (never checked) or unreachable: the storage check says which
+        return None
+    return parse_status(dict(row))

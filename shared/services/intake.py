@@ -14,6 +14,10 @@ The work runs on the intake's own executor, on its own storage clients, within B
 (Graph marks an endpoint slow past 3 s); past the budget the answer is a 503. Untrusted text is
 logged only as repr() (no CR, LF or escape sequence reaches a log line raw).
 
+Each POST is recorded in the operations log (counts, tenant, mailboxes, duration, the answer's
+status; never a body or a clientState) by a buffer append: the table write happens later, on the
+log's own thread, so it neither slows nor fails the answer.
+
 https://learn.microsoft.com/graph/change-notifications-delivery-webhooks
 https://learn.microsoft.com/graph/change-notifications-lifecycle-events
 """
@@ -24,9 +28,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from shared.compose import Services, intake_pool
+from shared.compose import Services, intake_pool, intake_send_pool
+from shared.core import oplog
 from shared.core.intake import Key, SubscriptionCache
 from shared.core.model import MailboxKey, SubscriptionRecord, SyncRequest, Trigger
 from shared.core.notifications import (
@@ -36,7 +41,7 @@ from shared.core.notifications import (
     parse_validation_token,
 )
 from shared.core.rounds import DEBOUNCE_SECONDS, stamp_request
-from shared.errors import StorageError
+from shared.errors import CalsyncError, StorageError
 from shared.telemetry import dims, outgoing_traceparent, trace_id_of
 
 log = logging.getLogger("calsync.intake")
@@ -53,6 +58,9 @@ class IntakeResult:
     text: str | None = None  # plain-text body (the validation token echo)
     queued: int = 0
     ignored: int = 0
+    items: int = 0
+    mailboxes: tuple[tuple[str, str], ...] = ()  # (tenant, user) of each mailbox queued
+    tenants: tuple[str, ...] = ()  # the tenants the valid items named
 
 
 def validation_echo(token: str) -> IntakeResult:
@@ -108,6 +116,19 @@ def _user(
     return sub.user_id, None
 
 
+def _send(svc: Services, requests: list[SyncRequest], *, delay: float) -> None:
+    """Every request on the queue, side by side; returns only when all are written (the 2xx
+    promises that), and raises the first failure (a 503: Graph retries the whole POST)."""
+    queue = svc.intake_queue or svc.queue
+    if len(requests) <= 1:
+        for request in requests:
+            queue.put(request, delay=delay)
+        return
+    sent = [intake_send_pool().submit(queue.put, r, delay=delay) for r in requests]
+    for future in sent:
+        future.result()
+
+
 def _summary(what: str, total: int, queued: int, reasons: list[str], traceparent: str = "") -> None:
     """One log line per POST: counts, and the first few reasons (repr: escaped); the counts
     and the trace id as dimensions too."""
@@ -135,7 +156,8 @@ async def run_callback(build: Callable[[], Services], kind: str, body: bytes) ->
     requests: a duplicate request folds into the same round, so that is harmless."""
     run = run_notifications if kind == "change" else run_lifecycle
     loop = asyncio.get_running_loop()
-    work = loop.run_in_executor(intake_pool(), lambda: run(build(), body))
+    started = time.perf_counter()
+    work = loop.run_in_executor(intake_pool(), lambda: _logged(build(), run, kind, body, started))
     try:
         return await asyncio.wait_for(work, BUDGET_SECONDS)
     except TimeoutError:
@@ -143,6 +165,56 @@ async def run_callback(build: Callable[[], Services], kind: str, body: bytes) ->
             f"storage did not answer within {BUDGET_SECONDS:g} s; answering 503 so that Graph "
             "retries the notification"
         ) from None
+
+
+def _logged(
+    svc: Services,
+    run: Callable[[Services, bytes], IntakeResult],
+    kind: str,
+    body: bytes,
+    started: float,
+) -> IntakeResult:
+    """`run`, then its record in the operations log; the status is the one Graph got (503 when
+    the work outlived the budget, the error's status when it failed)."""
+    result: IntakeResult | None = None
+    error = ""
+    status = 500
+    try:
+        result = run(svc, body)
+        status = result.status
+        return result
+    except CalsyncError as exc:
+        status, error = exc.http_status, exc.code
+        raise
+    finally:
+        _record(svc, kind, result, status, error, started)
+
+
+def _record(
+    svc: Services, kind: str, result: IntakeResult | None, status: int, error: str, started: float
+) -> None:
+    if svc.oplog is None:
+        return
+    try:
+        took = (time.perf_counter() - started) * 1000
+        if took > BUDGET_SECONDS * 1000:
+            status, error = 503, error or "over_budget"
+        svc.oplog.record(
+            *oplog.inbound(
+                at=svc.now(),
+                kind="notifications" if kind == "change" else "lifecycle",
+                status=status,
+                duration_ms=took,
+                items=result.items if result else 0,
+                queued=result.queued if result else 0,
+                ignored=result.ignored if result else 0,
+                mailboxes=result.mailboxes if result else (),
+                tenants=result.tenants if result else (),
+                error=error,
+            )
+        )
+    except Exception:
+        log.debug("operations log: a notification POST could not be recorded", exc_info=True)
 
 
 def run_notifications(svc: Services, body: bytes) -> IntakeResult:
@@ -160,14 +232,25 @@ def run_notifications(svc: Services, body: bytes) -> IntakeResult:
             continue
         mailboxes[MailboxKey(item.tenant_id, user_id)] = None
     now = stamp_request(svc.now())
-    queue = svc.intake_queue or svc.queue
     trace = outgoing_traceparent(svc.rng) if mailboxes else ""  # one trace per POST
-    for key in mailboxes:
-        request = SyncRequest(key.tenant_id, key.user_id, Trigger.NOTIFICATION, False, now)
-        queue.put(replace(request, traceparent=trace), delay=DEBOUNCE_SECONDS)
+    _send(
+        svc,
+        [
+            SyncRequest(k.tenant_id, k.user_id, Trigger.NOTIFICATION, False, now, traceparent=trace)
+            for k in mailboxes
+        ],
+        delay=DEBOUNCE_SECONDS,
+    )
     _summary("notifications", total, len(mailboxes), reasons, trace)
     svc.metrics.intake(kind="change", accepted=total - len(reasons), ignored=len(reasons))
-    return IntakeResult(202, queued=len(mailboxes), ignored=len(reasons))
+    return IntakeResult(
+        202,
+        queued=len(mailboxes),
+        ignored=len(reasons),
+        items=total,
+        mailboxes=tuple((k.tenant_id, k.user_id) for k in mailboxes),
+        tenants=tuple(dict.fromkeys(i.tenant_id for i in items)),
+    )
 
 
 def run_lifecycle(svc: Services, body: bytes) -> IntakeResult:
@@ -181,6 +264,7 @@ def run_lifecycle(svc: Services, body: bytes) -> IntakeResult:
     records = _resolve(svc, [(i.tenant_id, i.subscription_id) for i in known])
     queue = svc.intake_queue or svc.queue
     trace = outgoing_traceparent(svc.rng) if known else ""
+    named: dict[tuple[str, str], None] = {}
     for index, item in enumerate(items):
         if item.lifecycle_event not in LIFECYCLE_EVENTS:
             reasons.append(f"item {index}: unknown lifecycle event {item.lifecycle_event[:64]!r}")
@@ -214,6 +298,14 @@ def run_lifecycle(svc: Services, body: bytes) -> IntakeResult:
         )
         queue.put(request)
         queued += 1
+        named[(item.tenant_id, user_id)] = None
     _summary("lifecycle notifications", total, queued, reasons, trace)
     svc.metrics.intake(kind="lifecycle", accepted=queued, ignored=len(reasons))
-    return IntakeResult(202, queued=queued, ignored=len(reasons))
+    return IntakeResult(
+        202,
+        queued=queued,
+        ignored=len(reasons),
+        items=total,
+        mailboxes=tuple(named),
+        tenants=tuple(dict.fromkeys(i.tenant_id for i in items)),
+    )

@@ -6,8 +6,11 @@ from typing import Any
 
 from shared import __version__
 from shared.compose import Services
+from shared.core.expiry import parse_status, status_warning
+from shared.core.oplog import credential_row
 from shared.core.state import MailboxRecord
 from shared.core.status_page import render_status_page
+from shared.errors import StorageError
 
 
 def _row(record: MailboxRecord, svc: Services) -> dict[str, Any]:
@@ -33,4 +36,15 @@ def run_status_page(svc: Services) -> str:
     """The page's HTML: failing mailboxes first, then by tenant and user."""
     rows = [_row(m, svc) for m in svc.state.list_mailboxes()]
     rows.sort(key=lambda r: (r["ok"], r["tenant"], r["user"]))
-    return render_status_page(rows, now=svc.now(), version=__version__)
+    return render_status_page(rows, now=svc.now(), version=__version__, credential=_credential(svc))
+
+
+def _credential(svc: Services) -> str:
+    """The expiry watch's warning, if any (a storage failure here only hides it)."""
+    if svc.oplog is None:
+        return ""
+    try:
+        row = svc.oplog.get_status(credential_row(svc.settings.client_id))
+    except StorageError:
+        return ""
+    return status_warning(parse_status(row)) if row else ""

@@ -1,7 +1,8 @@
 """Timer steps: poll the mailboxes that have no working subscription, recreate subscriptions that
 expired (within a poll interval of a host starting after an outage), retry subscribing the ones
 that fell back to poll mode, roll every window forward daily with a safety-net full resync that
-counts drift, and keep subscriptions renewed and reconciled.
+counts drift, prune the operations log past its retention, watch the credential's expiry, and
+keep subscriptions renewed and reconciled.
 
 Polling never runs faster than a mailbox's `pollSeconds` (at least 60 s: Microsoft forbids more).
 """
@@ -14,8 +15,8 @@ from datetime import timedelta
 from shared.compose import Services
 from shared.core import lifecycle as lc
 from shared.core.model import Trigger
-from shared.errors import TokenError
-from shared.services import subscriptions
+from shared.errors import CalsyncError, TokenError
+from shared.services import credential_watch, oplog, subscriptions
 from shared.services.lifecycle import advance, queue_sync, restore_credentials
 
 log = logging.getLogger("calsync.timers")
@@ -83,7 +84,20 @@ def run_renewals(svc: Services) -> dict[str, int]:
 
 
 def run_daily(svc: Services) -> dict[str, int]:
-    """Roll every mailbox's window forward and run the safety-net resync (drift is logged)."""
+    """Roll every mailbox's window forward and run the safety-net resync (drift is logged);
+    prune the operations log; check the credential's expiry (a failure of either is logged and
+    never stops the roll)."""
+    counts = _roll(svc)
+    counts["log_rows_pruned"] = oplog.run_prune(svc)
+    try:
+        expiry = credential_watch.run_watch(svc)
+        counts["credential_days_left"] = -1 if expiry.days_left is None else expiry.days_left
+    except CalsyncError as exc:
+        log.warning("credential expiry: not checked (%s): %s", exc.code, exc.message)
+    return counts
+
+
+def _roll(svc: Services) -> dict[str, int]:
     mailboxes = [m for m in svc.state.list_mailboxes() if m.enabled]
     # Spread the full resyncs (0.2 s per mailbox, at most 5 minutes) so they don't all hit
     # Graph and the workers at once.

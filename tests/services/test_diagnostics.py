@@ -78,7 +78,7 @@ def test_everything_right_passes_every_step(sim: SimHandle, azurite: str) -> Non
     world = _world(sim)
     report, steps = _run(_services(sim, azurite, world), world["tenant"], world["upn"])
     assert report.ok
-    assert [s.status for s in report.steps] == ["ok", "ok", "ok", "ok", "ok", "warning"]
+    assert [s.status for s in report.steps] == ["ok", "ok", "ok", "ok", "ok", "ok", "warning"]
     assert "Calendars.Read" in steps["permissions"].detail
     assert all(s.duration_ms >= 0 for s in report.steps)
 
