@@ -99,7 +99,7 @@ def mailbox(req: func.HttpRequest) -> func.HttpResponse:
         if req.method == "DELETE":
             purge = web.flag(req, "purge")
             return web.json_response(mailboxes.remove(svc, tenant, user, purge=purge))
-        return web.json_response(mailboxes.status(svc, tenant, user))
+        return web.read_response(req, mailboxes.status(svc, tenant, user))
     except Exception as exc:
         return web.error_response(exc)
 
@@ -131,7 +131,58 @@ def mailbox_events(req: func.HttpRequest) -> func.HttpResponse:
             req.params.get("start"),
             req.params.get("end"),
         )
-        return web.json_response(result)
+        return web.read_response(req, result)
+    except Exception as exc:
+        return web.error_response(exc)
+
+
+@app.function_name("mailbox_agenda")
+@app.route(route="mailboxes/{tenant}/{user}/agenda", methods=["GET"])
+def mailbox_agenda(req: func.HttpRequest) -> func.HttpResponse:
+    """The mailbox's events in ?start=&end= (default today in its zone), normalised, by start."""
+    from shared.services import reads
+
+    try:
+        result = reads.agenda(
+            _services(),
+            req.route_params["tenant"],
+            req.route_params["user"],
+            req.params.get("start"),
+            req.params.get("end"),
+        )
+        return web.read_response(req, result)
+    except Exception as exc:
+        return web.error_response(exc)
+
+
+@app.function_name("mailbox_freebusy")
+@app.route(route="mailboxes/{tenant}/{user}/freebusy", methods=["GET"])
+def mailbox_freebusy(req: func.HttpRequest) -> func.HttpResponse:
+    """availabilityView (getSchedule's digits) and items for ?start=&end=&interval=."""
+    from shared.services import reads
+
+    try:
+        result = reads.freebusy(
+            _services(),
+            req.route_params["tenant"],
+            req.route_params["user"],
+            req.params.get("start"),
+            req.params.get("end"),
+            req.params.get("interval"),
+        )
+        return web.read_response(req, result)
+    except Exception as exc:
+        return web.error_response(exc)
+
+
+@app.function_name("now")
+@app.route(route="now", methods=["POST"])
+def now(req: func.HttpRequest) -> func.HttpResponse:
+    """Status, current and next appointment of up to 500 mailboxes, from the mirror."""
+    from shared.services import reads
+
+    try:
+        return web.read_response(req, reads.now(_services(), web.json_body(req)))
     except Exception as exc:
         return web.error_response(exc)
 

@@ -73,6 +73,24 @@ EXPECTED = {
         "methods": ["GET"],
         "authLevel": "function",
     },
+    "mailbox_agenda": {
+        "type": "httpTrigger",
+        "route": "mailboxes/{tenant}/{user}/agenda",
+        "methods": ["GET"],
+        "authLevel": "function",
+    },
+    "mailbox_freebusy": {
+        "type": "httpTrigger",
+        "route": "mailboxes/{tenant}/{user}/freebusy",
+        "methods": ["GET"],
+        "authLevel": "function",
+    },
+    "now": {
+        "type": "httpTrigger",
+        "route": "now",
+        "methods": ["POST"],
+        "authLevel": "function",
+    },
     "test_connection": {
         "type": "httpTrigger",
         "route": "diagnostics/test-connection",
