@@ -41,6 +41,18 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     return web.json_response(report.body, status=200 if report.ok else 503)
 
 
+@app.function_name("openapi")
+@app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    """The API's OpenAPI 3.1 document (anonymous: no secret in it; tools discover the API)."""
+    from shared.services.apidoc import openapi_document
+
+    try:
+        return web.read_response(req, openapi_document())
+    except Exception as exc:
+        return web.error_response(exc)
+
+
 async def _graph_callback(req: func.HttpRequest, kind: str) -> func.HttpResponse:
     """Graph's two callbacks: the validation handshake, or a batch of notifications. A coroutine,
     so that the host awaits it on its event loop (as the Python worker does) and the storage work

@@ -37,6 +37,12 @@ EXPECTED = {
         "methods": ["GET"],
         "authLevel": "anonymous",
     },
+    "openapi": {
+        "type": "httpTrigger",
+        "route": "openapi.json",
+        "methods": ["GET"],
+        "authLevel": "anonymous",
+    },
     "notifications": {
         "type": "httpTrigger",
         "route": "notifications",
