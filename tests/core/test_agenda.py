@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from shared.core.agenda import Range, agenda, agenda_item, local_day, parse_range, place
+from shared.core.freebusy import now_of
 from shared.errors import InputError
 
 TOKYO, LA = ZoneInfo("Asia/Tokyo"), ZoneInfo("America/Los_Angeles")
@@ -140,3 +141,11 @@ def test_62_days_is_allowed_and_slack_covers_floating_events() -> None:
         datetime(2026, 1, 1, tzinfo=UTC)
     )
     assert Range(got.start, got.end) == got
+
+
+@pytest.mark.parametrize(("zone", "status"), [(TOKYO, "free"), (LA, "oof")])
+def test_now_sees_the_all_day_event_of_the_local_day(zone: Any, status: str) -> None:
+    """An all-day oof on Dec 1: at 20:00 UTC it is Dec 1 in Los Angeles (oof), Dec 2 in Tokyo."""
+    rows = [_all_day("2026-12-01", "2026-12-02")]
+    window = local_day(NOW, zone)
+    assert now_of(agenda(rows, window, zone, str(zone)), NOW, window.end)["status"] == status

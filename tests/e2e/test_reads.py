@@ -76,6 +76,18 @@ def test_agenda_places_all_day_events_in_the_mailbox_zone(
     assert second["isAllDay"] is False
     assert second["startDate"] is None
     assert set(first) >= {"subject", "sensitivity", "seriesMasterId", "iCalUId", "organizer"}
+    with stack.admin() as api:
+        local = api.get(
+            mb.path + "/freebusy", params={"start": str(day), "end": str(nxt), "interval": "60"}
+        ).json()
+        utc_day = api.get(
+            mb.path + "/freebusy",
+            params={"start": f"{day}T00:00:00Z", "end": f"{nxt}T00:00:00Z", "interval": "60"},
+        ).json()
+    assert local["availabilityView"] == "3" * 24  # oof all local day (lunch: oof wins)
+    hours = 15 if zone == "Asia/Tokyo" else 8
+    expected = "3" * hours + "0" * 9 if zone == "Asia/Tokyo" else "0" * hours + "3" * 16
+    assert utc_day["availabilityView"] == expected
 
 
 def test_freebusy_equals_graph_get_schedule(stack: Stack) -> None:
