@@ -12,6 +12,7 @@ import pytest
 
 from devhost.local.stack import FUNCTION_KEY, Stack
 from shared.services.apidoc import openapi_document
+from tests.e2e.harness import at, enrol
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -22,12 +23,12 @@ CHECKS = (
 )
 
 
-def test_schemathesis_finds_no_5xx_and_no_undocumented_answer(stack: Stack) -> None:
-    """Positive examples and fuzzing, 25 per operation, seed fixed: every check passes."""
+def _schemathesis(stack: Stack, *extra: str, config: Path | None = None) -> str:
     cli = Path(sys.executable).with_name("schemathesis")
+    head = [str(cli)] + (["--config-file", str(config)] if config else [])
     run = subprocess.run(
         [
-            str(cli),
+            *head,
             "run",
             str(ROOT / "shared" / "openapi.json"),
             "--url",
@@ -53,6 +54,7 @@ def test_schemathesis_finds_no_5xx_and_no_undocumented_answer(stack: Stack) -> N
             "--no-color",
             "--generation-database",
             "none",
+            *extra,
         ],
         capture_output=True,
         text=True,
@@ -61,9 +63,46 @@ def test_schemathesis_finds_no_5xx_and_no_undocumented_answer(stack: Stack) -> N
         cwd=ROOT,
     )
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    return run.stdout
+
+
+def test_schemathesis_finds_no_5xx_and_no_undocumented_answer(stack: Stack) -> None:
+    """Positive examples and fuzzing, 25 per operation, seed fixed: every check passes."""
+    out = _schemathesis(stack)
     operations = sum(
         m in ("get", "put", "post", "delete")
         for item in openapi_document()["paths"].values()
         for m in item
     )
-    assert f"Tested: {operations}" in run.stdout, run.stdout[-3000:]
+    assert f"Tested: {operations}" in out, out[-3000:]
+
+
+def test_schemathesis_reads_of_an_enrolled_mailbox(stack: Stack, tmp_path: Path) -> None:
+    """The mailbox reads with the path of a real mailbox (events today and all day) and
+    generated start/end/interval/If-None-Match: no 5xx, every answer as documented."""
+    mb = enrol(stack, {"timeZone": "Asia/Tokyo"})
+    mb.create({"subject": "Busy", **at(0, 9)})
+    day = at(1, 0)["start"]["dateTime"][:10]
+    nxt = at(2, 0)["start"]["dateTime"][:10]
+    mb.create(
+        {
+            "subject": "Away",
+            "isAllDay": True,
+            "showAs": "oof",
+            "start": {"dateTime": f"{day}T00:00:00", "timeZone": "Tokyo Standard Time"},
+            "end": {"dateTime": f"{nxt}T00:00:00", "timeZone": "Tokyo Standard Time"},
+        }
+    )
+    mb.converged()
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(
+        f'[parameters]\n"path.tenant" = "{stack.tenant_id}"\n"path.user" = "{mb.user_id}"\n'
+    )
+    out = _schemathesis(
+        stack,
+        "--include-path-regex",
+        r"^/mailboxes/\{tenant\}/\{user\}/(events|agenda|freebusy)$",
+        config=config,
+    )
+    assert "Tested: 3" in out, out[-3000:]
+    assert "mostly rejected" not in out, out[-3000:]  # the real mailbox was used
