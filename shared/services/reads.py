@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from shared.compose import Services
@@ -91,13 +91,16 @@ def now(svc: Services, body: Any) -> dict[str, Any]:
                 index.setdefault(record.upn.lower(), record)
         by_tenant[tenant] = index
     records = [by_tenant.get(t.strip().lower(), {}).get(u.lower()) for t, u in asked]
-    answers = list(_pool().map(lambda r: _now_one(svc, r, moment) if r else None, records))
+    distinct = list({r.key: r for r in records if r is not None}.values())  # a repeat: one query
+    done = _pool().map(lambda r: _now_one(svc, r, moment), distinct)
+    found = {r.key: a for r, a in zip(distinct, done, strict=True)}
+    answers = [found[r.key] if r is not None else None for r in records]
     return {
         "value": [_entry(a, r, t, u) for (t, u), r, a in zip(asked, records, answers, strict=True)]
     }
 
 
-def _now_one(svc: Services, record: MailboxRecord, moment: Any) -> dict[str, Any]:
+def _now_one(svc: Services, record: MailboxRecord, moment: datetime) -> dict[str, Any]:
     window = ag.local_day(moment, _zone(record)[0])
     return fb.now_of(_items(svc, record, window), moment, window.end)
 
