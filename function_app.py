@@ -41,6 +41,18 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     return web.json_response(report.body, status=200 if report.ok else 503)
 
 
+@app.function_name("openapi")
+@app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    """The API's OpenAPI 3.1 document (anonymous: no secret in it; tools discover the API)."""
+    from shared.services.apidoc import openapi_document
+
+    try:
+        return web.read_response(req, openapi_document())
+    except Exception as exc:
+        return web.error_response(exc)
+
+
 async def _graph_callback(req: func.HttpRequest, kind: str) -> func.HttpResponse:
     """Graph's two callbacks: the validation handshake, or a batch of notifications. A coroutine,
     so that the host awaits it on its event loop (as the Python worker does) and the storage work
@@ -99,7 +111,7 @@ def mailbox(req: func.HttpRequest) -> func.HttpResponse:
         if req.method == "DELETE":
             purge = web.flag(req, "purge")
             return web.json_response(mailboxes.remove(svc, tenant, user, purge=purge))
-        return web.json_response(mailboxes.status(svc, tenant, user))
+        return web.read_response(req, mailboxes.status(svc, tenant, user))
     except Exception as exc:
         return web.error_response(exc)
 
@@ -131,7 +143,58 @@ def mailbox_events(req: func.HttpRequest) -> func.HttpResponse:
             req.params.get("start"),
             req.params.get("end"),
         )
-        return web.json_response(result)
+        return web.read_response(req, result)
+    except Exception as exc:
+        return web.error_response(exc)
+
+
+@app.function_name("mailbox_agenda")
+@app.route(route="mailboxes/{tenant}/{user}/agenda", methods=["GET"])
+def mailbox_agenda(req: func.HttpRequest) -> func.HttpResponse:
+    """The mailbox's events in ?start=&end= (default today in its zone), normalised, by start."""
+    from shared.services import reads
+
+    try:
+        result = reads.agenda(
+            _services(),
+            req.route_params["tenant"],
+            req.route_params["user"],
+            req.params.get("start"),
+            req.params.get("end"),
+        )
+        return web.read_response(req, result)
+    except Exception as exc:
+        return web.error_response(exc)
+
+
+@app.function_name("mailbox_freebusy")
+@app.route(route="mailboxes/{tenant}/{user}/freebusy", methods=["GET"])
+def mailbox_freebusy(req: func.HttpRequest) -> func.HttpResponse:
+    """availabilityView (getSchedule's digits) and items for ?start=&end=&interval=."""
+    from shared.services import reads
+
+    try:
+        result = reads.freebusy(
+            _services(),
+            req.route_params["tenant"],
+            req.route_params["user"],
+            req.params.get("start"),
+            req.params.get("end"),
+            req.params.get("interval"),
+        )
+        return web.read_response(req, result)
+    except Exception as exc:
+        return web.error_response(exc)
+
+
+@app.function_name("now")
+@app.route(route="now", methods=["POST"])
+def now(req: func.HttpRequest) -> func.HttpResponse:
+    """Status, current and next appointment of up to 500 mailboxes, from the mirror."""
+    from shared.services import reads
+
+    try:
+        return web.read_response(req, reads.now(_services(), web.json_body(req)))
     except Exception as exc:
         return web.error_response(exc)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import azure.functions as func
 
+from shared.core.etags import none_match, strong_etag
 from shared.core.times import iso_utc
 from shared.errors import CalsyncError, InputError
 
@@ -32,6 +33,17 @@ def json_response(
         mimetype="application/json",
         headers=headers,
     )
+
+
+def read_response(req: func.HttpRequest, body: Any) -> func.HttpResponse:
+    """A read's JSON answer with a strong ETag over its bytes; 304 with no body when the
+    request's If-None-Match names it (a console refreshing every few seconds costs a hash)."""
+    raw = json.dumps(body, default=_jsonable, separators=(",", ":")).encode()
+    etag = strong_etag(raw)
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if none_match(req.headers.get("if-none-match"), etag):
+        return func.HttpResponse(status_code=304, headers=headers)
+    return func.HttpResponse(raw, status_code=200, mimetype="application/json", headers=headers)
 
 
 def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> func.HttpResponse:

@@ -37,6 +37,12 @@ EXPECTED = {
         "methods": ["GET"],
         "authLevel": "anonymous",
     },
+    "openapi": {
+        "type": "httpTrigger",
+        "route": "openapi.json",
+        "methods": ["GET"],
+        "authLevel": "anonymous",
+    },
     "notifications": {
         "type": "httpTrigger",
         "route": "notifications",
@@ -71,6 +77,24 @@ EXPECTED = {
         "type": "httpTrigger",
         "route": "mailboxes/{tenant}/{user}/events",
         "methods": ["GET"],
+        "authLevel": "function",
+    },
+    "mailbox_agenda": {
+        "type": "httpTrigger",
+        "route": "mailboxes/{tenant}/{user}/agenda",
+        "methods": ["GET"],
+        "authLevel": "function",
+    },
+    "mailbox_freebusy": {
+        "type": "httpTrigger",
+        "route": "mailboxes/{tenant}/{user}/freebusy",
+        "methods": ["GET"],
+        "authLevel": "function",
+    },
+    "now": {
+        "type": "httpTrigger",
+        "route": "now",
+        "methods": ["POST"],
         "authLevel": "function",
     },
     "test_connection": {

@@ -56,3 +56,12 @@ def resolve_zone(name: str) -> tzinfo | None:
         return zoneinfo.ZoneInfo(iana)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         return None
+
+
+def iana_zone_name(name: str) -> str | None:
+    """The IANA name of an IANA or Windows zone name ("Pacific Standard Time" is
+    "America/Los_Angeles"; every spelling of UTC is "UTC"), or None when it is unknown."""
+    canonical = canonical_zone_name(name)
+    if canonical is None:
+        return None
+    return win_tz.get(canonical, canonical)

@@ -1,0 +1,123 @@
+"""POST /api/now for many mailboxes through the dev host: answer times, and the 304 repeat.
+
+    .venv/bin/python bench/now.py [--mailboxes 100] [--events 6] [--requests 100] [--json out.json]
+
+Runs the whole local system (devhost/local/stack.py: Azurite, the simulator, one dev host over
+https). `--mailboxes` users are seeded with `--events` events each around now (today, so "now"
+and "next" have work to do), enrolled for real and synced once. Then `--requests` sequential
+POSTs of /api/now naming every mailbox (each answer read from the mirror: one mailbox-list
+query per tenant, one bounded events query per mailbox), then as many repeats with the answer's
+latest ETag in If-None-Match, as a console refreshing would send (304, no body, unless an event
+began or ended meanwhile; the server still reads the mirror, the client is spared the bytes).
+Reported: p50/p99 of each, the answer's size, and how many repeats were 304.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--mailboxes", type=int, default=100)
+    p.add_argument("--events", type=int, default=6, help="events per mailbox, around now")
+    p.add_argument("--requests", type=int, default=100)
+    p.add_argument("--json", help="write the results here")
+    return p.parse_args(argv)
+
+
+def _ms(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+
+def _utc(moment: datetime) -> dict[str, str]:
+    return {"dateTime": moment.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}
+
+
+def _seed(stack: Any, count: int, events: int) -> list[str]:
+    users = [f"now-{uuid.uuid4().hex[:8]}@contoso.example" for _ in range(count)]
+    stack.sim.control.seed(users=[{"tenant": stack.tenant_id, "upn": u} for u in users])
+    now = datetime.now(UTC) + timedelta(seconds=stack.offset)
+    for i, upn in enumerate(users):
+        for j in range(events):
+            start = now + timedelta(minutes=30 * (j - 2) + i % 7)
+            show_as = ("busy", "tentative", "oof", "free", "workingElsewhere")[(i + j) % 5]
+            stack.sim.control.create_event(
+                upn,
+                {
+                    "subject": f"e{j}",
+                    "showAs": show_as,
+                    "start": _utc(start),
+                    "end": _utc(start + timedelta(minutes=45)),
+                },
+            )
+    with stack.admin() as api:
+        for upn in users:
+            api.put(f"/mailboxes/{stack.tenant_id}/{upn}", json={}).raise_for_status()
+        deadline = time.monotonic() + 120
+        for upn in users:
+            while not api.get(f"/mailboxes/{stack.tenant_id}/{upn}").json()["status"]["lastSync"]:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{upn} never synced")
+                time.sleep(0.2)
+    return users
+
+
+def run(argv: list[str] | None = None) -> dict[str, Any]:
+    from devhost.local.stack import local_stack
+
+    args = _args(argv)
+    with local_stack() as stack:
+        users = _seed(stack, args.mailboxes, args.events)
+        body = {"mailboxes": [{"tenantId": stack.tenant_id, "user": u} for u in users]}
+        full: list[float] = []
+        repeat: list[float] = []
+        not_modified = 0
+        with stack.admin() as api:
+            first = api.post("/now", json=body)
+            first.raise_for_status()
+            size = len(first.content)
+            for _ in range(args.requests):
+                began = time.perf_counter()
+                answer = api.post("/now", json=body)
+                full.append(time.perf_counter() - began)
+                answer.raise_for_status()
+            etag = answer.headers["etag"]
+            for _ in range(args.requests):
+                began = time.perf_counter()
+                again = api.post("/now", json=body, headers={"If-None-Match": etag})
+                repeat.append(time.perf_counter() - began)
+                not_modified += again.status_code == 304
+                if again.status_code == 200:  # "now" moved on (an event began or ended)
+                    etag = again.headers["etag"]
+    result = {
+        "mailboxes": args.mailboxes,
+        "requests": args.requests,
+        "answer_bytes": size,
+        "p50_ms": _ms(full, 0.5),
+        "p99_ms": _ms(full, 0.99),
+        "mean_ms": round(1000 * statistics.fmean(full), 1),
+        "repeat_304": not_modified,
+        "repeat_p50_ms": _ms(repeat, 0.5),
+        "repeat_p99_ms": _ms(repeat, 0.99),
+    }
+    print(json.dumps(result, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    run()
