@@ -53,6 +53,12 @@ class SimClient:
     def revoke_consent(self, tenant: str, client_id: str) -> None:
         self._call("POST", "/consents", {"tenant": tenant, "client_id": client_id, "revoke": True})
 
+    def restrict_access(self, tenant: str, client_id: str, users: list[str] | None) -> None:
+        """An application access policy: the app reaches only these mailboxes (None lifts it)."""
+        self._call(
+            "POST", "/access-policies", {"tenant": tenant, "client_id": client_id, "users": users}
+        )
+
     def add_app_secret(self, client_id: str, value: str, expires: Any = None) -> None:
         self._call("POST", f"/apps/{client_id}/secrets", {"value": value, "expires": expires})
 

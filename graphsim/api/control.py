@@ -95,6 +95,14 @@ def seed(sim: Simulator, request: Request, body: Body) -> Any:
     return out
 
 
+def access_policy(sim: Simulator, request: Request, body: Body) -> Any:
+    """{tenant, client_id, users: [...] | null}: restrict the app to these mailboxes (or lift)."""
+    users = body.get("users")
+    sim.directory.restrict_access(
+        body["tenant"], body["client_id"], None if users is None else list(users)
+    )
+
+
 def consent(sim: Simulator, request: Request, body: Body) -> Any:
     if body.get("revoke"):
         sim.directory.revoke_consent(body["tenant"], body["client_id"])
@@ -279,6 +287,7 @@ def routes() -> list[Route]:
         ),
         ("/seed", seed, ["POST"]),
         ("/consents", consent, ["POST"]),
+        ("/access-policies", access_policy, ["POST"]),
         ("/apps/{client_id}/secrets", app_secret, ["POST"]),
         ("/users/{user}/events", create_event, ["POST"]),
         ("/users/{user}/events/list", list_events, ["GET"]),

@@ -191,6 +191,13 @@ async def dispatch(sim: Simulator, call: GraphCall) -> tuple[GraphResult, str, s
         if found.roles and not (found.roles & roles):
             raise access_denied(directory=found.roles is USERS)
         app_id = str(claims["appid"])
+        if mailbox is not None and not sim.directory.allows(tenant_id, app_id, mailbox.user.id):
+            raise GraphRequestError(
+                403,
+                "ErrorAccessDenied",
+                "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly "
+                "AccessPolicy settings.",
+            )
         if mailbox is not None:
             slot = sim.throttle.enter(app_id, mailbox.user.id)
         latency, fault = sim.faults.pick(call.method, path, mailbox_id or "")

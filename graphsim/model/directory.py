@@ -73,6 +73,10 @@ class Tenant:
     # service principal without admin consent (AADSTS65001).
     service_principals: dict[str, set[str]] = field(default_factory=dict)
     consented: set[str] = field(default_factory=set)
+    # client_id -> the user ids an Exchange application access policy (RestrictAccess) leaves
+    # the app; absent: no policy, every mailbox of the tenant.
+    # https://learn.microsoft.com/graph/auth-limit-mailbox-access
+    access_policies: dict[str, set[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -158,6 +162,26 @@ class Directory:
             raise ValueError(f"unknown app {client_id!r}: register it first")
         tenant.service_principals[client_id.lower()] = set(roles)
         tenant.consented.add(client_id.lower())
+
+    def restrict_access(self, tenant_key: str, client_id: str, users: list[str] | None) -> None:
+        """An application access policy: only `users` (ids or UPNs) for the app; None lifts it."""
+        tenant = self.find_tenant(tenant_key)
+        if tenant is None:
+            raise ValueError(f"unknown tenant {tenant_key!r}")
+        if users is None:
+            tenant.access_policies.pop(client_id.lower(), None)
+            return
+        tenant.access_policies[client_id.lower()] = {
+            self.mailbox_for(u).user.id.lower() for u in users
+        }
+
+    def allows(self, tenant_id: str, client_id: str, user_id: str) -> bool:
+        """Whether an access policy of the tenant lets the app reach this user's mailbox."""
+        tenant = self.find_tenant(tenant_id)
+        if tenant is None:
+            return True
+        allowed = tenant.access_policies.get(client_id.lower())
+        return allowed is None or user_id.lower() in allowed
 
     def revoke_consent(self, tenant_key: str, client_id: str) -> None:
         tenant = self.find_tenant(tenant_key)

@@ -164,3 +164,21 @@ def test_the_route_refuses_a_body_that_is_not_an_object() -> None:
     response = function_app.test_connection(request)
     assert response.status_code == 400
     assert "tenantId" in json.loads(response.get_body())["detail"]
+
+
+def test_a_mailbox_outside_an_access_policy_is_named(sim: SimHandle, azurite: str) -> None:
+    """An application access policy that leaves the app other mailboxes only: the user is found,
+    its calendar is refused, and the cause names the policy; lifting the policy passes."""
+    world = _world(sim)
+    other = "other@" + world["upn"].split("@")[1]
+    sim.control.seed(users=[{"tenant": world["tenant"], "upn": other}])
+    sim.control.restrict_access(world["tenant"], world["client"], [other])
+    report, steps = _run(_services(sim, azurite, world), world["tenant"], world["upn"])
+    assert not report.ok
+    assert steps["mailbox"].code == "ErrorAccessDenied"
+    assert "application access policy" in steps["mailbox"].cause
+    _, allowed = _run(_services(sim, azurite, world), world["tenant"], other)
+    assert allowed["mailbox"].status == "ok"
+    sim.control.restrict_access(world["tenant"], world["client"], None)
+    _, lifted = _run(_services(sim, azurite, world), world["tenant"], world["upn"])
+    assert lifted["mailbox"].status == "ok"
