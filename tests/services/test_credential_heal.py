@@ -25,7 +25,7 @@ from shared.secrets import EnvSecrets
 from shared.services import mailboxes, timers
 from shared.services.health import TokenCheck
 from shared.services.sync import run_sync_request
-from shared.settings import Settings
+from tests.services.simworld import app_settings
 
 pytestmark = pytest.mark.integration
 RIGHT = "the-right-secret-value-0123456789"
@@ -57,16 +57,7 @@ def test_fixing_the_secret_in_key_vault_heals_the_tenant(sim: SimHandle, azurite
         secrets=[{"name": NAME, "value": WRONG}],
     )
     users = [seeded["users"][u].lower() for u in ("ann@fabrikam.example", "bo@fabrikam.example")]
-    settings = Settings.from_env(
-        {
-            "TENANT_IDS": tenant,
-            "CLIENT_ID": client,
-            "GRAPH_BASE_URL": sim.graph_base_url,
-            "AUTHORITY_HOST": sim.authority_host,
-            "CA_BUNDLE": sim.ca_pem_path,
-            "AzureWebJobsStorage": azurite,
-        }
-    )
+    settings = app_settings(sim, azurite, tenant, client)
     # Key Vault as the app reads it (the simulator's vault, through its challenge flow), with
     # the default 300 s cache: healing must not wait for it.
     vault_login = ClientSecretCredential(

@@ -17,7 +17,7 @@ from shared.core.rounds import stamp_request
 from shared.secrets import EnvSecrets
 from shared.services import mailboxes, timers
 from shared.services.sync import run_sync_request
-from shared.settings import Settings
+from tests.services.simworld import app_settings
 
 pytestmark = pytest.mark.integration
 SECRET = "the-right-secret-value-0123456789"
@@ -30,16 +30,7 @@ def sim() -> Iterator[SimHandle]:
 
 
 def _services(sim: SimHandle, azurite: str, world: dict[str, str], secret: str) -> Services:
-    settings = Settings.from_env(
-        {
-            "TENANT_IDS": world["tenant"],
-            "CLIENT_ID": world["client"],
-            "GRAPH_BASE_URL": sim.graph_base_url,
-            "AUTHORITY_HOST": sim.authority_host,
-            "CA_BUNDLE": sim.ca_pem_path,
-            "AzureWebJobsStorage": azurite,
-        }
-    )
+    settings = app_settings(sim, azurite, world["tenant"], world["client"])
     return build_services(settings, secrets=EnvSecrets({"SECRET_GRAPH_CLIENT_SECRET": secret}))
 
 

@@ -18,7 +18,7 @@ from shared.compose import Services, build_services
 from shared.core import diagnostics as dx
 from shared.secrets import EnvSecrets
 from shared.services.diagnostics import run_test_connection
-from shared.settings import Settings
+from tests.services.simworld import app_settings
 
 pytestmark = pytest.mark.integration
 SECRET = "diagnostics-secret-value-0123456789"
@@ -49,17 +49,7 @@ def _world(
 def _services(
     sim: SimHandle, azurite: str, world: dict[str, str], *, secret: str | None = SECRET, **env: str
 ) -> Services:
-    settings = Settings.from_env(
-        {
-            "TENANT_IDS": world["tenant"],
-            "CLIENT_ID": world["client"],
-            "GRAPH_BASE_URL": sim.graph_base_url,
-            "AUTHORITY_HOST": sim.authority_host,
-            "CA_BUNDLE": sim.ca_pem_path,
-            "AzureWebJobsStorage": azurite,
-            **env,
-        }
-    )
+    settings = app_settings(sim, azurite, world["tenant"], world["client"], **env)
     values = {} if secret is None else {"SECRET_GRAPH_CLIENT_SECRET": secret}
     return build_services(settings, secrets=EnvSecrets(values), ensure=False)
 

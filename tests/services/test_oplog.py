@@ -25,7 +25,7 @@ from shared.secrets import EnvSecrets
 from shared.services import intake, mailboxes
 from shared.services.oplog import run_log_query, run_prune
 from shared.services.sync import run_sync_request
-from shared.settings import Settings
+from tests.services.simworld import app_settings, seed_tenant
 
 pytestmark = pytest.mark.integration
 SECRET = "oplog-client-secret-value-0123456789"
@@ -42,29 +42,11 @@ def sim() -> Iterator[SimHandle]:
 @pytest.fixture
 def world(sim: SimHandle, azurite: str) -> Iterator[tuple[Services, MailboxKey]]:
     """A fresh tenant with one poll-mode mailbox enrolled."""
-    tenant, client = str(uuid.uuid4()), str(uuid.uuid4())
-    domain = f"d{uuid.uuid4().hex[:8]}.example"
-    upn = f"lee@{domain}"
-    seeded = sim.control.seed(
-        tenants=[{"id": tenant, "domain": domain}],
-        apps=[{"client_id": client, "tenant": tenant, "secrets": [{"value": SECRET}]}],
-        consents=[
-            {"tenant": tenant, "client_id": client, "roles": ["Calendars.Read", "User.Read.All"]}
-        ],
-        users=[{"tenant": tenant, "upn": upn}],
-    )
-    settings = Settings.from_env(
-        {
-            "TENANT_IDS": tenant,
-            "CLIENT_ID": client,
-            "GRAPH_BASE_URL": sim.graph_base_url,
-            "AUTHORITY_HOST": sim.authority_host,
-            "CA_BUNDLE": sim.ca_pem_path,
-            "AzureWebJobsStorage": azurite,
-        }
-    )
+    tenant, client, users = seed_tenant(sim, secret=SECRET, names=["lee"])
+    ((upn, user_id),) = users.items()
+    settings = app_settings(sim, azurite, tenant, client)
     svc = build_services(settings, secrets=EnvSecrets({"SECRET_GRAPH_CLIENT_SECRET": SECRET}))
-    key = MailboxKey(tenant, seeded["users"][upn].lower())
+    key = MailboxKey(tenant, user_id)
     mailboxes.enrol(svc, tenant, key.user_id, {"mode": "poll", "pollSeconds": 60})
     sim.control.create_event(
         upn,

@@ -4,7 +4,6 @@ re-queued with its attempt counted, shown on the status, until a round succeeds.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +18,7 @@ from shared.core.rounds import stamp_request
 from shared.secrets import EnvSecrets
 from shared.services import mailboxes
 from shared.services.sync import run_sync_request
-from shared.settings import Settings
+from tests.services.simworld import app_settings, seed_tenant
 
 pytestmark = pytest.mark.integration
 SECRET = "the-right-secret-value-0123456789"
@@ -34,29 +33,11 @@ def sim() -> Iterator[SimHandle]:
 @pytest.fixture
 def world(sim: SimHandle, azurite: str) -> Iterator[tuple[Services, MailboxKey, str]]:
     """A fresh tenant with one poll-mode mailbox enrolled and its first round done."""
-    tenant, client = str(uuid.uuid4()), str(uuid.uuid4())
-    domain = f"d{uuid.uuid4().hex[:8]}.example"
-    upn = f"adele@{domain}"
-    seeded = sim.control.seed(
-        tenants=[{"id": tenant, "domain": domain}],
-        apps=[{"client_id": client, "tenant": tenant, "secrets": [{"value": SECRET}]}],
-        consents=[
-            {"tenant": tenant, "client_id": client, "roles": ["Calendars.Read", "User.Read.All"]}
-        ],
-        users=[{"tenant": tenant, "upn": upn}],
-    )
-    settings = Settings.from_env(
-        {
-            "TENANT_IDS": tenant,
-            "CLIENT_ID": client,
-            "GRAPH_BASE_URL": sim.graph_base_url,
-            "AUTHORITY_HOST": sim.authority_host,
-            "CA_BUNDLE": sim.ca_pem_path,
-            "AzureWebJobsStorage": azurite,
-        }
-    )
+    tenant, client, users = seed_tenant(sim, secret=SECRET, names=["adele"])
+    ((upn, user_id),) = users.items()
+    settings = app_settings(sim, azurite, tenant, client)
     svc = build_services(settings, secrets=EnvSecrets({"SECRET_GRAPH_CLIENT_SECRET": SECRET}))
-    user = seeded["users"][upn].lower()
+    user = user_id
     key = MailboxKey(tenant, user)
     mailboxes.enrol(svc, tenant, user, {"mode": "poll", "pollSeconds": 60})
     assert run_sync_request(svc, _poll(svc, key)).result.startswith("ok")

@@ -28,8 +28,8 @@ from shared.core.tracing import parse_traceparent
 from shared.secrets import EnvSecrets
 from shared.services import intake, mailboxes
 from shared.services.sync import run_sync_request
-from shared.settings import Settings
 from shared.telemetry import DIMENSIONS, Metrics
+from tests.services.simworld import app_settings, seed_tenant
 
 pytestmark = pytest.mark.integration
 SECRET = "the-telemetry-secret-value-0123456789"
@@ -48,31 +48,13 @@ def world(
 ) -> Iterator[tuple[Services, MailboxKey, InMemoryMetricReader]]:
     """A poll-mode mailbox enrolled and synced once, a subscription record for it (so the
     intake accepts its notifications), and metrics on an in-memory reader."""
-    tenant, client = str(uuid.uuid4()), str(uuid.uuid4())
-    domain = f"d{uuid.uuid4().hex[:8]}.example"
-    upn = f"alex@{domain}"
-    seeded = sim.control.seed(
-        tenants=[{"id": tenant, "domain": domain}],
-        apps=[{"client_id": client, "tenant": tenant, "secrets": [{"value": SECRET}]}],
-        consents=[
-            {"tenant": tenant, "client_id": client, "roles": ["Calendars.Read", "User.Read.All"]}
-        ],
-        users=[{"tenant": tenant, "upn": upn}],
-    )
-    settings = Settings.from_env(
-        {
-            "TENANT_IDS": tenant,
-            "CLIENT_ID": client,
-            "GRAPH_BASE_URL": sim.graph_base_url,
-            "AUTHORITY_HOST": sim.authority_host,
-            "CA_BUNDLE": sim.ca_pem_path,
-            "AzureWebJobsStorage": azurite,
-        }
-    )
+    tenant, client, users = seed_tenant(sim, secret=SECRET, names=["alex"])
+    (user_id,) = users.values()
+    settings = app_settings(sim, azurite, tenant, client)
     reader = InMemoryMetricReader()
     built = build_services(settings, secrets=EnvSecrets({"SECRET_GRAPH_CLIENT_SECRET": SECRET}))
     svc = replace(built, metrics=Metrics(MeterProvider(metric_readers=[reader])))
-    key = MailboxKey(tenant, seeded["users"][upn].lower())
+    key = MailboxKey(tenant, user_id)
     mailboxes.enrol(svc, tenant, key.user_id, {"mode": "poll", "pollSeconds": 60})
     first = SyncRequest(tenant, key.user_id, Trigger.POLL, requested_at=stamp_request(svc.now()))
     assert run_sync_request(svc, first).result == "ok"
