@@ -27,7 +27,7 @@ from shared.core import lifecycle as lc
 from shared.core.graph import delta_follow, delta_start
 from shared.core.model import SyncRequest, Trigger, Window
 from shared.core.paging import MAX_PAGES, iter_delta_pages
-from shared.core.reconcile import plan_full_diff, plan_page
+from shared.core.reconcile import plan_full_diff
 from shared.core.rounds import (
     CONFLICT_DEFER_SECONDS,
     Defer,
@@ -51,6 +51,7 @@ from shared.errors import (
     Throttled,
     TokenError,
 )
+from shared.services import mirror as mirror_writes
 from shared.services import subscriptions
 from shared.services.lifecycle import advance_if_allowed, restore_credentials
 from shared.telemetry import bind, dims, round_span, trace_id_of
@@ -300,10 +301,7 @@ def _follow(
             seen.update(item.event_id for item in page.items if item.removed is None)
         else:
             stored = svc.state.stored_versions(key, ids)
-        plan = plan_page(page.items, stored, mailbox.options)
-        for event_id, why in plan.skipped:
-            log.warning("event %s of %s not mirrored: %s", event_id, key.user_id, why)
-        svc.state.apply_events(key, plan.upserts, plan.deletes)
+        plan = mirror_writes.apply_items(svc, mailbox, page.items, stored)
         if mirror is not None:
             for ev in plan.upserts:
                 mirror[ev.event_id] = (ev.change_key, ev.content_hash)
@@ -316,7 +314,7 @@ def _follow(
             drift, total = 0, None
             if mirror is not None:
                 stale = plan_full_diff(seen, set(mirror))
-                svc.state.apply_events(key, (), stale)
+                mirror_writes.delete_ids(svc, mailbox, stale)
                 deletes += len(stale)
                 drift = upserts + deletes if count_drift else 0
                 total = len(mirror) - len(stale)
