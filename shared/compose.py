@@ -26,6 +26,7 @@ from shared.names import LOG_TABLE
 from shared.settings import Settings
 
 if TYPE_CHECKING:
+    from shared.adapters.feed_tables import ChangeLog
     from shared.adapters.graph_httpx import GraphClient
     from shared.adapters.msal_tokens import MsalTokens
     from shared.adapters.oplog_tables import TableOpLog
@@ -85,6 +86,8 @@ class Services:
     metrics: telemetry.Metrics = field(default_factory=telemetry.Metrics)
     # The operations log (inbound POSTs, outbound Graph calls), written in the background.
     oplog: TableOpLog | None = None
+    # The change feed: the `changes` table and the `calendar-changes` queue.
+    changes: ChangeLog | None = None
 
     def now(self) -> datetime:
         return self.clock()
@@ -122,6 +125,7 @@ def build_services(
 ) -> Services:
     import httpx
 
+    from shared.adapters.feed_tables import ChangeLog
     from shared.adapters.graph_httpx import GraphClient
     from shared.adapters.msal_tokens import MsalTokens
     from shared.adapters.oplog_tables import TableOpLog
@@ -187,6 +191,7 @@ def build_services(
         intake_state=TableState(intake_clients),
         intake_queue=SyncQueue(intake_clients),
         oplog=oplog,
+        changes=ChangeLog(clients),
     )
 
 

@@ -2,7 +2,7 @@
 cursors (ETag-guarded lease) and mirrored events (batched transactions per partition).
 
 Keys: Graph ids are encoded with core.keys before they become RowKeys. The SDK's errors are
-mapped to shared.errors in `_mapped` only.
+mapped to shared.errors in `mapped_errors` only.
 """
 
 from __future__ import annotations
@@ -23,10 +23,19 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
+from shared.adapters.change_rows import BATCH_SHARE, change_entity, change_of
 from shared.adapters.storage import StorageClients
 from shared.core.entity import payload_size
+from shared.core.feed import ChangeEvent, change_id, format_sequence
 from shared.core.keys import decode_key, encode_key
-from shared.core.model import MailboxKey, MirrorEvent, SubscriptionRecord, Window
+from shared.core.model import (
+    MailboxKey,
+    MirrorEvent,
+    PlannedChange,
+    StoredVersion,
+    SubscriptionRecord,
+    Window,
+)
 from shared.core.options import options_to_dict, parse_options
 from shared.core.reconcile import batch_operations
 from shared.core.state import CursorRecord, MailboxRecord, MailboxStatus
@@ -34,11 +43,18 @@ from shared.errors import NotFoundError, StateConflict, StorageError
 from shared.names import CURSORS_TABLE, EVENTS_TABLE, MAILBOXES_TABLE, SUBSCRIPTIONS_TABLE, TABLES
 
 CALENDAR_ROW = "calendar"  # one cursor per mailbox: the default calendar
+# A mailbox's events partition also holds its change sequence and its outbox (change events
+# not yet relayed to the feed): RowKeys from "~" below U+00A0, which no encoded id takes
+# (core.keys). Queries of events leave them out with EVENTS_ONLY.
+SEQUENCE_ROW = "~seq"
+OUTBOX_PREFIX = "~o~"
+EVENTS_ONLY = "(RowKey lt '~' or RowKey ge '\u00a0')"
+_VERSION_COLUMNS = ("change_key", "content_hash", "field_digests", "series_master_id", "ical_uid")
 _META = {"PartitionKey", "RowKey", "Timestamp", "etag"}
 
 
 @contextlib.contextmanager
-def _mapped(what: str) -> Iterator[None]:
+def mapped_errors(what: str) -> Iterator[None]:
     """Map the SDK's storage errors to StorageError/StateConflict, naming the operation."""
     try:
         yield
@@ -64,7 +80,7 @@ class TableState:
 
     def ensure(self) -> None:
         """Create the tables if missing (idempotent; runs once per process)."""
-        with _mapped("creating tables"):
+        with mapped_errors("creating tables"):
             for name in TABLES:
                 self._clients.tables.create_table_if_not_exists(name)
 
@@ -83,7 +99,7 @@ class TableState:
             value = getattr(record.status, f.name)
             if value is not None:
                 entity[f"status_{f.name}"] = value
-        with _mapped(f"saving mailbox {record.key.user_id}"):
+        with mapped_errors(f"saving mailbox {record.key.user_id}"):
             self.mailboxes.upsert_entity(entity, mode=UpdateMode.REPLACE)
 
     def update_status(self, key: MailboxKey, **changes: Any) -> None:
@@ -93,12 +109,12 @@ class TableState:
         entity: dict[str, Any] = {"PartitionKey": key.tenant_id, "RowKey": key.user_id}
         for name, value in changes.items():
             entity[f"status_{name}"] = "" if value is None else value
-        with contextlib.suppress(ResourceNotFoundError), _mapped("updating a mailbox status"):
+        with contextlib.suppress(ResourceNotFoundError), mapped_errors("updating a mailbox status"):
             self.mailboxes.update_entity(entity, mode=UpdateMode.MERGE)
 
     def get_mailbox(self, key: MailboxKey) -> MailboxRecord:
         try:
-            with _mapped(f"reading mailbox {key.user_id}"):
+            with mapped_errors(f"reading mailbox {key.user_id}"):
                 entity = self.mailboxes.get_entity(key.tenant_id, key.user_id)
         except ResourceNotFoundError:
             raise NotFoundError(
@@ -113,7 +129,7 @@ class TableState:
             return None
 
     def list_mailboxes(self, tenant_id: str | None = None) -> list[MailboxRecord]:
-        with _mapped("listing mailboxes"):
+        with mapped_errors("listing mailboxes"):
             if tenant_id:
                 rows: Iterable[Any] = self.mailboxes.query_entities(
                     "PartitionKey eq @t", parameters={"t": tenant_id}
@@ -123,7 +139,7 @@ class TableState:
             return [_mailbox(e) for e in rows]
 
     def delete_mailbox(self, key: MailboxKey) -> None:
-        with _mapped(f"deleting mailbox {key.user_id}"):
+        with mapped_errors(f"deleting mailbox {key.user_id}"):
             self.mailboxes.delete_entity(key.tenant_id, key.user_id)
 
     # --- subscriptions ---------------------------------------------------------------------------
@@ -143,7 +159,7 @@ class TableState:
         if sub.last_lifecycle_event and sub.last_lifecycle_at:
             entity["last_lifecycle_event"] = sub.last_lifecycle_event
             entity["last_lifecycle_at"] = sub.last_lifecycle_at
-        with _mapped(f"saving subscription {sub.subscription_id}"):
+        with mapped_errors(f"saving subscription {sub.subscription_id}"):
             self.subscriptions.upsert_entity(entity, mode=UpdateMode.REPLACE)
 
     def mark_lifecycle(self, sub: SubscriptionRecord, event: str, at: datetime) -> bool:
@@ -156,7 +172,7 @@ class TableState:
             "last_lifecycle_at": at,
         }
         try:
-            with _mapped(f"marking subscription {sub.subscription_id}"):
+            with mapped_errors(f"marking subscription {sub.subscription_id}"):
                 self.subscriptions.update_entity(
                     entity,
                     mode=UpdateMode.MERGE,
@@ -169,32 +185,32 @@ class TableState:
 
     def get_subscription(self, tenant_id: str, subscription_id: str) -> SubscriptionRecord | None:
         try:
-            with _mapped("reading a subscription"):
+            with mapped_errors("reading a subscription"):
                 entity = self.subscriptions.get_entity(tenant_id, encode_key(subscription_id))
         except ResourceNotFoundError:
             return None
         return _subscription(entity)
 
     def list_subscriptions(self) -> list[SubscriptionRecord]:
-        with _mapped("listing subscriptions"):
+        with mapped_errors("listing subscriptions"):
             return [_subscription(e) for e in self.subscriptions.list_entities()]
 
     def list_tenant_subscriptions(self, tenant_id: str) -> list[SubscriptionRecord]:
         """Every subscription of one tenant (one partition query; for the intake's cache)."""
-        with _mapped("listing a tenant's subscriptions"):
+        with mapped_errors("listing a tenant's subscriptions"):
             rows = self.subscriptions.query_entities(
                 "PartitionKey eq @t", parameters={"t": tenant_id}
             )
             return [_subscription(e) for e in rows]
 
     def delete_subscription(self, tenant_id: str, subscription_id: str) -> None:
-        with contextlib.suppress(ResourceNotFoundError), _mapped("deleting a subscription"):
+        with contextlib.suppress(ResourceNotFoundError), mapped_errors("deleting a subscription"):
             self.subscriptions.delete_entity(tenant_id, encode_key(subscription_id))
 
     # --- cursors (ETag-guarded) ------------------------------------------------------------------
     def get_cursor(self, key: MailboxKey) -> CursorRecord:
         try:
-            with _mapped("reading a cursor"):
+            with mapped_errors("reading a cursor"):
                 entity = self.cursors.get_entity(key.partition, CALENDAR_ROW)
         except ResourceNotFoundError:
             return CursorRecord(key=key)
@@ -234,7 +250,7 @@ class TableState:
                 entity[name] = value
         if cursor.window:
             entity["window_start"], entity["window_end"] = cursor.window.start, cursor.window.end
-        with _mapped("saving a cursor"):
+        with mapped_errors("saving a cursor"):
             if cursor.etag:
                 meta = self.cursors.update_entity(
                     entity,
@@ -247,26 +263,25 @@ class TableState:
         return replace(cursor, etag=str(meta.get("etag", "")))
 
     def delete_cursor(self, key: MailboxKey) -> None:
-        with contextlib.suppress(ResourceNotFoundError), _mapped("deleting a cursor"):
+        with contextlib.suppress(ResourceNotFoundError), mapped_errors("deleting a cursor"):
             self.cursors.delete_entity(key.partition, CALENDAR_ROW)
 
     # --- events ----------------------------------------------------------------------------------
     def stored_versions(
         self, key: MailboxKey, event_ids: Sequence[str] | None = None
-    ) -> dict[str, tuple[str, str]]:
-        """id → (change_key, content_hash) for the given ids, or for the whole mirror (None)."""
-        select = ["RowKey", "change_key", "content_hash"]
-        out: dict[str, tuple[str, str]] = {}
-        with _mapped("reading mirrored versions"):
+    ) -> dict[str, StoredVersion]:
+        """id -> StoredVersion for the given ids, or for the whole mirror (None)."""
+        select = ["RowKey", *_VERSION_COLUMNS]
+        out: dict[str, StoredVersion] = {}
+        with mapped_errors("reading mirrored versions"):
             if event_ids is None:
                 rows: Iterable[Any] = self.events.query_entities(
-                    "PartitionKey eq @p", parameters={"p": key.partition}, select=select
+                    f"PartitionKey eq @p and {EVENTS_ONLY}",
+                    parameters={"p": key.partition},
+                    select=select,
                 )
                 for e in rows:
-                    out[decode_key(e["RowKey"])] = (
-                        e.get("change_key", ""),
-                        e.get("content_hash", ""),
-                    )
+                    out[decode_key(e["RowKey"])] = _version(e)
                 return out
             unique = list(dict.fromkeys(event_ids))
             for i in range(
@@ -280,22 +295,147 @@ class TableState:
                 for e in self.events.query_entities(
                     f"PartitionKey eq @p and ( {rows_filter} )", parameters=params, select=select
                 ):
-                    out[decode_key(e["RowKey"])] = (
-                        e.get("change_key", ""),
-                        e.get("content_hash", ""),
-                    )
+                    out[decode_key(e["RowKey"])] = _version(e)
         return out
+
+    def apply_changes(
+        self,
+        key: MailboxKey,
+        upserts: Sequence[MirrorEvent],
+        changes: Sequence[PlannedChange],
+        *,
+        at: datetime,
+        mailbox_ref: str = "",
+    ) -> list[ChangeEvent]:
+        """Write `changes` (an upsert of the event in `upserts` with its id, or a delete) and
+        their change events together: each batch transaction holds the event rows, one outbox
+        row per change, and the partition's sequence row (ETag-guarded), so a change event
+        exists exactly when its change landed. StateConflict when the partition changed
+        meanwhile (another writer's sequence, a row already gone): plan again and retry."""
+        partition = key.partition
+        by_id = {ev.event_id: ev for ev in upserts}
+        units: list[tuple[PlannedChange, Any]] = []
+        for planned in changes:
+            if planned.type == "deleted":
+                units.append(
+                    (
+                        planned,
+                        (
+                            "delete",
+                            {"PartitionKey": partition, "RowKey": encode_key(planned.event_id)},
+                        ),
+                    )
+                )
+            else:
+                entity = _event_entity(key, by_id[planned.event_id])
+                units.append((planned, ("upsert", entity, {"mode": UpdateMode.REPLACE})))
+        written: list[ChangeEvent] = []
+        # Two operations a change and one for the sequence: at most 49 changes a transaction.
+        for batch in batch_operations(
+            units, size_of=lambda u: _unit_size(u[0], u[1][1]), max_ops=49
+        ):
+            last, etag = self._sequence(key)
+            actions: list[Any] = []
+            made: list[ChangeEvent] = []
+            for number, (planned, op) in enumerate(batch, start=last + 1):
+                change = ChangeEvent(
+                    change_id=change_id(
+                        partition, number, planned.event_id, planned.type, planned.change_key
+                    ),
+                    sequence=number,
+                    type=planned.type,
+                    tenant_id=key.tenant_id,
+                    user_id=key.user_id,
+                    event_id=planned.event_id,
+                    occurred_at=at,
+                    series_master_id=planned.series_master_id,
+                    ical_uid=planned.ical_uid,
+                    change_key=planned.change_key,
+                    changed_fields=planned.changed_fields,
+                    event=planned.event,
+                    mailbox_ref=mailbox_ref,
+                )
+                actions.append(op)
+                actions.append(
+                    ("create", change_entity(change, OUTBOX_PREFIX + format_sequence(number)))
+                )
+                made.append(change)
+            counter = {
+                "PartitionKey": partition,
+                "RowKey": SEQUENCE_ROW,
+                "last": str(last + len(batch)),
+            }
+            if etag:
+                guard = {
+                    "mode": UpdateMode.REPLACE,
+                    "etag": etag,
+                    "match_condition": MatchConditions.IfNotModified,
+                }
+                actions.append(("update", counter, guard))
+            else:
+                actions.append(("create", counter))
+            try:
+                self.events.submit_transaction(actions)
+            except TableTransactionError as exc:
+                raise StateConflict(
+                    f"the mirror of {key.user_id} changed while it was written "
+                    f"({type(exc).__name__}); plan the page again"
+                ) from None
+            except AzureError as exc:
+                raise StorageError(
+                    f"writing events of {key.user_id}: Table storage failed ({type(exc).__name__})"
+                ) from None
+            written.extend(made)
+        return written
+
+    def _sequence(self, key: MailboxKey) -> tuple[int, str]:
+        """The partition's last change sequence and its row's ETag ((-1, "") before any)."""
+        try:
+            with mapped_errors(f"reading the change sequence of {key.user_id}"):
+                row = self.events.get_entity(key.partition, SEQUENCE_ROW)
+        except ResourceNotFoundError:
+            return -1, ""
+        return int(row.get("last", "-1")), str(row.metadata.get("etag", ""))
+
+    def outbox(self, key: MailboxKey, limit: int = 500) -> list[tuple[str, ChangeEvent]]:
+        """Change events written with the mirror but not yet relayed, oldest first."""
+        out: list[tuple[str, ChangeEvent]] = []
+        with mapped_errors(f"reading the outbox of {key.user_id}"):
+            rows = self.events.query_entities(
+                "PartitionKey eq @p and RowKey gt @lo and RowKey lt @hi",
+                parameters={"p": key.partition, "lo": OUTBOX_PREFIX, "hi": OUTBOX_PREFIX + "~"},
+                results_per_page=limit,
+            )
+            for row in rows:
+                out.append((str(row["RowKey"]), change_of(row)))
+                if len(out) >= limit:
+                    break
+        return out
+
+    def drop_outbox(self, key: MailboxKey, row_keys: Sequence[str]) -> None:
+        """Remove relayed outbox rows (a row already gone is fine: relays may overlap)."""
+        entities = [{"PartitionKey": key.partition, "RowKey": rk} for rk in row_keys]
+        for batch in batch_operations(entities, size_of=lambda _: 200):
+            try:
+                with mapped_errors(f"clearing the outbox of {key.user_id}"):
+                    self.events.submit_transaction([("delete", e) for e in batch])
+            except StorageError:
+                for e in batch:
+                    with (
+                        contextlib.suppress(ResourceNotFoundError),
+                        mapped_errors(f"clearing the outbox of {key.user_id}"),
+                    ):
+                        self.events.delete_entity(e["PartitionKey"], e["RowKey"])
 
     def apply_events(
         self, key: MailboxKey, upserts: Sequence[MirrorEvent], deletes: Sequence[str]
     ) -> None:
-        """Upsert and delete in batch transactions of at most 100 operations / 4 MB each."""
+        """Upsert and delete in batch transactions of at most 100 operations / 4 MB each, with
+        no change events (seeding, purging a removed mailbox): the mirror's own changes go
+        through `apply_changes`."""
         ops: list[tuple[str, dict[str, Any]]] = []
         for ev in upserts:
-            entity = {"PartitionKey": key.partition, "RowKey": encode_key(ev.event_id)}
-            entity |= {"event_id": ev.event_id, "change_key": ev.change_key}
-            entity |= {"content_hash": ev.content_hash} | ev.properties
-            ops.append(("upsert", entity))
+            ops.append(("upsert", _event_entity(key, ev)))
         for event_id in deletes:
             ops.append(("delete", {"PartitionKey": key.partition, "RowKey": encode_key(event_id)}))
         # An id may be upserted and deleted on one page only if the page said so; a batch may not
@@ -314,13 +454,13 @@ class TableState:
 
     def _submit(self, key: MailboxKey, actions: list[Any]) -> None:
         try:
-            with _mapped(f"writing events of {key.user_id}"):
+            with mapped_errors(f"writing events of {key.user_id}"):
                 self.events.submit_transaction(actions)
         except StorageError:
             # A delete of a row that is already gone fails the whole batch (idempotent replays):
             # fall back to one operation at a time, ignoring rows already deleted.
             for action in actions:
-                with _mapped(f"writing an event of {key.user_id}"):
+                with mapped_errors(f"writing an event of {key.user_id}"):
                     if action[0] == "upsert":
                         self.events.upsert_entity(action[1], mode=UpdateMode.REPLACE)
                     else:
@@ -339,7 +479,7 @@ class TableState:
         """The mirrored events of a mailbox overlapping [start, end), as stored: one partition
         query, bounded by the range; only `columns` when given (a property a row lacks is
         left out)."""
-        query = "PartitionKey eq @p"
+        query = f"PartitionKey eq @p and {EVENTS_ONLY}"
         params: dict[str, Any] = {"p": key.partition}
         if end is not None:
             query += " and start lt @end"
@@ -347,7 +487,7 @@ class TableState:
         if start is not None:
             query += " and end gt @start"
             params["start"] = start
-        with _mapped(f"listing events of {key.user_id}"):
+        with mapped_errors(f"listing events of {key.user_id}"):
             rows = self.events.query_entities(
                 query, parameters=params, select=list(columns) if columns else None
             )
@@ -391,3 +531,20 @@ def _subscription(entity: Any) -> SubscriptionRecord:
         last_lifecycle_at=entity.get("last_lifecycle_at"),
         etag=str(getattr(entity, "metadata", {}).get("etag", "")),
     )
+
+
+def _version(entity: Any) -> StoredVersion:
+    return StoredVersion(*(str(entity.get(name) or "") for name in _VERSION_COLUMNS))
+
+
+def _event_entity(key: MailboxKey, ev: MirrorEvent) -> dict[str, Any]:
+    entity: dict[str, Any] = {"PartitionKey": key.partition, "RowKey": encode_key(ev.event_id)}
+    entity |= {"event_id": ev.event_id, "change_key": ev.change_key}
+    return entity | {"content_hash": ev.content_hash} | ev.properties
+
+
+def _unit_size(planned: PlannedChange, entity: dict[str, Any]) -> int:
+    """Bytes one change takes in a batch: its event row and its outbox row (bounded by
+    change_rows.BATCH_SHARE), escaped as the request body escapes them."""
+    event_bytes = len(json.dumps(entity, default=str)) + 2048 if planned.type != "deleted" else 256
+    return event_bytes + BATCH_SHARE + 2048

@@ -19,6 +19,8 @@ Rules:
   `body_truncated=True` and `body_length` keeps the original length in characters (code points).
   Every entity carries both fields. Then long strings are split per `entity.chunk_properties`;
   `join_properties` (snake_case names, as stored) reverses that for readers.
+- Each event also carries its change-feed form (`feed`, core.feed.event_json) and a digest per
+  field of it (`field_digests`, stored on the row, outside the content hash).
 - `content_hash` is SHA-256 over canonical JSON of the logical (unsplit) properties: sorted keys,
   no spaces, datetimes as ISO 8601 UTC. It is stable across runs and hosts.
 """
@@ -32,6 +34,7 @@ from datetime import UTC, datetime, time, tzinfo
 from typing import Any
 
 from shared.core.entity import chunk_properties, cut_utf16, entity_size, join_properties
+from shared.core.feed import event_json, field_digests
 from shared.core.model import MailboxOptions, MirrorEvent
 from shared.core.zones import resolve_zone
 from shared.errors import InputError
@@ -39,6 +42,7 @@ from shared.errors import InputError
 __all__ = ["ENTITY_BUDGET", "content_hash", "join_properties", "normalize_event"]
 
 ENTITY_BUDGET = 900 * 1024
+DIGESTS_RESERVE = 4 * 1024  # the field_digests property, added after the body is fitted
 TABLE_MIN_YEAR = 1601  # Edm.DateTime in Table Storage starts at 1601-01-01 UTC
 MASKED_SUBJECT = "Private appointment"
 MASKED_SENSITIVITIES = frozenset({"private", "confidential"})
@@ -146,10 +150,11 @@ def _fit_body(props: dict[str, Any]) -> None:
     body: str = props["body"]
     props["body_length"] = len(body)
     props["body_truncated"] = False
-    if entity_size(chunk_properties(props)) <= ENTITY_BUDGET:
+    budget = ENTITY_BUDGET - DIGESTS_RESERVE
+    if entity_size(chunk_properties(props)) <= budget:
         return
     props["body"] = ""
-    spare = ENTITY_BUDGET - entity_size(chunk_properties(props))
+    spare = budget - entity_size(chunk_properties(props))
     # Two bytes per UTF-16 unit; 1 KiB covers the names and headers of up to 30 parts.
     units = (spare - 1024) // 2
     if units < 0:
@@ -158,7 +163,7 @@ def _fit_body(props: dict[str, Any]) -> None:
         )
     props["body"] = cut_utf16(body, units)
     props["body_truncated"] = True
-    while entity_size(chunk_properties(props)) > ENTITY_BUDGET:  # only if the estimate was off
+    while entity_size(chunk_properties(props)) > budget:  # only if the estimate was off
         units -= 1024
         props["body"] = cut_utf16(body, max(units, 0))
 
@@ -216,11 +221,16 @@ def normalize_event(event: dict[str, Any], options: MailboxOptions) -> MirrorEve
     if options.private == "mask" and sensitivity.lower() in MASKED_SENSITIVITIES:
         _mask(props)
     _fit_body(props)
+    change_key = _text(event.get("changeKey"))
+    feed = event_json(props | {"event_id": eid, "change_key": change_key}, options.time_zone)
+    digests = json.dumps(field_digests(feed), sort_keys=True, separators=(",", ":"))
     return MirrorEvent(
         event_id=eid,
-        change_key=_text(event.get("changeKey")),
+        change_key=change_key,
         content_hash=content_hash(props),
-        properties=chunk_properties(props),
+        properties=chunk_properties(props) | {"field_digests": digests},
+        feed=feed,
+        digests=digests,
     )
 
 

@@ -13,7 +13,9 @@ the Azurite emulator (Azure/Azurite#1377; "PartitionKey or RowKey containing the
 character causes some Windows Azure Tables APIs to fail", Azure Storage team blog, 2012), which is
 also why '%' is not the escape character. Every character to escape is below U+0100, so two hex
 digits always suffice. A Graph event id (base64 with '/', '+', '=') grows by two characters
-per '/' in it.
+per '/' in it. A leading '~' becomes '!7E': keys from '~' up to U+00A0 (exclusive; U+007F to
+U+009F are escaped, so no encoded key starts with one) are the store's own rows in a mailbox's
+partition (its change sequence and outbox), never an encoded id.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from shared.errors import InputError
 
 MAX_KEY_UTF16_UNITS = 512  # 1 KiB of UTF-16
 ESCAPE = "!"
+RESERVED_PREFIX = "~"  # keys starting with it are the store's own rows (sequence, outbox)
 
 _FORBIDDEN = frozenset("/\\#?") | {chr(c) for c in range(0x20)}
 _FORBIDDEN |= {chr(c) for c in range(0x7F, 0xA0)}
@@ -43,6 +46,8 @@ def encode_key(value: str) -> str:
     """Encode `value` into a Table-safe key; InputError when the key would exceed 1 KiB."""
     _check_unicode(value, "the value to encode as a Table key")
     key = value.translate(_ENCODE_TABLE)
+    if key.startswith(RESERVED_PREFIX):
+        key = f"{ESCAPE}{ord(RESERVED_PREFIX):02X}{key[1:]}"
     units = utf16_units(key)
     if units > MAX_KEY_UTF16_UNITS:
         raise InputError(
@@ -61,6 +66,8 @@ def decode_key(key: str) -> str:
 
     def replace(match: re.Match[str]) -> str:
         ch = chr(int(match.group(1), 16))
+        if ch == RESERVED_PREFIX and match.start() == 0:
+            return ch
         if ch not in _ESCAPED:
             raise InputError(
                 f"not an encoded Table key: {match.group(0)!r} escapes {ch!r}, "

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Mode = Literal["webhook", "poll"]
-PrivateHandling = Literal["mirror", "mask"]
+PrivateHandling = Literal["mirror", "mask", "exclude"]
 BodyType = Literal["html", "text"]
 
 MIN_POLL_SECONDS = 60  # Microsoft forbids polling faster than once a minute per mailbox.
@@ -42,6 +42,7 @@ class MailboxOptions:
     private: PrivateHandling = "mirror"
     body_type: BodyType = "html"
     time_zone: str = "UTC"
+    reference: str = ""  # the caller's own name for the mailbox (its downstream user), or ""
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,34 @@ class MirrorEvent:
     change_key: str
     content_hash: str
     properties: dict[str, Any] = field(default_factory=dict)
+    # The event as the change feed shows it (core.feed.event_json), and a digest per field of
+    # it (JSON text, stored on the row) from which the next change's changedFields are found.
+    feed: dict[str, Any] = field(default_factory=dict)
+    digests: str = ""
+
+
+class StoredVersion(NamedTuple):
+    """What the mirror holds of an event, as far as planning a page needs it: the version
+    (change_key, content_hash) that decides an upsert, and what a change event reports."""
+
+    change_key: str
+    content_hash: str
+    digests: str = ""  # JSON {field: digest} of the feed form; "" on rows older than the feed
+    series_master_id: str = ""
+    ical_uid: str = ""
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    """One change of the mirror, before the store gives it its sequence and id."""
+
+    type: Literal["created", "updated", "deleted"]
+    event_id: str
+    change_key: str = ""
+    series_master_id: str = ""
+    ical_uid: str = ""
+    changed_fields: tuple[str, ...] | None = None
+    event: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ MAX_WEEKS_BACK = 26
 MAX_WEEKS_AHEAD = 104
 MAX_POLL_SECONDS = 86_400
 MODES = ("webhook", "poll")
-PRIVATE_HANDLING = ("mirror", "mask")
+PRIVATE_HANDLING = ("mirror", "mask", "exclude")
+MAX_REFERENCE_CHARS = 256
 BODY_TYPES = ("html", "text")
 
 # JSON key -> MailboxOptions field.
@@ -33,6 +34,7 @@ OPTION_KEYS: dict[str, str] = {
     "private": "private",
     "bodyType": "body_type",
     "timeZone": "time_zone",
+    "reference": "reference",
 }
 
 
@@ -84,6 +86,20 @@ def _time_zone(value: Any, problems: list[str]) -> str | None:
     return canonical
 
 
+def _reference(value: Any, problems: list[str]) -> str | None:
+    if (
+        not isinstance(value, str)
+        or len(value) > MAX_REFERENCE_CHARS
+        or any(not ch.isprintable() for ch in value)
+    ):
+        problems.append(
+            f"reference: must be text of at most {MAX_REFERENCE_CHARS} printable characters "
+            f"(your own id for this mailbox's user), got {value!r:.80}"
+        )
+        return None
+    return value
+
+
 def parse_options(body: Mapping[str, Any], current: MailboxOptions | None = None) -> MailboxOptions:
     """Validate a JSON options object over `current` (or the defaults); InputError lists all."""
     if not isinstance(body, Mapping):
@@ -106,6 +122,7 @@ def parse_options(body: Mapping[str, Any], current: MailboxOptions | None = None
         "private": lambda v: _choice("private", v, PRIVATE_HANDLING, problems),
         "bodyType": lambda v: _choice("bodyType", v, BODY_TYPES, problems),
         "timeZone": lambda v: _time_zone(v, problems),
+        "reference": lambda v: _reference(v, problems),
     }
     for key, check in checks.items():
         if key in body:

@@ -4,8 +4,10 @@ Rules:
 - `plan_page` upserts an event only when its id is new to the mirror or its change_key or
   content_hash differs from what is stored, and deletes only ids the mirror holds. When an id
   appears more than once on a page (Graph replays items), the LAST occurrence wins. Series
-  masters are skipped. Hence applying the same page twice changes nothing the second time
-  (idempotent replays), and each mirror change is planned exactly once.
+  masters are skipped. Each upsert and delete comes with its change event (`changes`, in the
+  same order), created/updated/deleted with the fields that changed. Hence applying the same
+  page twice changes nothing the second time (idempotent replays), and each mirror change is
+  planned exactly once.
 - An event that cannot be normalised (e.g. an unknown time zone) is reported in `skipped` with
   its reason instead of failing the page: one odd event must not stall a mailbox's cursor.
 - `plan_full_diff`: after a full resync of the window (the 410 SyncStateNotFound recovery), the
@@ -18,12 +20,14 @@ Rules:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from shared.core.events import normalize_event
-from shared.core.model import DeltaItem, MailboxOptions, MirrorEvent
+from shared.core.events import MASKED_SENSITIVITIES, normalize_event
+from shared.core.feed import changed_fields
+from shared.core.model import DeltaItem, MailboxOptions, MirrorEvent, PlannedChange
 from shared.errors import InputError
 
 T = TypeVar("T")
@@ -34,17 +38,52 @@ MAX_BATCH_BYTES = 4_000_000
 
 @dataclass(frozen=True)
 class PagePlan:
-    """The writes one delta page needs: upserts, deletes (event ids), and events skipped."""
+    """The writes one delta page needs: upserts, deletes (event ids), events skipped, and the
+    change events they make (one per upsert and delete, in the same order)."""
 
     upserts: tuple[MirrorEvent, ...]
     deletes: tuple[str, ...]
     skipped: tuple[tuple[str, str], ...] = ()  # (event id, reason)
+    changes: tuple[PlannedChange, ...] = ()
+
+
+def _digests(version: Sequence[str] | None) -> dict[str, str] | None:
+    text = version[2] if version is not None and len(version) > 2 else ""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _field(version: Sequence[str] | None, index: int) -> str:
+    return version[index] if version is not None and len(version) > index else ""
+
+
+def deletion(event_id: str, version: Sequence[str] | None) -> PlannedChange:
+    """The change event of removing `event_id`, whose stored version is `version`."""
+    return PlannedChange(
+        "deleted",
+        event_id,
+        change_key=_field(version, 0),
+        series_master_id=_field(version, 3),
+        ical_uid=_field(version, 4),
+    )
+
+
+def _is_excluded(event: Mapping[str, Any], options: MailboxOptions) -> bool:
+    sensitivity = str(event.get("sensitivity") or "").lower()
+    return options.private == "exclude" and sensitivity in MASKED_SENSITIVITIES
 
 
 def plan_page(
-    items: Sequence[DeltaItem], stored: Mapping[str, tuple[str, str]], options: MailboxOptions
+    items: Sequence[DeltaItem], stored: Mapping[str, Sequence[str]], options: MailboxOptions
 ) -> PagePlan:
-    """The upserts and deletes for `items`, given `stored` id -> (change_key, content_hash)."""
+    """The upserts and deletes for `items`, given `stored` id -> version (a StoredVersion, or
+    a (change_key, content_hash) pair). With the private option `exclude`, a private or
+    confidential event is treated as gone: never mirrored, deleted if it was."""
     last: dict[str, DeltaItem] = {}
     for item in items:
         # Re-inserting moves the id to its last position: the page's order of last occurrences.
@@ -53,10 +92,13 @@ def plan_page(
     upserts: list[MirrorEvent] = []
     deletes: list[str] = []
     skipped: list[tuple[str, str]] = []
+    changes: list[PlannedChange] = []
     for event_id, item in last.items():
-        if item.event is None:
-            if event_id in stored:
+        held = stored.get(event_id)
+        if item.event is None or _is_excluded(item.event, options):
+            if held is not None:
                 deletes.append(event_id)
+                changes.append(deletion(event_id, held))
             continue
         if item.event.get("type") == "seriesMaster":
             continue
@@ -65,9 +107,25 @@ def plan_page(
         except InputError as exc:
             skipped.append((event_id, exc.message))
             continue
-        if stored.get(event_id) != (mirrored.change_key, mirrored.content_hash):
+        if held is None or tuple(held[:2]) != (mirrored.change_key, mirrored.content_hash):
             upserts.append(mirrored)
-    return PagePlan(tuple(upserts), tuple(deletes), tuple(skipped))
+            after = json.loads(mirrored.digests)
+            changes.append(
+                PlannedChange(
+                    "created" if held is None else "updated",
+                    event_id,
+                    change_key=mirrored.change_key,
+                    series_master_id=str(mirrored.feed.get("seriesMasterId") or ""),
+                    ical_uid=str(mirrored.feed.get("iCalUId") or ""),
+                    changed_fields=None if held is None else _changed(_digests(held), after),
+                    event=mirrored.feed,
+                )
+            )
+    return PagePlan(tuple(upserts), tuple(deletes), tuple(skipped), tuple(changes))
+
+
+def _changed(before: dict[str, str] | None, after: dict[str, str]) -> tuple[str, ...] | None:
+    return None if before is None else changed_fields(before, after)
 
 
 def plan_full_diff(seen: set[str], mirror_ids: set[str]) -> tuple[str, ...]:

@@ -1,42 +1,85 @@
 """The one way into the mirror: Graph's view of some events (delta items, or the event a write
-returned) planned against what the mirror holds and written in batch transactions.
+returned) planned against what the mirror holds, written together with its change events, and
+relayed to the change feed.
 
-Every change of the mirror goes through `apply_items`, whoever found it (a delta round, a write's
-answer), so the rules of core.reconcile (idempotent, last occurrence wins, one change planned
-once) hold for all of them.
+Every change of the mirror goes through here, whoever found it (a delta round, a full round's
+diff, a write's answer), so the rules of core.reconcile (idempotent, last occurrence wins, one
+change planned once) and of the feed (one change event per change, written in the same Table
+transaction as the change: a crash can neither lose one nor make one for a change that did not
+land) hold for all of them. When a transaction meets a partition that changed meanwhile, the
+page is planned again from a fresh read (at most PLAN_ATTEMPTS times).
+
+The relay (services.feed) then copies the outbox to the `changes` table and the
+`calendar-changes` queue; it runs right after each write and again at the start of every round,
+so changes a crash left in the outbox are relayed by the next round of the mailbox.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 
 from shared.compose import Services
-from shared.core.model import DeltaItem
-from shared.core.reconcile import PagePlan, plan_page
+from shared.core.feed import ChangeEvent
+from shared.core.model import DeltaItem, StoredVersion
+from shared.core.reconcile import PagePlan, deletion, plan_page
 from shared.core.state import MailboxRecord
+from shared.errors import StateConflict
+from shared.services import feed
 
 log = logging.getLogger("calsync.mirror")
+
+PLAN_ATTEMPTS = 5
 
 
 def apply_items(
     svc: Services,
     mailbox: MailboxRecord,
     items: Sequence[DeltaItem],
-    stored: Mapping[str, tuple[str, str]] | None = None,
-) -> PagePlan:
+    stored: Mapping[str, StoredVersion] | None = None,
+) -> tuple[PagePlan, list[ChangeEvent]]:
     """Plan `items` against the mirror (`stored` id -> version when the caller holds it, else
-    read for these ids) and write the plan; returns it."""
+    read for these ids), write the plan with its change events, and relay them."""
     key = mailbox.key
-    if stored is None:
-        stored = svc.state.stored_versions(key, [item.event_id for item in items])
-    plan = plan_page(items, stored, mailbox.options)
+    ids = [item.event_id for item in items]
+    for attempt in range(1, PLAN_ATTEMPTS + 1):
+        if stored is None:
+            stored = svc.state.stored_versions(key, ids)
+        plan = plan_page(items, stored, mailbox.options)
+        try:
+            written = svc.state.apply_changes(
+                key,
+                plan.upserts,
+                plan.changes,
+                at=svc.now(),
+                mailbox_ref=mailbox.options.reference,
+            )
+        except StateConflict:
+            if attempt == PLAN_ATTEMPTS:
+                raise
+            log.info("mirror of %s changed meanwhile: planning the page again", key.user_id)
+            stored = None
+            continue
+        break
     for event_id, why in plan.skipped:
         log.warning("event %s of %s not mirrored: %s", event_id, key.user_id, why)
-    svc.state.apply_events(key, plan.upserts, plan.deletes)
-    return plan
+    if written:
+        feed.relay(svc, key)
+    return plan, written
 
 
-def delete_ids(svc: Services, mailbox: MailboxRecord, event_ids: Sequence[str]) -> None:
-    """Remove events the mirror holds but Graph no longer lists (a full round's diff)."""
-    svc.state.apply_events(mailbox.key, (), event_ids)
+def delete_ids(
+    svc: Services,
+    mailbox: MailboxRecord,
+    versions: MutableMapping[str, StoredVersion],
+    ids: Sequence[str],
+) -> list[ChangeEvent]:
+    """Remove events the mirror holds but Graph no longer lists (a full round's diff), each
+    with its deletion event; `versions` is the mirror as the round holds it."""
+    changes = [deletion(i, versions.get(i)) for i in ids]
+    written = svc.state.apply_changes(
+        mailbox.key, (), changes, at=svc.now(), mailbox_ref=mailbox.options.reference
+    )
+    if written:
+        feed.relay(svc, mailbox.key)
+    return written

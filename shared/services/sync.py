@@ -25,7 +25,7 @@ from typing import Any
 from shared.compose import Services
 from shared.core import lifecycle as lc
 from shared.core.graph import delta_follow, delta_start
-from shared.core.model import SyncRequest, Trigger, Window
+from shared.core.model import StoredVersion, SyncRequest, Trigger, Window
 from shared.core.paging import MAX_PAGES, iter_delta_pages
 from shared.core.reconcile import plan_full_diff
 from shared.core.rounds import (
@@ -51,8 +51,8 @@ from shared.errors import (
     Throttled,
     TokenError,
 )
+from shared.services import feed, subscriptions
 from shared.services import mirror as mirror_writes
-from shared.services import subscriptions
 from shared.services.lifecycle import advance_if_allowed, restore_credentials
 from shared.telemetry import bind, dims, round_span, trace_id_of
 
@@ -169,6 +169,9 @@ def _run_request(svc: Services, request: SyncRequest) -> SyncOutcome:
         time.time(),
         extra=dims(full=any(step.full for step in plan.passes)),
     )
+    # Change events a crashed round (or write) left in the outbox go to the feed first, so the
+    # feed keeps the mailbox's order.
+    feed.relay(svc, key)
     return _round(svc, request, mailbox, cursor, plan)
 
 
@@ -301,10 +304,16 @@ def _follow(
             seen.update(item.event_id for item in page.items if item.removed is None)
         else:
             stored = svc.state.stored_versions(key, ids)
-        plan = mirror_writes.apply_items(svc, mailbox, page.items, stored)
+        plan, _ = mirror_writes.apply_items(svc, mailbox, page.items, stored)
         if mirror is not None:
             for ev in plan.upserts:
-                mirror[ev.event_id] = (ev.change_key, ev.content_hash)
+                mirror[ev.event_id] = StoredVersion(
+                    ev.change_key,
+                    ev.content_hash,
+                    ev.digests,
+                    str(ev.feed.get("seriesMasterId") or ""),
+                    str(ev.feed.get("iCalUId") or ""),
+                )
             for gone in plan.deletes:
                 mirror.pop(gone, None)
                 seen.discard(gone)
@@ -314,7 +323,7 @@ def _follow(
             drift, total = 0, None
             if mirror is not None:
                 stale = plan_full_diff(seen, set(mirror))
-                mirror_writes.delete_ids(svc, mailbox, stale)
+                mirror_writes.delete_ids(svc, mailbox, mirror, stale)
                 deletes += len(stale)
                 drift = upserts + deletes if count_drift else 0
                 total = len(mirror) - len(stale)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from shared.core.entity import CHUNK_UNITS, entity_size, utf16_units
-from shared.core.events import ENTITY_BUDGET, join_properties, normalize_event
+from shared.core.events import DIGESTS_RESERVE, ENTITY_BUDGET, join_properties, normalize_event
 from shared.core.model import MailboxOptions
 from shared.errors import InputError
 
@@ -69,7 +70,9 @@ def test_timed_event_properties() -> None:
     mirrored = normalize_event(graph_event(), OPTS)
     assert mirrored.event_id == "AAMkAGI2/TQ3+ZC04="
     assert mirrored.change_key == "DwAAABYAAAB"
-    assert mirrored.properties == {
+    props = dict(mirrored.properties)
+    assert set(json.loads(props.pop("field_digests"))) == set(mirrored.feed) - {"id", "changeKey"}
+    assert props == {
         "subject": "Design review",
         "body_content_type": "html",
         "body": "<p>Agenda</p>",
@@ -289,7 +292,7 @@ def test_huge_body_truncated_to_fit_the_entity(unit: str) -> None:
     assert props["body_truncated"] is True
     assert props["body_length"] == 2_000_000
     size = entity_size(props)
-    assert ENTITY_BUDGET - 2_048 < size <= ENTITY_BUDGET
+    assert ENTITY_BUDGET - DIGESTS_RESERVE - 2_048 < size <= ENTITY_BUDGET  # digests included
     assert len(props) <= 252
     joined = join_properties(props)["body"]
     assert body.startswith(joined)

@@ -110,6 +110,7 @@ def test_body_must_be_an_object() -> None:
         MailboxOptions(),
         MailboxOptions(0, 1, "poll", 60, "mask", "text", "Tokyo Standard Time"),
         MailboxOptions(26, 104, "webhook", 86400, "mirror", "html", "Europe/Berlin"),
+        MailboxOptions(4, 52, "webhook", 300, "exclude", "html", "UTC", "tech-42"),
     ],
 )
 def test_round_trip_through_json_form(options: MailboxOptions) -> None:
@@ -121,7 +122,15 @@ def test_round_trip_through_json_form(options: MailboxOptions) -> None:
         "mode",
         "pollSeconds",
         "private",
+        "reference",
         "bodyType",
         "timeZone",
     }
     assert parse_options(as_dict) == options
+
+
+@pytest.mark.parametrize("value", ["x" * 257, "tab\there", 42])
+def test_reference_refused_when_long_unprintable_or_not_text(value: object) -> None:
+    """reference is printable text of at most 256 characters, else an InputError naming it."""
+    with pytest.raises(InputError, match="reference: must be text"):
+        parse_options({"reference": value})

@@ -1,0 +1,214 @@
+"""The change feed as the services make it, against the simulator and Azurite: one change event
+per mirror change, written with the change itself, relayed in order to the `changes` table and
+the `calendar-changes` queue, with stable ids, changed fields and the mailbox's reference."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from graphsim.testing import SimHandle, run_simulator
+from shared.compose import Services, build_services
+from shared.core.feed import ChangeEvent
+from shared.core.model import DeltaItem, MailboxKey, SyncRequest, Trigger
+from shared.core.reconcile import plan_page
+from shared.core.rounds import stamp_request
+from shared.secrets import EnvSecrets
+from shared.services import mailboxes, mirror
+from shared.services.sync import run_sync_request
+from tests.services.simworld import app_settings, seed_tenant
+
+pytestmark = pytest.mark.integration
+SECRET = "the-right-secret-value-0123456789"
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimHandle]:
+    with run_simulator(seed=21) as handle:
+        yield handle
+
+
+@pytest.fixture
+def world(sim: SimHandle, azurite: str) -> Iterator[tuple[Services, MailboxKey, str]]:
+    """A fresh tenant with one poll-mode mailbox (reference "tech-7") and its first round."""
+    tenant, client, users = seed_tenant(sim, secret=SECRET, names=["ravi"])
+    ((upn, user_id),) = users.items()
+    settings = app_settings(sim, azurite, tenant, client)
+    svc = build_services(settings, secrets=EnvSecrets({"SECRET_GRAPH_CLIENT_SECRET": SECRET}))
+    key = MailboxKey(tenant, user_id)
+    mailboxes.enrol(svc, tenant, user_id, {"mode": "poll", "reference": "tech-7"})
+    assert _round(svc, key).startswith("ok")
+    yield svc, key, upn
+    svc.graph.close()
+
+
+def _round(svc: Services, key: MailboxKey, *, full: bool = False) -> str:
+    request = SyncRequest(
+        key.tenant_id, key.user_id, Trigger.POLL, full=full, requested_at=stamp_request(svc.now())
+    )
+    return run_sync_request(svc, request).result
+
+
+def _feed(svc: Services, key: MailboxKey) -> list[ChangeEvent]:
+    assert svc.changes is not None
+    return svc.changes.read_after(key, limit=1000)
+
+
+def _slot(days: int = 2, minutes: int = 30) -> dict[str, dict[str, str]]:
+    start = datetime.now(UTC).replace(microsecond=0, second=0, minute=0) + timedelta(days=days)
+    fmt = "%Y-%m-%dT%H:%M:%S"
+    return {
+        "start": {"dateTime": start.strftime(fmt), "timeZone": "UTC"},
+        "end": {"dateTime": (start + timedelta(minutes=minutes)).strftime(fmt), "timeZone": "UTC"},
+    }
+
+
+def test_create_update_delete_each_make_one_change_in_order(
+    sim: SimHandle, world: tuple[Services, MailboxKey, str]
+) -> None:
+    """Created, updated (changedFields names the subject) and deleted reach the feed once each,
+    in sequence order, with the event's JSON, its changeKey and the mailbox's reference."""
+    svc, key, upn = world
+    event_id = sim.control.create_event(upn, {"subject": "Boiler check", **_slot()})["id"]
+    assert _round(svc, key).startswith("ok")
+    sim.control.update_event(upn, event_id, {"subject": "Boiler check (moved)"})
+    assert _round(svc, key).startswith("ok")
+    sim.control.delete_event(upn, event_id)
+    assert _round(svc, key).startswith("ok")
+    changes = [c for c in _feed(svc, key) if c.event_id == event_id]
+    assert [c.type for c in changes] == ["created", "updated", "deleted"]
+    assert [c.sequence for c in changes] == sorted(c.sequence for c in changes)
+    created, updated, deleted = changes
+    assert created.event is not None
+    assert created.event["subject"] == "Boiler check"
+    assert created.event["start"].endswith("Z")
+    assert created.event["timeZone"]
+    assert updated.changed_fields is not None
+    assert "subject" in updated.changed_fields
+    assert "start" not in updated.changed_fields
+    assert updated.change_key
+    assert updated.change_key != created.change_key
+    assert deleted.event is None
+    assert deleted.change_key == updated.change_key
+    assert {c.mailbox_ref for c in changes} == {"tech-7"}
+    assert len({c.change_id for c in changes}) == 3
+
+
+def test_a_replayed_full_round_adds_no_change(
+    sim: SimHandle, world: tuple[Services, MailboxKey, str]
+) -> None:
+    """A full resync of an unchanged mailbox plans nothing: the feed stays as it was."""
+    svc, key, upn = world
+    sim.control.create_event(upn, {"subject": "Stays", **_slot(3)})
+    assert _round(svc, key).startswith("ok")
+    before = [c.change_id for c in _feed(svc, key)]
+    assert _round(svc, key, full=True).startswith("ok")
+    assert [c.change_id for c in _feed(svc, key)] == before
+
+
+def test_changes_left_in_the_outbox_are_relayed_by_the_next_round(
+    sim: SimHandle, world: tuple[Services, MailboxKey, str]
+) -> None:
+    """A write whose relay never ran (the host died after the transaction) leaves its change in
+    the outbox; the next round relays it before its own changes, so none is lost."""
+    svc, key, upn = world
+    event = sim.control.create_event(upn, {"subject": "Written, host died", **_slot(4)})
+    mailbox = svc.state.get_mailbox(key)
+    stored = svc.state.stored_versions(key, [event["id"]])
+    plan = plan_page(
+        [DeltaItem(event["id"], _graph_shape(sim, upn, event["id"]))], stored, mailbox.options
+    )
+    svc.state.apply_changes(key, plan.upserts, plan.changes, at=svc.now(), mailbox_ref="tech-7")
+    assert [c.event_id for _, c in svc.state.outbox(key)] == [event["id"]]
+    assert event["id"] not in {c.event_id for c in _feed(svc, key)}
+    assert _round(svc, key).startswith("ok")
+    assert svc.state.outbox(key) == []
+    assert [c.type for c in _feed(svc, key) if c.event_id == event["id"]] == ["created"]
+
+
+def test_concurrent_writers_never_share_a_sequence(
+    sim: SimHandle, world: tuple[Services, MailboxKey, str]
+) -> None:
+    """Four writers applying events to one mailbox at once (the ETag-guarded sequence row makes
+    a writer that lost the race plan again): every change lands once, sequences unique and
+    gapless, each event row beside exactly one change."""
+    svc, key, upn = world
+    mailbox = svc.state.get_mailbox(key)
+    created = [
+        sim.control.create_event(upn, {"subject": f"Raced {n}", **_slot(5, 10 + n)})
+        for n in range(16)
+    ]
+    items = [DeltaItem(e["id"], _graph_shape(sim, upn, e["id"])) for e in created]
+
+    def writer(share: list[DeltaItem]) -> None:
+        for item in share:
+            mirror.apply_items(svc, mailbox, [item])
+
+    threads = [threading.Thread(target=writer, args=(items[n::4],)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ids = {e["id"] for e in created}
+    assert ids <= set(svc.state.stored_versions(key))
+    feed = _feed(svc, key)
+    mine = [c for c in feed if c.event_id in ids]
+    assert sorted(c.event_id for c in mine) == sorted(ids)
+    sequences = [c.sequence for c in feed]
+    assert sequences == list(range(sequences[0], sequences[0] + len(feed)))
+
+
+def test_the_calendar_changes_queue_carries_each_change(
+    sim: SimHandle, world: tuple[Services, MailboxKey, str]
+) -> None:
+    """Every change relayed is also a message on `calendar-changes`, with its id and event."""
+    svc, key, upn = world
+    event_id = sim.control.create_event(upn, {"subject": "On the queue", **_slot(6)})["id"]
+    assert _round(svc, key).startswith("ok")
+    assert svc.changes is not None
+    found: list[dict[str, Any]] = []
+    queue = svc.changes._queue
+    for _ in range(50):
+        batch = list(queue.receive_messages(max_messages=32, visibility_timeout=1))
+        if not batch:
+            break
+        for message in batch:
+            found.append(json.loads(message.content))
+            queue.delete_message(message)
+    mine = [m for m in found if m["eventId"] == event_id]
+    [change] = [c for c in _feed(svc, key) if c.event_id == event_id]
+    assert [m["id"] for m in mine] == [change.change_id]
+    assert mine[0]["event"]["subject"] == "On the queue"
+    assert mine[0]["mailboxRef"] == "tech-7"
+
+
+def test_private_exclude_never_mirrors_or_emits_private_events(
+    sim: SimHandle, world: tuple[Services, MailboxKey, str]
+) -> None:
+    """With private "exclude", a private event is not mirrored and makes no change; an event
+    that becomes private is deleted from the mirror and the feed says so."""
+    svc, key, upn = world
+    mailboxes.enrol(svc, key.tenant_id, key.user_id, {"private": "exclude"})
+    assert _round(svc, key, full=True).startswith("ok")
+    secret = sim.control.create_event(
+        upn, {"subject": "Doctor", "sensitivity": "private", **_slot(7)}
+    )
+    public = sim.control.create_event(upn, {"subject": "Standup", **_slot(8)})
+    assert _round(svc, key).startswith("ok")
+    assert secret["id"] not in svc.state.stored_versions(key)
+    assert secret["id"] not in {c.event_id for c in _feed(svc, key)}
+    sim.control.update_event(upn, public["id"], {"sensitivity": "private"})
+    assert _round(svc, key).startswith("ok")
+    assert public["id"] not in svc.state.stored_versions(key)
+    assert [c.type for c in _feed(svc, key) if c.event_id == public["id"]] == ["created", "deleted"]
+
+
+def _graph_shape(sim: SimHandle, upn: str, event_id: str) -> dict[str, Any]:
+    """The event as Graph's delta would give it (the simulator's own listing)."""
+    [event] = [e for e in sim.control.list_events(upn) if e["id"] == event_id]
+    return event
