@@ -187,6 +187,25 @@ def mailbox_freebusy(req: func.HttpRequest) -> func.HttpResponse:
         return web.error_response(exc)
 
 
+@app.function_name("mailbox_changes")
+@app.route(route="mailboxes/{tenant}/{user}/changes", methods=["GET"])
+def mailbox_changes(req: func.HttpRequest) -> func.HttpResponse:
+    """The mailbox's change feed after ?after= (a cursor from an earlier page), oldest first."""
+    from shared.services import feed
+
+    try:
+        result = feed.read(
+            _services(),
+            req.route_params["tenant"],
+            req.route_params["user"],
+            req.params.get("after"),
+            req.params.get("limit"),
+        )
+        return web.read_response(req, result)
+    except Exception as exc:
+        return web.error_response(exc)
+
+
 @app.function_name("now")
 @app.route(route="now", methods=["POST"])
 def now(req: func.HttpRequest) -> func.HttpResponse:

@@ -9,11 +9,13 @@ again (same sequence, same change id), so readers and queue consumers deduplicat
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from shared.compose import Services
-from shared.core.feed import ChangeEvent
+from shared.core.feed import ChangeEvent, format_sequence, parse_sequence
 from shared.core.model import MailboxKey
-from shared.errors import CalsyncError
+from shared.errors import CalsyncError, InputError
+from shared.services.mailboxes import find
 
 log = logging.getLogger("calsync.feed")
 
@@ -37,3 +39,34 @@ def relay(svc: Services, key: MailboxKey) -> list[ChangeEvent]:
         moved.extend(batch)
         if len(pending) < RELAY_BATCH:
             return moved
+
+
+MAX_READ = 1000
+DEFAULT_READ = 100
+
+
+def read(
+    svc: Services, tenant_id: str, user: str, after: str | None, limit: str | None
+) -> dict[str, Any]:
+    """A page of a mailbox's changes after the cursor `after` (a sequence from an earlier page;
+    none: from the oldest kept), oldest first; `next` is the cursor for the following page."""
+    record = find(svc, tenant_id, user)
+    cursor = parse_sequence(after, "after") if after else -1
+    count = DEFAULT_READ
+    if limit is not None:
+        if not limit.isdigit() or not 1 <= int(limit) <= MAX_READ:
+            raise InputError(f"limit={limit!r} must be a whole number from 1 to {MAX_READ}")
+        count = int(limit)
+    changes = svc.changes
+    if changes is None:
+        raise CalsyncError("the change feed is not configured for these services")
+    page = changes.read_after(record.key, cursor, count)
+    last = page[-1].sequence if page else cursor
+    return {
+        "tenantId": record.key.tenant_id,
+        "userId": record.key.user_id,
+        "count": len(page),
+        "value": [change.to_json() for change in page],
+        "next": format_sequence(last) if last >= 0 else None,
+        "more": len(page) == count,
+    }
