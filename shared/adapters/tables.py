@@ -49,7 +49,14 @@ CALENDAR_ROW = "calendar"  # one cursor per mailbox: the default calendar
 SEQUENCE_ROW = "~seq"
 OUTBOX_PREFIX = "~o~"
 EVENTS_ONLY = "(RowKey lt '~' or RowKey ge '\u00a0')"
-_VERSION_COLUMNS = ("change_key", "content_hash", "field_digests", "series_master_id", "ical_uid")
+_VERSION_COLUMNS = (
+    "change_key",
+    "content_hash",
+    "field_digests",
+    "series_master_id",
+    "ical_uid",
+    "type",
+)
 _META = {"PartitionKey", "RowKey", "Timestamp", "etag"}
 
 
@@ -396,6 +403,17 @@ class TableState:
         except ResourceNotFoundError:
             return -1, ""
         return int(row.get("last", "-1")), str(row.metadata.get("etag", ""))
+
+    def has_instances(self, key: MailboxKey, master_id: str) -> bool:
+        """Whether the mirror holds an occurrence or exception of the series `master_id`."""
+        with mapped_errors(f"reading the series of {key.user_id}"):
+            rows = self.events.query_entities(
+                f"PartitionKey eq @p and {EVENTS_ONLY} and series_master_id eq @m",
+                parameters={"p": key.partition, "m": master_id},
+                select=["RowKey"],
+                results_per_page=1,
+            )
+            return next(iter(rows), None) is not None
 
     def outbox(self, key: MailboxKey, limit: int = 500) -> list[tuple[str, ChangeEvent]]:
         """Change events written with the mirror but not yet relayed, oldest first."""

@@ -181,6 +181,8 @@ def agenda(
     then id, so that the order, and so the ETag, is stable)."""
     items = []
     for row in rows:
+        if row.get("type") == "seriesMaster":
+            continue  # the series itself: its occurrences and exceptions are the appointments
         start, end = place(row, zone)
         if start < window.end and (end > window.start or (start == end == window.start)):
             items.append(agenda_item(row, zone, zone_name))

@@ -11,7 +11,9 @@ Rules:
 - Private handling: with `options.private == "mask"` a private or confidential event keeps its
   times and status but loses its subject ("Private appointment"), body, preview, location(s),
   attendees and online meeting URL (a join URL lets anyone join), with `masked=True`.
-- Series masters are never mirrored (delta returns instances; `type` seriesMaster is an error).
+- Series masters are mirrored like instances (type `seriesMaster`, start/end of the series'
+  first occurrence as Graph gives them) with their pattern and range in `recurrence_json`;
+  delta returns only instances, so the sync round fetches a master itself.
 - Size: the entity must stay under 1 MiB with keys and the adapter's own properties, so the
   normalised properties get a budget of ENTITY_BUDGET (900 KiB, measured with
   `entity.entity_size`). Only the body can be that large (Graph caps attendees at 500 and the
@@ -169,13 +171,11 @@ def _fit_body(props: dict[str, Any]) -> None:
 
 
 def normalize_event(event: dict[str, Any], options: MailboxOptions) -> MirrorEvent:
-    """The mirror's form of one Graph event; InputError for a series master or a bad shape."""
+    """The mirror's form of one Graph event; InputError for a bad shape."""
     eid = event.get("id") if isinstance(event, dict) else None
     if not isinstance(eid, str) or not eid:
         raise InputError("a Graph event must be a JSON object with a non-empty string id")
     kind = _text(event.get("type")) or "singleInstance"
-    if kind == "seriesMaster":
-        raise InputError(f"event {eid} is a series master: masters are never mirrored, skip it")
     sensitivity = _text(event.get("sensitivity"))
     online_url = _field(event, "onlineMeeting", "joinUrl") or event.get("onlineMeetingUrl")
     reminder = event.get("reminderMinutesBeforeStart")
@@ -208,6 +208,10 @@ def normalize_event(event: dict[str, Any], options: MailboxOptions) -> MirrorEve
         "response_status": _text(_field(event, "responseStatus", "response")),
         "masked": False,
     }
+    if kind == "seriesMaster":
+        props["recurrence_json"] = _text(
+            json.dumps(event.get("recurrence"), sort_keys=True, ensure_ascii=False)
+        )
     if isinstance(reminder, int) and not isinstance(reminder, bool):
         props["reminder_minutes_before_start"] = reminder
     for name, key in (

@@ -109,9 +109,22 @@ def event_json(props: Mapping[str, Any], time_zone: str) -> dict[str, Any]:
             else None,
             "lastModified": iso_utc(last_modified) if isinstance(last_modified, datetime) else None,
             "masked": bool(props.get("masked")),
+            "recurrence": _recurrence(props),
         }
     )
     return item
+
+
+def _recurrence(props: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A series master's pattern and range as Graph gave them; None for other events."""
+    raw = props.get("recurrence_json")
+    if not raw:
+        return None
+    try:
+        value = json.loads(str(raw))
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def field_digests(event: Mapping[str, Any]) -> dict[str, str]:

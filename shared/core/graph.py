@@ -36,7 +36,7 @@ from shared.errors import (
 )
 
 #: What a request addresses, so that a 404 means the right thing.
-Kind = Literal["delta", "subscription", "subscriptions", "user", "calendar"]
+Kind = Literal["delta", "subscription", "subscriptions", "user", "calendar", "event"]
 
 PAGE_SIZE = 100  # Outlook's largest page for calendarView/delta (odata.maxpagesize)
 CHANGE_TYPES = "created,updated,deleted"
@@ -190,6 +190,23 @@ def calendar_get(key: MailboxKey) -> GraphRequest:
         key.tenant_id,
         "calendar",
         query=(("$select", "id,name"),),
+        mailbox=key.user_id,
+    )
+
+
+def series_master_get(key: MailboxKey, master_id: str, *, body_type: BodyType) -> GraphRequest:
+    """A series master with its recurrence (delta returns only the instances), times in UTC and
+    the body in the mailbox's body type, like delta's. 404: the series is gone.
+    https://learn.microsoft.com/graph/api/event-get"""
+    prefer = ['outlook.timezone="UTC"']
+    if body_type == "text":
+        prefer.append('outlook.body-content-type="text"')
+    return GraphRequest(
+        "GET",
+        f"users/{key.user_id}/events/{quote(master_id, safe='')}",
+        key.tenant_id,
+        "event",
+        headers=(("Prefer", ", ".join(prefer)),),
         mailbox=key.user_id,
     )
 

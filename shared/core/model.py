@@ -55,7 +55,8 @@ class Window:
 
 @dataclass(frozen=True)
 class MirrorEvent:
-    """One calendar instance as mirrored (single, occurrence or exception; never a series master).
+    """One calendar item as mirrored: a single event, an occurrence, an exception or a series
+    master.
 
     `properties` are Table-ready (str, int, bool, float, datetime), each value within the 64 KiB
     property limit; `change_key` and `content_hash` decide whether an upsert is needed.
@@ -80,6 +81,7 @@ class StoredVersion(NamedTuple):
     digests: str = ""  # JSON {field: digest} of the feed form; "" on rows older than the feed
     series_master_id: str = ""
     ical_uid: str = ""
+    kind: str = ""  # Graph's type: singleInstance, occurrence, exception or seriesMaster
 
 
 @dataclass(frozen=True)

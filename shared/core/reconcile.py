@@ -4,10 +4,10 @@ Rules:
 - `plan_page` upserts an event only when its id is new to the mirror or its change_key or
   content_hash differs from what is stored, and deletes only ids the mirror holds. When an id
   appears more than once on a page (Graph replays items), the LAST occurrence wins. Series
-  masters are skipped. Each upsert and delete comes with its change event (`changes`, in the
-  same order), created/updated/deleted with the fields that changed. Hence applying the same
-  page twice changes nothing the second time (idempotent replays), and each mirror change is
-  planned exactly once.
+  masters (which the round fetches itself) are planned like any event. Each upsert and delete
+  comes with its change event (`changes`, in page order), created/updated/deleted with the
+  fields that changed. Hence applying the same page twice changes nothing the second time
+  (idempotent replays), and each mirror change is planned exactly once.
 - An event that cannot be normalised (e.g. an unknown time zone) is reported in `skipped` with
   its reason instead of failing the page: one odd event must not stall a mailbox's cursor.
 - `plan_full_diff`: after a full resync of the window (the 410 SyncStateNotFound recovery), the
@@ -99,8 +99,6 @@ def plan_page(
             if held is not None:
                 deletes.append(event_id)
                 changes.append(deletion(event_id, held))
-            continue
-        if item.event.get("type") == "seriesMaster":
             continue
         try:
             mirrored = normalize_event(item.event, options)

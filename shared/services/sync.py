@@ -24,8 +24,15 @@ from typing import Any
 
 from shared.compose import Services
 from shared.core import lifecycle as lc
-from shared.core.graph import delta_follow, delta_start
-from shared.core.model import StoredVersion, SyncRequest, Trigger, Window
+from shared.core.graph import delta_follow, delta_start, series_master_get
+from shared.core.model import (
+    DeltaItem,
+    MirrorEvent,
+    StoredVersion,
+    SyncRequest,
+    Trigger,
+    Window,
+)
 from shared.core.paging import MAX_PAGES, iter_delta_pages
 from shared.core.reconcile import plan_full_diff
 from shared.core.rounds import (
@@ -45,6 +52,7 @@ from shared.core.times import parse_iso
 from shared.errors import (
     CalsyncError,
     DeltaExpired,
+    GraphError,
     GraphProtocolError,
     StateConflict,
     StorageError,
@@ -292,6 +300,7 @@ def _follow(
     key, body_type = mailbox.key, mailbox.options.body_type
     mirror = svc.state.stored_versions(key) if full else None
     seen: set[str] = set()
+    touched: set[str] = set()  # series whose instances changed: their masters are fetched
     upserts = deletes = pages = added = 0
     if full or not delta_link:
         first = delta_start(key, window, body_type=body_type)
@@ -307,26 +316,29 @@ def _follow(
         plan, _ = mirror_writes.apply_items(svc, mailbox, page.items, stored)
         if mirror is not None:
             for ev in plan.upserts:
-                mirror[ev.event_id] = StoredVersion(
-                    ev.change_key,
-                    ev.content_hash,
-                    ev.digests,
-                    str(ev.feed.get("seriesMasterId") or ""),
-                    str(ev.feed.get("iCalUId") or ""),
-                )
+                mirror[ev.event_id] = _version_of(ev)
             for gone in plan.deletes:
                 mirror.pop(gone, None)
                 seen.discard(gone)
+        touched.update(c.series_master_id for c in plan.changes if c.series_master_id)
         upserts, deletes = upserts + len(plan.upserts), deletes + len(plan.deletes)
         added += sum(1 for ev in plan.upserts if ev.event_id not in stored)
         if page.delta_link:
             drift, total = 0, None
             if mirror is not None:
-                stale = plan_full_diff(seen, set(mirror))
+                # Delta never lists masters: a full round checks every master it holds.
+                masters = {i for i, v in mirror.items() if v.kind == "seriesMaster"}
+                touched |= masters
+                stale = plan_full_diff(seen | masters, set(mirror))
                 mirror_writes.delete_ids(svc, mailbox, mirror, stale)
+                for gone in stale:
+                    mirror.pop(gone, None)
                 deletes += len(stale)
+            more, fewer, new = _refresh_masters(svc, mailbox, touched, mirror)
+            upserts, deletes, added = upserts + more, deletes + fewer, added + new
+            if mirror is not None:
                 drift = upserts + deletes if count_drift else 0
-                total = len(mirror) - len(stale)
+                total = len(mirror)
             link = page.delta_link
             return SyncOutcome("ok", upserts, deletes, pages, full, drift, added, total, link)
         lease.renew()  # more pages to come: the round is alive (or learns it lost the lease)
@@ -335,6 +347,60 @@ def _follow(
         status=None,
         graph_code="NoDeltaLink",
     )
+
+
+def _version_of(ev: MirrorEvent) -> StoredVersion:
+    return StoredVersion(
+        ev.change_key,
+        ev.content_hash,
+        ev.digests,
+        str(ev.feed.get("seriesMasterId") or ""),
+        str(ev.feed.get("iCalUId") or ""),
+        str(ev.feed.get("type") or ""),
+    )
+
+
+def _refresh_masters(
+    svc: Services,
+    mailbox: MailboxRecord,
+    masters: set[str],
+    mirror: dict[str, StoredVersion] | None,
+) -> tuple[int, int, int]:
+    """Bring the series masters whose instances changed up to date: fetched from Graph while
+    the mirror holds one of their instances, deleted when it holds none or Graph has no such
+    series (404). Returns (upserts, deletes, ids new to the mirror)."""
+    key = mailbox.key
+    upserts = deletes = added = 0
+    for master_id in sorted(masters):
+        if mirror is not None:
+            held = any(v.series_master_id == master_id for v in mirror.values())
+        else:
+            held = svc.state.has_instances(key, master_id)
+        item = DeltaItem(master_id, removed="deleted")
+        if held:
+            request = series_master_get(key, master_id, body_type=mailbox.options.body_type)
+            try:
+                event = svc.graph.send(request)
+            except GraphError as exc:
+                if exc.status != 404:
+                    raise
+            else:
+                if isinstance(event, dict) and event.get("type") == "seriesMaster":
+                    item = DeltaItem(master_id, event)
+        if mirror is not None:
+            before = mirror.get(master_id)
+        else:
+            before = svc.state.stored_versions(key, [master_id]).get(master_id)
+        stored = {master_id: before} if before is not None else {}
+        plan, _ = mirror_writes.apply_items(svc, mailbox, [item], stored)
+        added += len(plan.upserts) if before is None else 0
+        if mirror is not None:
+            for ev in plan.upserts:
+                mirror[ev.event_id] = _version_of(ev)
+            for gone in plan.deletes:
+                mirror.pop(gone, None)
+        upserts, deletes = upserts + len(plan.upserts), deletes + len(plan.deletes)
+    return upserts, deletes, added
 
 
 def _lifecycle_step(

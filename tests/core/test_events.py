@@ -186,10 +186,18 @@ def test_other_events_not_masked(sensitivity: str, options: MailboxOptions) -> N
     assert props["subject"] == "Design review"
 
 
-def test_series_master_refused() -> None:
-    """A series master is an InputError telling the caller to skip it."""
-    with pytest.raises(InputError, match="series master"):
-        normalize_event(graph_event(type="seriesMaster"), OPTS)
+def test_series_master_keeps_its_recurrence() -> None:
+    """A series master is mirrored with its pattern and range, which its feed form carries;
+    other events have no recurrence."""
+    recurrence = {
+        "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"]},
+        "range": {"type": "numbered", "startDate": "2026-11-23", "numberOfOccurrences": 5},
+    }
+    master = normalize_event(graph_event(type="seriesMaster", recurrence=recurrence), OPTS)
+    assert master.properties["type"] == "seriesMaster"
+    assert json.loads(master.properties["recurrence_json"]) == recurrence
+    assert master.feed["recurrence"] == recurrence
+    assert normalize_event(graph_event(), OPTS).feed["recurrence"] is None
 
 
 @pytest.mark.parametrize(

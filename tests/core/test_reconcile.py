@@ -92,11 +92,13 @@ def test_last_occurrence_wins(
     assert list(plan.deletes) == deletes
 
 
-def test_series_masters_and_bad_events_skipped() -> None:
-    """Series masters are ignored; an event that cannot be normalised is reported, not fatal."""
+def test_series_masters_planned_and_bad_events_skipped() -> None:
+    """A series master is planned like any event; one that cannot be normalised is reported,
+    not fatal."""
     bad = DeltaItem("bad", event=event("bad", start={"dateTime": "x", "timeZone": "UTC"}))
     plan = plan_page([put("m", type="seriesMaster"), bad, put("ok")], {}, OPTS)
-    assert [e.event_id for e in plan.upserts] == ["ok"]
+    assert [e.event_id for e in plan.upserts] == ["m", "ok"]
+    assert [c.type for c in plan.changes] == ["created", "created"]
     assert [eid for eid, _ in plan.skipped] == ["bad"]
     assert "start.dateTime is not ISO 8601" in plan.skipped[0][1]
 

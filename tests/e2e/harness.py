@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 
@@ -129,6 +130,7 @@ def graph_token(stack: Stack) -> str:
 
 
 def calendar_view(stack: Stack, user_id: str, window: Window) -> dict[str, dict[str, Any]]:
+    """The window's instances (calendarView) and their series masters, as Graph gives them."""
     headers = {
         "Authorization": f"Bearer {graph_token(stack)}",
         "Prefer": 'outlook.timezone="UTC", odata.maxpagesize=500',
@@ -146,6 +148,17 @@ def calendar_view(stack: Stack, user_id: str, window: Window) -> dict[str, dict[
             page = response.json()
             out |= {e["id"]: e for e in page["value"]}
             url, params = page.get("@odata.nextLink"), None
+        # The mirror holds each series master that has an instance in the window, as Graph has it.
+        for master_id in sorted(
+            {str(e["seriesMasterId"]) for e in out.values() if e.get("seriesMasterId")}
+        ):
+            response = client.get(
+                f"{stack.sim.graph_base_url}/users/{user_id}/events/{quote(master_id, safe='')}",
+                headers=headers,
+            )
+            if response.status_code != 404:
+                response.raise_for_status()
+                out[master_id] = response.json()
     return out
 
 

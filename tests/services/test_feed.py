@@ -212,3 +212,47 @@ def _graph_shape(sim: SimHandle, upn: str, event_id: str) -> dict[str, Any]:
     """The event as Graph's delta would give it (the simulator's own listing)."""
     [event] = [e for e in sim.control.list_events(upn) if e["id"] == event_id]
     return event
+
+
+def test_a_series_with_an_exception_is_a_master_plus_instances(
+    sim: SimHandle, world: tuple[Services, MailboxKey, str]
+) -> None:
+    """A new series reaches the feed as its master (with the recurrence) and its occurrences,
+    linked by seriesMasterId; an edited occurrence is an update of an exception and refreshes
+    the master; deleting the series deletes the master and every instance."""
+    svc, key, upn = world
+    slot = _slot(2)
+    recurrence = {
+        "pattern": {"type": "daily", "interval": 1},
+        "range": {
+            "type": "numbered",
+            "startDate": slot["start"]["dateTime"][:10],
+            "numberOfOccurrences": 4,
+        },
+    }
+    master_id = sim.control.create_event(
+        upn, {"subject": "Rota", "recurrence": recurrence, **slot}
+    )["id"]
+    assert _round(svc, key).startswith("ok")
+    changes = _feed(svc, key)
+    [master] = [c for c in changes if c.event_id == master_id]
+    assert master.type == "created"
+    assert master.event is not None
+    assert master.event["type"] == "seriesMaster"
+    assert master.event["recurrence"]["range"]["numberOfOccurrences"] == 4
+    instances = [c for c in changes if c.series_master_id == master_id]
+    assert len(instances) == 4
+    assert {c.type for c in instances} == {"created"}
+    target = sorted(instances, key=lambda c: str(c.event and c.event["start"]))[1].event_id
+    sim.control.update_event(upn, target, {"subject": "Rota (swapped)"})
+    assert _round(svc, key).startswith("ok")
+    later = _feed(svc, key)[len(changes) :]
+    [edited] = [c for c in later if c.event_id == target]
+    assert edited.type == "updated"
+    assert edited.event is not None
+    assert edited.event["type"] == "exception"
+    sim.control.delete_event(upn, master_id)
+    assert _round(svc, key).startswith("ok")
+    gone = {c.event_id for c in _feed(svc, key) if c.type == "deleted"}
+    assert {master_id, *(c.event_id for c in instances)} <= gone
+    assert master_id not in svc.state.stored_versions(key)
