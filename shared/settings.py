@@ -79,6 +79,12 @@ SETTINGS: tuple[SettingDoc, ...] = (
         "table) is kept; older days are deleted by the daily roll (1 to 365).",
     ),
     SettingDoc(
+        "CHANGES_RETENTION_DAYS",
+        "30",
+        "Days the change feed (the `changes` table) keeps each change for feed reads and "
+        "replays; older changes are deleted by the daily roll (1 to 365).",
+    ),
+    SettingDoc(
         "GRAPH_BASE_URL",
         "https://graph.microsoft.com/v1.0",
         "Graph endpoint (sovereign clouds or the local simulator use another).",
@@ -192,6 +198,7 @@ class Settings:
     key_vault_url: str | None = None
     secret_cache_seconds: float = 300.0
     log_retention_days: int = 7
+    changes_retention_days: int = 30
     graph_base_url: str = "https://graph.microsoft.com/v1.0"
     graph_scope_override: str | None = None
     authority_host: str = "https://login.microsoftonline.com"
@@ -282,6 +289,14 @@ class Settings:
             )
             retention = 7
 
+        kept_text = get("CHANGES_RETENTION_DAYS") or "30"
+        kept = int(kept_text) if kept_text.isdigit() else 0
+        if not 1 <= kept <= 365:
+            problems.append(
+                f"CHANGES_RETENTION_DAYS {kept_text!r} is not a whole number of days, 1 to 365"
+            )
+            kept = 30
+
         graph = _https_url(
             get("GRAPH_BASE_URL") or "https://graph.microsoft.com/v1.0", "GRAPH_BASE_URL", problems
         )
@@ -309,6 +324,7 @@ class Settings:
             key_vault_url=key_vault_url,
             secret_cache_seconds=ttl,
             log_retention_days=retention,
+            changes_retention_days=kept,
             graph_base_url=graph or "",
             graph_scope_override=scope,
             authority_host=authority or "",

@@ -9,6 +9,7 @@ again (same sequence, same change id), so readers and queue consumers deduplicat
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from shared.compose import Services
@@ -39,6 +40,22 @@ def relay(svc: Services, key: MailboxKey) -> list[ChangeEvent]:
         moved.extend(batch)
         if len(pending) < RELAY_BATCH:
             return moved
+
+
+def run_prune(svc: Services) -> int:
+    """Delete every mailbox's changes older than CHANGES_RETENTION_DAYS; returns how many (a
+    mailbox whose prune fails is logged and skipped, never stopping the others)."""
+    changes = svc.changes
+    if changes is None:
+        return 0
+    before = svc.now() - timedelta(days=svc.settings.changes_retention_days)
+    pruned = 0
+    for mailbox in svc.state.list_mailboxes():
+        try:
+            pruned += changes.prune(mailbox.key, before)
+        except CalsyncError as exc:
+            log.warning("changes of %s not pruned: %s", mailbox.key.user_id, exc.message)
+    return pruned
 
 
 MAX_READ = 1000

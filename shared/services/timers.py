@@ -16,7 +16,7 @@ from shared.compose import Services
 from shared.core import lifecycle as lc
 from shared.core.model import Trigger
 from shared.errors import CalsyncError, TokenError
-from shared.services import credential_watch, oplog, subscriptions
+from shared.services import credential_watch, feed, oplog, subscriptions
 from shared.services.lifecycle import advance, queue_sync, restore_credentials
 
 log = logging.getLogger("calsync.timers")
@@ -85,10 +85,11 @@ def run_renewals(svc: Services) -> dict[str, int]:
 
 def run_daily(svc: Services) -> dict[str, int]:
     """Roll every mailbox's window forward and run the safety-net resync (drift is logged);
-    prune the operations log; check the credential's expiry (a failure of either is logged and
-    never stops the roll)."""
+    prune the operations log and the change feed; check the credential's expiry (a failure of
+    either is logged and never stops the roll)."""
     counts = _roll(svc)
     counts["log_rows_pruned"] = oplog.run_prune(svc)
+    counts["changes_pruned"] = feed.run_prune(svc)
     try:
         expiry = credential_watch.run_watch(svc)
         counts["credential_days_left"] = -1 if expiry.days_left is None else expiry.days_left
