@@ -19,6 +19,7 @@ from shared.core.times import iso_utc
 _STYLE = """
 body{font:14px system-ui,sans-serif;margin:1.5rem;color:#1b1b1b;background:#fafafa}
 h1{font-size:1.3rem;margin:0 0 .2rem}
+h2{font-size:1.1rem;margin:1.2rem 0 .2rem}
 .summary{margin:.5rem 0 1rem;color:#555}
 table{border-collapse:collapse;width:100%;background:#fff}
 th,td{padding:.35rem .5rem;border-bottom:1px solid #e4e4e4;text-align:left;vertical-align:top}
@@ -77,11 +78,55 @@ def _row(row: dict[str, Any]) -> str:
     return f'<tr class="{state}" data-state="{state}">{tds}</tr>'
 
 
+CHART_WIDTH, CHART_HEIGHT = 720, 90
+
+
+def changes_chart(hours: Sequence[tuple[datetime, int]]) -> str:
+    """An inline SVG bar chart of changes per hour (oldest first), each bar titled with its
+    hour and count; a line of text when there are no hours."""
+    if not hours:
+        return "<p id='changes-chart'>no change counts yet</p>"
+    top = max(n for _, n in hours) or 1
+    step = CHART_WIDTH / len(hours)
+    bars = []
+    for index, (hour, n) in enumerate(hours):
+        height = round(CHART_HEIGHT * n / top, 1)
+        bars.append(
+            f"<rect x='{index * step:.1f}' y='{CHART_HEIGHT - height:.1f}' width='{step - 2:.1f}' "
+            f"height='{height}' fill='#3b73b9'><title>{escape(iso_utc(hour))}: {n} "
+            f"change{'' if n == 1 else 's'}</title></rect>"
+        )
+    labels = [
+        f"<text x='{index * step:.1f}' y='{CHART_HEIGHT + 14}' font-size='11' fill='#555'>"
+        f"{hour.strftime('%H:00')}</text>"
+        for index, (hour, _) in enumerate(hours)
+        if index % 6 == 0
+    ]
+    axis = (
+        f"<line x1='0' y1='{CHART_HEIGHT + 0.5}' x2='{CHART_WIDTH}' y2='{CHART_HEIGHT + 0.5}' "
+        "stroke='#bbb'/>"
+    )
+    total = sum(n for _, n in hours)
+    return (
+        f"<h2>Changes per hour</h2><p class='summary'>{total} in the last {len(hours)} hours "
+        f"(UTC, oldest left; most in one hour: {top if total else 0})</p>"
+        f"<svg id='changes-chart' role='img' aria-label='changes per hour' "
+        f"viewBox='0 0 {CHART_WIDTH} {CHART_HEIGHT + 18}' width='{CHART_WIDTH}' "
+        f"height='{CHART_HEIGHT + 18}'>{''.join(bars)}{axis}{''.join(labels)}</svg>"
+    )
+
+
 def render_status_page(
-    rows: Sequence[dict[str, Any]], *, now: datetime, version: str, credential: str = ""
+    rows: Sequence[dict[str, Any]],
+    *,
+    now: datetime,
+    version: str,
+    credential: str = "",
+    hours: Sequence[tuple[datetime, int]] = (),
 ) -> str:
     """The page for these mailbox rows at `now`; `credential`: a warning about the app's
-    credential expiry to show above the table (escaped), or ""."""
+    credential expiry to show above the table (escaped), or ""; `hours`: changes per hour for
+    the chart below the table."""
     failing = sum(1 for r in rows if not r.get("ok"))
     tenants = len({r.get("tenant") for r in rows})
     head = (
@@ -100,5 +145,6 @@ def render_status_page(
         f"{escape(version)} · {_when(now)}</div>"
         + (f"<p class='error' id='credential'>{escape(credential)}</p>" if credential else "")
         + f"<table id='mailboxes'><thead>{head}</thead><tbody>{body}</tbody></table>"
-        f"<script>{_SCRIPT}</script></body></html>"
+        + changes_chart(hours)
+        + f"<script>{_SCRIPT}</script></body></html>"
     )

@@ -9,7 +9,7 @@ again (same sequence, same change id), so readers and queue consumers deduplicat
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.compose import Services
@@ -37,6 +37,7 @@ def relay(svc: Services, key: MailboxKey) -> list[ChangeEvent]:
         changes.put(batch)
         changes.publish(batch)
         svc.state.drop_outbox(key, [row_key for row_key, _ in pending])
+        _count(svc, key, batch)
         moved.extend(batch)
         if len(pending) < RELAY_BATCH:
             return moved
@@ -56,6 +57,34 @@ def run_prune(svc: Services) -> int:
         except CalsyncError as exc:
             log.warning("changes of %s not pruned: %s", mailbox.key.user_id, exc.message)
     return pruned
+
+
+def _count(svc: Services, key: MailboxKey, batch: list[ChangeEvent]) -> None:
+    """Count the batch per hour for the status page's chart; a count that fails is logged, never
+    failing the relay (the feed itself is already written)."""
+    changes = svc.changes
+    assert changes is not None
+    hours: dict[datetime, int] = {}
+    for change in batch:
+        hour = change.occurred_at.replace(minute=0, second=0, microsecond=0)
+        hours[hour] = hours.get(hour, 0) + 1
+    for hour, n in hours.items():
+        try:
+            changes.count(key.tenant_id, hour, n)
+        except CalsyncError as exc:
+            log.warning("changes of %s not counted: %s", key.user_id, exc.message)
+
+
+def hourly_counts(svc: Services, hours: int = 24) -> list[tuple[datetime, int]]:
+    """Changes per hour over the last `hours` hours, oldest first, every hour present."""
+    changes = svc.changes
+    top = svc.now().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    first = top - timedelta(hours=hours)
+    counts = changes.hourly(first, top) if changes is not None else {}
+    return [
+        (first + timedelta(hours=h), counts.get(first + timedelta(hours=h), 0))
+        for h in range(hours)
+    ]
 
 
 MAX_READ = 1000

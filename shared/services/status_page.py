@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from shared import __version__
@@ -11,6 +12,7 @@ from shared.core.oplog import credential_row
 from shared.core.state import MailboxRecord
 from shared.core.status_page import render_status_page
 from shared.errors import StorageError
+from shared.services import feed
 
 
 def _row(record: MailboxRecord, svc: Services) -> dict[str, Any]:
@@ -36,7 +38,22 @@ def run_status_page(svc: Services) -> str:
     """The page's HTML: failing mailboxes first, then by tenant and user."""
     rows = [_row(m, svc) for m in svc.state.list_mailboxes()]
     rows.sort(key=lambda r: (r["ok"], r["tenant"], r["user"]))
-    return render_status_page(rows, now=svc.now(), version=__version__, credential=_credential(svc))
+    return render_status_page(
+        rows,
+        now=svc.now(),
+        version=__version__,
+        credential=_credential(svc),
+        hours=_hours(svc),
+    )
+
+
+def _hours(svc: Services) -> list[tuple[datetime, int]]:
+    """The last day's changes per hour; none when the counts cannot be read (the page still
+    shows the mailboxes)."""
+    try:
+        return feed.hourly_counts(svc)
+    except StorageError:
+        return []
 
 
 def _credential(svc: Services) -> str:

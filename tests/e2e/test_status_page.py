@@ -33,7 +33,8 @@ def test_status_needs_the_function_key(stack: Stack) -> None:
     reason="Debian's chromium is not installed (scripts/bootstrap installs it when run as root)",
 )
 def test_status_page_in_a_browser(stack: Stack) -> None:
-    """A failing mailbox is shown failing with its code; the page has no console error."""
+    """A failing mailbox is shown failing with its code, the chart counts this hour's change;
+    the page has no console error."""
     from playwright.sync_api import sync_playwright
 
     healthy, broken = enrol(stack), enrol(stack)
@@ -72,6 +73,10 @@ def test_status_page_in_a_browser(stack: Stack) -> None:
             assert "InternalServerError" in row.inner_text()
             assert page.locator("tr", has_text=healthy.upn).get_attribute("data-state") == "ok"
             assert int(page.locator("#failing").inner_text()) >= 1
+            bars = page.locator("#changes-chart rect")
+            assert bars.count() == 24
+            last_hour = bars.nth(23).locator("title").text_content() or ""
+            assert int(last_hour.split(": ")[1].split()[0]) >= 1  # the change made above
             SCREENSHOT.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(SCREENSHOT), full_page=True)
         finally:
