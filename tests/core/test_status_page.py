@@ -18,7 +18,7 @@ def test_one_bar_an_hour_scaled_to_the_busiest() -> None:
     heights = [float(v) for v in re.findall(r"height='([0-9.]+)' fill", svg)]
     assert max(heights) == CHART_HEIGHT
     assert heights[0] == 0
-    assert "2026-12-01T14:00:00Z: 4 changes" in svg
+    assert "2026-12-01T14:00:00Z: 3 changes" in svg
     assert f"{sum(n for _, n in hours)} in the last 24 hours" in svg
 
 
