@@ -9,8 +9,10 @@ repeat itself after a crash.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +31,14 @@ from shared.errors import StateConflict, StorageError
 from shared.names import CHANGES_QUEUE, CHANGES_TABLE
 
 log = logging.getLogger("calsync.feed")
+
+PUBLISH_THREADS = 8  # within the storage clients' connection pool (10)
+
+
+@functools.cache
+def _publish_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=PUBLISH_THREADS, thread_name_prefix="calsync-publish")
+
 
 HOURLY_PARTITION = "~hourly"  # changes per tenant and hour; no mailbox partition starts with "~"
 COUNT_ATTEMPTS = 5
@@ -54,14 +64,23 @@ class ChangeLog:
                     self.table.submit_transaction(actions)
 
     def publish(self, changes: Sequence[ChangeEvent]) -> None:
-        """Put each change on the `calendar-changes` queue, in order."""
-        for change in changes:
+        """Put each change on the `calendar-changes` queue, side by side (a Storage queue does
+        not keep order anyway: consumers order a mailbox's changes by `sequence`)."""
+
+        def send(change: ChangeEvent) -> None:
             try:
                 self._queue.send_message(queue_message(change))
             except AzureError as exc:
                 raise StorageError(
                     f"could not queue change {change.change_id} ({type(exc).__name__})"
                 ) from None
+
+        if len(changes) <= 1:
+            for change in changes:
+                send(change)
+            return
+        for _ in _publish_pool().map(send, changes):
+            pass
 
     def read_after(self, key: MailboxKey, after: int = -1, limit: int = 100) -> list[ChangeEvent]:
         """Up to `limit` changes of a mailbox with a sequence above `after`, in order."""

@@ -338,10 +338,11 @@ class TableState:
                 units.append((planned, ("upsert", entity, {"mode": UpdateMode.REPLACE})))
         written: list[ChangeEvent] = []
         # Two operations a change and one for the sequence: at most 49 changes a transaction.
+        known: tuple[int, str] | None = None  # the sequence row as our last batch left it
         for batch in batch_operations(
             units, size_of=lambda u: _unit_size(u[0], u[1][1]), max_ops=49
         ):
-            last, etag = self._sequence(key)
+            last, etag = known if known is not None else self._sequence(key)
             actions: list[Any] = []
             made: list[ChangeEvent] = []
             for number, (planned, op) in enumerate(batch, start=last + 1):
@@ -382,7 +383,7 @@ class TableState:
             else:
                 actions.append(("create", counter))
             try:
-                self.events.submit_transaction(actions)
+                results = self.events.submit_transaction(actions)
             except TableTransactionError as exc:
                 raise StateConflict(
                     f"the mirror of {key.user_id} changed while it was written "
@@ -393,6 +394,8 @@ class TableState:
                     f"writing events of {key.user_id}: Table storage failed ({type(exc).__name__})"
                 ) from None
             written.extend(made)
+            new_etag = str((results[-1] or {}).get("etag", "")) if results else ""
+            known = (last + len(batch), new_etag) if new_etag else None
         return written
 
     def _sequence(self, key: MailboxKey) -> tuple[int, str]:
@@ -562,7 +565,9 @@ def _event_entity(key: MailboxKey, ev: MirrorEvent) -> dict[str, Any]:
 
 
 def _unit_size(planned: PlannedChange, entity: dict[str, Any]) -> int:
-    """Bytes one change takes in a batch: its event row and its outbox row (bounded by
-    change_rows.BATCH_SHARE), escaped as the request body escapes them."""
-    event_bytes = len(json.dumps(entity, default=str)) + 2048 if planned.type != "deleted" else 256
-    return event_bytes + BATCH_SHARE + 2048
+    """Bytes one change takes in a batch request: its event row and its outbox row, escaped as
+    the request body escapes them (the outbox row's JSON is text inside JSON, and change_rows
+    bounds it by BATCH_SHARE), with room for the properties' type annotations."""
+    event_bytes = len(json.dumps(entity, default=str)) if planned.type != "deleted" else 256
+    payload = len(json.dumps(json.dumps(planned.event, default=str))) if planned.event else 512
+    return event_bytes + min(payload, BATCH_SHARE) + 4096
