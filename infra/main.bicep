@@ -62,6 +62,11 @@ param secretCacheSeconds int = 300
 @description('Days the operations log (notification POSTs received, Graph calls made) is kept.')
 param logRetentionDays int = 7
 
+@minValue(1)
+@maxValue(365)
+@description('Days the change feed (the changes table) keeps each change for feed reads and replays.')
+param changesRetentionDays int = 30
+
 @description('Microsoft Graph endpoint with version. Sovereign clouds: https://graph.microsoft.us/v1.0, https://microsoftgraph.chinacloudapi.cn/v1.0.')
 param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
 
@@ -206,6 +211,7 @@ module functionApp 'app/function.bicep' = {
     clientCertificateName: clientCertificateName
     secretCacheSeconds: secretCacheSeconds
     logRetentionDays: logRetentionDays
+    changesRetentionDays: changesRetentionDays
     graphBaseUrl: graphBaseUrl
     graphScope: graphScope
     authorityHost: authorityHost

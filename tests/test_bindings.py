@@ -67,6 +67,12 @@ EXPECTED = {
         "methods": ["GET", "PUT", "DELETE"],
         "authLevel": "function",
     },
+    "mailbox_changes": {
+        "type": "httpTrigger",
+        "route": "mailboxes/{tenant}/{user}/changes",
+        "methods": ["GET"],
+        "authLevel": "function",
+    },
     "mailbox_resync": {
         "type": "httpTrigger",
         "route": "mailboxes/{tenant}/{user}/resync",

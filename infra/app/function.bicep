@@ -79,6 +79,11 @@ param secretCacheSeconds int
 @maxValue(365)
 param logRetentionDays int
 
+@description('Days the change feed (the changes table) keeps each change; older ones are deleted daily.')
+@minValue(1)
+@maxValue(365)
+param changesRetentionDays int
+
 @description('Microsoft Graph endpoint with version.')
 param graphBaseUrl string
 
@@ -210,6 +215,8 @@ var appSettings = {
   SECRET_CACHE_SECONDS: string(secretCacheSeconds)
   // Days the operations log (notification POSTs, Graph calls) is kept.
   LOG_RETENTION_DAYS: string(logRetentionDays)
+  // Days the change feed keeps each change (feed reads, replays); pruned by the daily roll.
+  CHANGES_RETENTION_DAYS: string(changesRetentionDays)
   // Graph endpoint (another one for sovereign clouds).
   GRAPH_BASE_URL: graphBaseUrl
   // Token scope for Graph; empty: derived from GRAPH_BASE_URL's host.
