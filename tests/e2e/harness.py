@@ -131,7 +131,7 @@ def graph_token(stack: Stack) -> str:
 def calendar_view(stack: Stack, user_id: str, window: Window) -> dict[str, dict[str, Any]]:
     headers = {
         "Authorization": f"Bearer {graph_token(stack)}",
-        "Prefer": 'outlook.timezone="UTC", odata.maxpagesize=500',
+        "Prefer": 'IdType="ImmutableId", outlook.timezone="UTC", odata.maxpagesize=500',
     }
     url: str | None = f"{stack.sim.graph_base_url}/users/{user_id}/calendarView"
     params: dict[str, str] | None = {
