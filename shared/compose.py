@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from shared import redact, telemetry
 from shared.core.intake import SubscriptionCache
-from shared.names import LOG_TABLE
+from shared.names import ICALUIDS_TABLE, LOG_TABLE
 from shared.settings import Settings
 
 if TYPE_CHECKING:
     from shared.adapters.graph_httpx import GraphClient
+    from shared.adapters.icaluid_tables import TableIcalIndex
     from shared.adapters.msal_tokens import MsalTokens
     from shared.adapters.oplog_tables import TableOpLog
     from shared.adapters.queues import SyncQueue
@@ -85,6 +86,8 @@ class Services:
     metrics: telemetry.Metrics = field(default_factory=telemetry.Metrics)
     # The operations log (inbound POSTs, outbound Graph calls), written in the background.
     oplog: TableOpLog | None = None
+    # The iCalUId index, kept after each mirror write (services.icaluid_index).
+    icaluids: TableIcalIndex | None = None
 
     def now(self) -> datetime:
         return self.clock()
@@ -123,6 +126,7 @@ def build_services(
     import httpx
 
     from shared.adapters.graph_httpx import GraphClient
+    from shared.adapters.icaluid_tables import TableIcalIndex
     from shared.adapters.msal_tokens import MsalTokens
     from shared.adapters.oplog_tables import TableOpLog
     from shared.adapters.queues import SyncQueue
@@ -154,11 +158,6 @@ def build_services(
     if ensure:
         state.ensure()
         queue.ensure()
-    tokens = MsalTokens(
-        settings,
-        lambda: build_client_credential(settings, secrets),
-        refresh=lambda: build_client_credential(settings, secrets, fresh=True),
-    )
     http = httpx.Client(
         verify=ssl.create_default_context(cafile=settings.ca_bundle)
         if settings.ca_bundle
@@ -172,6 +171,13 @@ def build_services(
         settings.storage, retry_total=1, connection_timeout=3, read_timeout=10
     )
     oplog = TableOpLog(log_clients.table(LOG_TABLE))
+    tokens = MsalTokens(
+        settings,
+        lambda: build_client_credential(settings, secrets),
+        refresh=lambda: build_client_credential(settings, secrets, fresh=True),
+        observe=oplog.record,  # Entra's token requests are in the operations log too
+        clock=clock,
+    )
     graph = GraphClient(http, settings.graph_base_url, tokens, clock=clock, observe=oplog.record)
     redact.install()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Graph call is noise
@@ -187,6 +193,7 @@ def build_services(
         intake_state=TableState(intake_clients),
         intake_queue=SyncQueue(intake_clients),
         oplog=oplog,
+        icaluids=TableIcalIndex(clients.table(ICALUIDS_TABLE)),
     )
 
 

@@ -15,6 +15,7 @@ from shared.compose import Services
 from shared.core.model import DeltaItem
 from shared.core.reconcile import PagePlan, plan_page
 from shared.core.state import MailboxRecord
+from shared.services import icaluid_index
 
 log = logging.getLogger("calsync.mirror")
 
@@ -34,6 +35,7 @@ def apply_items(
     for event_id, why in plan.skipped:
         log.warning("event %s of %s not mirrored: %s", event_id, key.user_id, why)
     svc.state.apply_events(key, plan.upserts, plan.deletes)
+    icaluid_index.note_changes(svc, key, plan.upserts, plan.deletes)
     return plan
 
 
