@@ -36,7 +36,7 @@ from shared.errors import (
 )
 
 #: What a request addresses, so that a 404 means the right thing.
-Kind = Literal["delta", "subscription", "subscriptions", "user", "calendar"]
+Kind = Literal["delta", "subscription", "subscriptions", "user", "calendar", "application"]
 
 PAGE_SIZE = 100  # Outlook's largest page for calendarView/delta (odata.maxpagesize)
 CHANGE_TYPES = "created,updated,deleted"
@@ -213,6 +213,19 @@ def calendar_get(key: MailboxKey) -> GraphRequest:
         "calendar",
         query=(("$select", "id,name"),),
         mailbox=key.user_id,
+    )
+
+
+def application_credentials(tenant_id: str, client_id: str) -> GraphRequest:
+    """The app registration's own secrets and certificates (dates and hints, never values);
+    needs Application.Read.All, and answers only in the app's home tenant (404 elsewhere).
+    https://learn.microsoft.com/graph/api/application-get"""
+    return GraphRequest(
+        "GET",
+        f"applications(appId='{quote(client_id, safe='')}')",
+        tenant_id,
+        "application",
+        query=(("$select", "passwordCredentials,keyCredentials"),),
     )
 
 
