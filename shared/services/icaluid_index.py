@@ -47,6 +47,24 @@ def note_changes(
         log.warning("iCalUId index not updated for %s: %s", key.user_id, exc.message)
 
 
+def backfill(svc: Services, key: MailboxKey) -> int:
+    """Index what the mirror holds for `key` now (one partition read of the mirror, writes in
+    batches of 100): events mirrored before the index existed are never rewritten by a round
+    while unchanged, so an operator's resync runs this once. Returns the pairs written."""
+    index = svc.icaluids
+    if index is None:
+        return 0
+    rows = svc.state.list_events(key, columns=("event_id", "ical_uid"))
+    pairs = [(str(r["event_id"]), str(r.get("ical_uid") or "")) for r in rows if r.get("event_id")]
+    plan = icaluid.plan_changes(key.user_id, pairs, (), {})
+    try:
+        index.write(key.tenant_id, plan)
+    except CalsyncError as exc:
+        log.warning("iCalUId index not filled for %s: %s", key.user_id, exc.message)
+        return 0
+    return len(plan.upserts) // 2
+
+
 def find(svc: Services, tenant: str | None, ical_uid: str | None) -> dict[str, Any]:
     """The mirrored events with this iCalUId across the tenant's enrolled mailboxes."""
     wanted = icaluid.parse_ical_uid(ical_uid)

@@ -9,6 +9,7 @@ import pytest
 
 from graphsim.testing import SimHandle, run_simulator
 from shared.compose import Services, build_services
+from shared.core import icaluid as ix
 from shared.core.model import MailboxKey, SyncRequest, Trigger
 from shared.core.rounds import stamp_request
 from shared.errors import InputError, NotFoundError
@@ -101,3 +102,21 @@ def test_an_unknown_ical_uid_is_an_empty_answer_and_bad_input_names_the_paramete
         icaluid_index.find(svc, "", "x")
     with pytest.raises(NotFoundError, match="tenant"):
         icaluid_index.find(svc, "00000000-0000-0000-0000-000000000000", "x")
+
+
+def test_a_resync_indexes_what_the_mirror_already_holds(world: World) -> None:
+    """A mirror filled before the index (its rows dropped here) is found again once the
+    operator's resync has run, though no event changed."""
+    svc, keys, ids = world
+    index = svc.icaluids
+    assert index is not None
+    for name in ("adele", "ben"):
+        key = keys[name]
+        plan = ix.plan_changes(key.user_id, (), [ids[name]], {ids[name]: ids["uid"]})
+        index.write(key.tenant_id, plan)
+    tenant = keys["adele"].tenant_id
+    assert icaluid_index.find(svc, tenant, ids["uid"])["value"] == []
+    for key in keys.values():
+        mailboxes.resync(svc, key.tenant_id, key.user_id)
+    found = icaluid_index.find(svc, tenant, ids["uid"])
+    assert {v["id"] for v in found["value"]} == {ids["adele"], ids["ben"]}
