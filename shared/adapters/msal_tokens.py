@@ -49,6 +49,7 @@ _KNOWN_AUTHORITY_HOSTS = {
 _CREDENTIAL_CODES = {7000215, 7000222, 700027, 700024}
 
 ClientCredential = Any  # str | dict: what MSAL's client_credential takes
+ENTRA_TIMEOUT_S = 30  # MSAL applies its `timeout=` only to a Session it makes itself
 
 
 def _session(ca_bundle: str) -> Any:
@@ -81,6 +82,7 @@ class ObservedHttp:
         self._session.close()
 
     def _call(self, method: str, url: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("timeout", ENTRA_TIMEOUT_S)  # a Session has none of its own
         started, call_id = time.perf_counter(), str(uuid.uuid4())
         headers = dict(kwargs.pop("headers", None) or {}) | {"client-request-id": call_id}
         try:
@@ -175,7 +177,10 @@ class MsalTokens:
             if self._http is None:
                 import requests
 
-                self._http = requests.Session()  # what MSAL would have made itself
+                self._http = requests.Session()  # as MSAL makes its own: one retry
+                retry = requests.adapters.HTTPAdapter(max_retries=1)
+                self._http.mount("https://", retry)
+                self._http.mount("http://", retry)
             self._http = ObservedHttp(self._http, observe, clock)
 
     def _app(
