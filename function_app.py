@@ -206,6 +206,47 @@ def mailbox_changes(req: func.HttpRequest) -> func.HttpResponse:
         return web.error_response(exc)
 
 
+@app.function_name("subscriptions_list")
+@app.route(route="subscriptions", methods=["GET"])
+def subscriptions_list(req: func.HttpRequest) -> func.HttpResponse:
+    """Stored subscriptions with expiry and state (?tenant=&mailbox=); ?graph=true compares
+    them with Graph's own list."""
+    from shared.services import subscription_admin
+
+    try:
+        return web.json_response(subscription_admin.list_view(_services(), dict(req.params)))
+    except Exception as exc:
+        return web.error_response(exc)
+
+
+@app.function_name("subscriptions_renew")
+@app.route(route="subscriptions/renew", methods=["POST"])
+def subscriptions_renew(req: func.HttpRequest) -> func.HttpResponse:
+    """Renew now the subscriptions of {tenant?, mailbox?} (all when the body is empty)."""
+    from shared.services import subscription_admin
+
+    try:
+        body = web.json_body(req) if req.get_body() else {}
+        return web.json_response(subscription_admin.renew_now(_services(), body))
+    except Exception as exc:
+        return web.error_response(exc)
+
+
+@app.function_name("events_by_ical_uid")
+@app.route(route="events", methods=["GET"])
+def events_by_ical_uid(req: func.HttpRequest) -> func.HttpResponse:
+    """The mirrored events with ?iCalUId= across ?tenant='s enrolled mailboxes (one meeting)."""
+    from shared.services import icaluid_index
+
+    try:
+        result = icaluid_index.find(
+            _services(), req.params.get("tenant"), req.params.get("iCalUId")
+        )
+        return web.read_response(req, result)
+    except Exception as exc:
+        return web.error_response(exc)
+
+
 @app.function_name("now")
 @app.route(route="now", methods=["POST"])
 def now(req: func.HttpRequest) -> func.HttpResponse:

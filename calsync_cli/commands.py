@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import time
 from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
@@ -303,6 +304,15 @@ def version_(api: Api, output: str) -> None:
 @click.option("--since", help="ISO 8601 lower bound (default: 24 hours ago).")
 @click.option("--until", help="ISO 8601 upper bound (default: now).")
 @click.option("--top", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new records (Ctrl-C stops).")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.5),
+    default=2.0,
+    show_default=True,
+    help="Seconds between polls with --follow.",
+)
+@click.option("--polls", type=click.IntRange(min=1), hidden=True, help="Stop after N polls.")
 @output_option
 @click.pass_obj
 def logs(
@@ -313,37 +323,137 @@ def logs(
     since: str | None,
     until: str | None,
     top: int,
+    follow: bool,
+    interval: float,
+    polls: int | None,
     output: str,
 ) -> None:
-    """The operations log: notification POSTs received and Graph calls made, newest first."""
+    """The operations log: notification POSTs received and Graph calls made, newest first;
+    with --follow, oldest first as they arrive (JSON Lines with -o json)."""
     if user and not tenant:
         raise click.UsageError("--user needs --tenant")
-    wanted = (
-        ("tenant", tenant),
-        ("user", user),
-        ("direction", direction),
-        ("since", since),
-        ("until", until),
-    )
-    params = {k: v for k, v in wanted if v} | {"top": str(top)}
-    found = api.call("GET", "/log", params=params)
+    if follow and until:
+        raise click.UsageError("--follow reads up to now: drop --until")
+    wanted = (("tenant", tenant), ("user", user), ("direction", direction), ("since", since))
+    params = {k: v for k, v in wanted if v}
+    if follow:
+        _follow(api, params, interval, polls, output)
+        return
+    params |= {"until": until} if until else {}
+    found = api.call("GET", "/log", params=params | {"top": str(top)})
     if output == "json":
         show_json(found)
         return
-    rows = [
-        r
-        | {
-            "mailbox": r.get("userId") or r.get("tenantId") or "-",
-            "ms": r.get("durationMs"),
-            "ids / counts": r.get("requestId")
-            or f"items {r.get('items', 0)}, queued {r.get('queued', 0)}",
-        }
-        for r in found["value"]
-    ]
-    show_rows(
-        rows, ("at", "direction", "method", "path", "status", "ms", "mailbox", "ids / counts")
-    )
+    show_rows([_log_row(r) for r in found["value"]], LOG_COLUMNS)
+
+
+LOG_COLUMNS = ("at", "direction", "method", "path", "status", "ms", "mailbox", "ids / counts")
+
+
+def _log_row(r: dict[str, Any]) -> dict[str, Any]:
+    return r | {
+        "mailbox": r.get("userId") or r.get("tenantId") or "-",
+        "ms": r.get("durationMs"),
+        "ids / counts": r.get("requestId")
+        or r.get("error")
+        or f"items {r.get('items', 0)}, queued {r.get('queued', 0)}",
+    }
+
+
+def _follow(
+    api: Api, params: dict[str, str], interval: float, polls: int | None, output: str
+) -> None:
+    """Poll the log with a since-cursor (the newest `at` seen); records of that same instant
+    come again and are told apart by their content, so none is shown twice."""
+    seen: dict[str, None] = {}
+    cursor = params.get("since")
+    done = 0
+    try:
+        while polls is None or done < polls:
+            if done:
+                time.sleep(interval)
+            query = params | ({"since": cursor} if cursor else {}) | {"top": "1000"}
+            records = list(reversed(api.call("GET", "/log", params=query)["value"]))
+            for record in records:
+                mark = json.dumps(record, sort_keys=True)
+                if mark in seen:
+                    continue
+                seen[mark] = None
+                if output == "json":
+                    click.echo(json.dumps(record, sort_keys=True))
+                else:
+                    row = _log_row(record)
+                    click.echo("  ".join(str(row.get(c, "")) for c in LOG_COLUMNS))
+            if records:
+                cursor = max(str(r.get("at", "")) for r in records) or cursor
+            while len(seen) > 5000:  # keep the memory of the newest marks only
+                seen.pop(next(iter(seen)))
+            done += 1
+    except KeyboardInterrupt:
+        return
+
+
+subscriptions = click.Group("subscriptions", help="List and renew Graph subscriptions.")
+
+
+@subscriptions.command("list")
+@click.option("--tenant", help="Only this tenant's subscriptions.")
+@click.option("--mailbox", help="Only this mailbox's (user id or UPN; needs --tenant).")
+@click.option("--graph", "compare", is_flag=True, help="Compare with Graph's own list.")
+@output_option
+@click.pass_obj
+def subscriptions_list(
+    api: Api, tenant: str | None, mailbox: str | None, compare: bool, output: str
+) -> None:
+    """Stored subscriptions with expiry and state (active, renewDue, expired)."""
+    if mailbox and not tenant:
+        raise click.UsageError("--mailbox needs --tenant")
+    wanted = (("tenant", tenant), ("mailbox", mailbox), ("graph", "true" if compare else ""))
+    found = api.call("GET", "/subscriptions", params={k: v for k, v in wanted if v})
+    if output == "json":
+        show_json(found)
+        return
+    columns = ["subscriptionId", "tenantId", "upn", "expiresOn", "state", "lastRenewed"]
+    if compare:
+        columns += ["inGraph", "graphExpiresOn"]
+    show_rows(found["value"], columns, title="subscriptions")
+    if compare:
+        for tenant_id, why in sorted(found.get("graphErrors", {}).items()):
+            click.echo(f"Graph could not be asked for tenant {tenant_id}: {why}")
+        if found.get("graphOnly"):
+            show_rows(
+                found["graphOnly"],
+                ["subscriptionId", "tenantId", "resource", "expiresOn", "ours"],
+                title="listed by Graph, not stored",
+            )
+
+
+@subscriptions.command("renew")
+@click.option("--tenant", help="Only this tenant's subscriptions.")
+@click.option("--mailbox", help="Only this mailbox's (user id or UPN; needs --tenant).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@output_option
+@click.pass_obj
+def subscriptions_renew(
+    api: Api, tenant: str | None, mailbox: str | None, yes: bool, output: str
+) -> None:
+    """Renew subscriptions now (all of them unless --tenant / --mailbox); exit 1 if one failed."""
+    if mailbox and not tenant:
+        raise click.UsageError("--mailbox needs --tenant")
+    body = {k: v for k, v in (("tenant", tenant), ("mailbox", mailbox)) if v}
+    if not yes:
+        scope = mailbox or tenant or "every tenant"
+        click.confirm(f"Renew the subscriptions of {scope} now?", abort=True)
+    result = api.call("POST", "/subscriptions/renew", json=body)
+    if output == "json":
+        show_json(result)
+    else:
+        show_rows(result["value"], ["subscriptionId", "tenantId", "userId", "result", "expiresOn"])
+        counts = ("renewed", "recreated", "failed", "deferred", "skipped")
+        click.echo(", ".join(f"{name} {result[name]}" for name in counts))
+    if result["failed"]:
+        raise CliError(f"{result['failed']} subscription(s) could not be renewed; see the log")
 
 
 MAILBOX_COMMANDS = (enrol, import_csv, remove, list_, status, resync, events)
-OTHER_COMMANDS = (test_connection, health, version_, logs)
+OTHER_COMMANDS = (test_connection, health, version_, logs, subscriptions)

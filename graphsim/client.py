@@ -80,6 +80,15 @@ class SimClient:
     def cancel_event(self, user: str, event_id: str, comment: str = "") -> None:
         self._call("POST", f"/users/{user}/events/cancel", {"id": event_id, "comment": comment})
 
+    def move_event(self, user: str, event_id: str) -> dict[str, Any]:
+        """Move an event to another folder and back: a new REST id, the same immutable id."""
+        return self._call("POST", f"/users/{user}/events/move", {"id": event_id})  # type: ignore[no-any-return]
+
+    def invite(self, user: str, organizer: str, event_id: str) -> dict[str, Any]:
+        """Put an attendee's copy of the organizer's meeting (same iCalUId) in `user`'s calendar."""
+        body = {"from": organizer, "id": event_id}
+        return self._call("POST", f"/users/{user}/events/invite", body)  # type: ignore[no-any-return]
+
     def list_events(self, user: str) -> list[dict[str, Any]]:
         return self._call("GET", f"/users/{user}/events/list")["value"]  # type: ignore[no-any-return]
 

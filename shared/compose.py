@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from shared import redact, telemetry
 from shared.core.intake import SubscriptionCache
-from shared.names import LOG_TABLE
+from shared.names import ICALUIDS_TABLE, LOG_TABLE
 from shared.settings import Settings
 
 if TYPE_CHECKING:
     from shared.adapters.feed_tables import ChangeLog
     from shared.adapters.graph_httpx import GraphClient
+    from shared.adapters.icaluid_tables import TableIcalIndex
     from shared.adapters.msal_tokens import MsalTokens
     from shared.adapters.oplog_tables import TableOpLog
     from shared.adapters.queues import SyncQueue
@@ -88,6 +89,8 @@ class Services:
     oplog: TableOpLog | None = None
     # The change feed: the `changes` table and the `calendar-changes` queue.
     changes: ChangeLog | None = None
+    # The iCalUId index, kept after each mirror write (services.icaluid_index).
+    icaluids: TableIcalIndex | None = None
 
     def now(self) -> datetime:
         return self.clock()
@@ -127,6 +130,7 @@ def build_services(
 
     from shared.adapters.feed_tables import ChangeLog
     from shared.adapters.graph_httpx import GraphClient
+    from shared.adapters.icaluid_tables import TableIcalIndex
     from shared.adapters.msal_tokens import MsalTokens
     from shared.adapters.oplog_tables import TableOpLog
     from shared.adapters.queues import SyncQueue
@@ -158,11 +162,6 @@ def build_services(
     if ensure:
         state.ensure()
         queue.ensure()
-    tokens = MsalTokens(
-        settings,
-        lambda: build_client_credential(settings, secrets),
-        refresh=lambda: build_client_credential(settings, secrets, fresh=True),
-    )
     http = httpx.Client(
         verify=ssl.create_default_context(cafile=settings.ca_bundle)
         if settings.ca_bundle
@@ -176,6 +175,13 @@ def build_services(
         settings.storage, retry_total=1, connection_timeout=3, read_timeout=10
     )
     oplog = TableOpLog(log_clients.table(LOG_TABLE))
+    tokens = MsalTokens(
+        settings,
+        lambda: build_client_credential(settings, secrets),
+        refresh=lambda: build_client_credential(settings, secrets, fresh=True),
+        observe=oplog.record,  # Entra's token requests are in the operations log too
+        clock=clock,
+    )
     graph = GraphClient(http, settings.graph_base_url, tokens, clock=clock, observe=oplog.record)
     redact.install()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Graph call is noise
@@ -192,6 +198,7 @@ def build_services(
         intake_queue=SyncQueue(intake_clients),
         oplog=oplog,
         changes=ChangeLog(clients),
+        icaluids=TableIcalIndex(clients.table(ICALUIDS_TABLE)),
     )
 
 

@@ -200,7 +200,12 @@ def load_client_certificate(
 def certificate_not_after(text: str, name: str) -> datetime:
     """The notAfter of the client certificate in secret `name`, expired or not (the expiry
     watch reports it; SecretError when the secret holds no usable certificate)."""
-    return load_client_certificate(text, name, now=_LONG_AGO).not_after
+    return read_certificate(text, name).not_after
+
+
+def read_certificate(text: str, name: str) -> ClientCertificate:
+    """The client certificate in secret `name`, expired or not (for the expiry watch)."""
+    return load_client_certificate(text, name, now=_LONG_AGO)
 
 
 _LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)  # "now" for which no certificate is expired yet

@@ -8,6 +8,7 @@ CURSORS_TABLE = "cursors"
 EVENTS_TABLE = "events"
 CHANGES_TABLE = "changes"
 LOG_TABLE = "log"
+ICALUIDS_TABLE = "icaluids"  # the iCalUId index (shared.core.icaluid)
 TABLES = (
     MAILBOXES_TABLE,
     SUBSCRIPTIONS_TABLE,
@@ -15,6 +16,7 @@ TABLES = (
     EVENTS_TABLE,
     CHANGES_TABLE,
     LOG_TABLE,
+    ICALUIDS_TABLE,
 )
 
 SYNC_QUEUE = "sync-requests"

@@ -97,6 +97,24 @@ EXPECTED = {
         "methods": ["GET"],
         "authLevel": "function",
     },
+    "subscriptions_list": {
+        "type": "httpTrigger",
+        "route": "subscriptions",
+        "methods": ["GET"],
+        "authLevel": "function",
+    },
+    "subscriptions_renew": {
+        "type": "httpTrigger",
+        "route": "subscriptions/renew",
+        "methods": ["POST"],
+        "authLevel": "function",
+    },
+    "events_by_ical_uid": {
+        "type": "httpTrigger",
+        "route": "events",
+        "methods": ["GET"],
+        "authLevel": "function",
+    },
     "now": {
         "type": "httpTrigger",
         "route": "now",

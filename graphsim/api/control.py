@@ -169,6 +169,22 @@ def cancel_event(sim: Simulator, request: Request, body: Body) -> Any:
     _store(sim, request).cancel(body["id"], sim.clock.now(), comment=body.get("comment", ""))
 
 
+_COPIED = ("subject", "body", "start", "end", "location", "attendees", "recurrence", "isAllDay")
+
+
+def invite(sim: Simulator, request: Request, body: Body) -> Any:
+    """{from, id}: the meeting `id` of mailbox `from` lands in this mailbox (an attendee's copy,
+    with the organizer's iCalUId, as Exchange delivers an invitation)."""
+    source = sim.directory.mailbox_for(body["from"]).store.get(body["id"])
+    copy = {k: source[k] for k in _COPIED if source.get(k) is not None}
+    return _store(sim, request).create(copy, sim.clock.now(), ical_uid=source["iCalUId"])
+
+
+def move_event(sim: Simulator, request: Request, body: Body) -> Any:
+    """{id}: the event goes to another folder and back (deleted items, then restored)."""
+    return _store(sim, request).move(body["id"], sim.clock.now())
+
+
 def list_events(sim: Simulator, request: Request, body: Body) -> Any:
     return {"value": _store(sim, request).list_events()}
 
@@ -295,6 +311,8 @@ def routes() -> list[Route]:
         ("/users/{user}/events/update", update_event, ["POST"]),
         ("/users/{user}/events/delete", delete_event, ["POST"]),
         ("/users/{user}/events/cancel", cancel_event, ["POST"]),
+        ("/users/{user}/events/move", move_event, ["POST"]),
+        ("/users/{user}/events/invite", invite, ["POST"]),
         ("/users/{user}/delta/expire", expire_delta, ["POST"]),
         ("/knobs", knobs, ["GET", "POST"]),
         ("/faults", faults, ["POST", "DELETE"]),

@@ -5,7 +5,8 @@ $expand, $orderby, $search and $top (api/event-delta); later requests carry only
 `$skiptoken` or `$deltatoken` the previous page handed out. A page has `@odata.nextLink` or
 `@odata.deltaLink`, never both. Page size comes from `Prefer: odata.maxpagesize`. Tokens older
 than the `delta_token_max_age_s` knob (virtual clock) are expired before each request, so they
-answer 410 Gone / SyncStateNotFound, as an expired sync state does in Graph.
+answer 410 Gone / SyncStateNotFound, as an expired sync state does in Graph. Ids follow each
+request's `Prefer: IdType` (a round compares ids in the form its request asked for).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from graphsim.api.calls import GraphResult
-from graphsim.api.events import check_calendar, render_options, window
+from graphsim.api.events import check_calendar, immutable_ids, render_options, window
 from graphsim.api.pipeline import READ, Ctx, check_query, page_size, route
 from graphsim.errors import GraphRequestError
 from graphsim.model.calendar.delta import DeltaPage
@@ -43,16 +44,28 @@ async def calendar_view_delta(ctx: Ctx) -> GraphResult:
         engine.expire_older_than(ctx.now - timedelta(seconds=max_age))
     time_zone, body_type, headers = render_options(ctx)
     size = page_size(ctx.call, sim.knobs.default_page_size)
+    immutable = immutable_ids(ctx)
     if "$skiptoken" in query:
         page = engine.next_page(query["$skiptoken"], ctx.now)
     elif "$deltatoken" in query:
         page = engine.resume(
-            query["$deltatoken"], ctx.now, page_size=size, time_zone=time_zone, body_type=body_type
+            query["$deltatoken"],
+            ctx.now,
+            page_size=size,
+            time_zone=time_zone,
+            body_type=body_type,
+            immutable_ids=immutable,
         )
     else:
         lo, hi = window(query)
         page = engine.start(
-            lo, hi, ctx.now, page_size=size, time_zone=time_zone, body_type=body_type
+            lo,
+            hi,
+            ctx.now,
+            page_size=size,
+            time_zone=time_zone,
+            body_type=body_type,
+            immutable_ids=immutable,
         )
     if "odata.maxpagesize" in ctx.call.headers.get("prefer", ""):
         applied = headers.get("Preference-Applied", "")

@@ -2,8 +2,9 @@
 
 Rule: handlers translate HTTP to the calendar model (graphsim.model.calendar) and back, nothing
 more: query options are checked (an unknown `$` option is 400), `Prefer: outlook.timezone` and
-`outlook.body-content-type` are applied on the way out (api/user-list-events), lists are paged
-with `@odata.nextLink` and `$skip` (default 10 per page, as Graph's calendarView), and the
+`outlook.body-content-type` are applied on the way out (api/user-list-events), ids are REST
+ids unless `Prefer: IdType="ImmutableId"` asks for immutable ones (outlook-immutable-id), lists
+are paged with `@odata.nextLink` and `$skip` (default 10 per page, as Graph's calendarView), and the
 mailbox has one calendar, its default one. Sources (learn.microsoft.com/graph/...):
 api/resources/event, api/user-list-calendarview, api/event-update (If-Match).
 """
@@ -52,6 +53,11 @@ def render_options(ctx: Ctx) -> tuple[str | None, str, dict[str, str]]:
     if "outlook.body-content-type" in wanted:
         applied.append(f'outlook.body-content-type="{body_type}"')
     return time_zone, body_type, ({"Preference-Applied": ", ".join(applied)} if applied else {})
+
+
+def immutable_ids(ctx: Ctx) -> bool:
+    """Did the request ask for immutable ids (`Prefer: IdType="ImmutableId"`)?"""
+    return prefer(ctx.call).get("idtype", "").lower() == "immutableid"
 
 
 def _select(doc: dict[str, Any], selected: str) -> dict[str, Any]:
@@ -103,10 +109,16 @@ def paged(ctx: Ctx, docs: list[dict[str, Any]], query: dict[str, str], what: str
     top = min(top, 1000)
     selected = query.get("$select", "")
     chunk = docs[skip : skip + top]
+    immutable, store = immutable_ids(ctx), ctx.box.store
     body: dict[str, Any] = {
         "@odata.context": _context(ctx, what),
         "value": [
-            _select(render_event(d, time_zone=time_zone, body_type=body_type), selected)
+            _select(
+                store.in_form(
+                    render_event(d, time_zone=time_zone, body_type=body_type), immutable=immutable
+                ),
+                selected,
+            )
             for d in chunk
         ],
     }
@@ -121,9 +133,9 @@ def paged(ctx: Ctx, docs: list[dict[str, Any]], query: dict[str, str], what: str
 def one(ctx: Ctx, doc: dict[str, Any], status: int = 200) -> GraphResult:
     query = check_query(ctx.call, ITEM_OPTIONS)
     time_zone, body_type, headers = render_options(ctx)
-    rendered = _select(
-        render_event(doc, time_zone=time_zone, body_type=body_type), query.get("$select", "")
-    )
+    shown = render_event(doc, time_zone=time_zone, body_type=body_type)
+    shown = ctx.box.store.in_form(shown, immutable=immutable_ids(ctx))
+    rendered = _select(shown, query.get("$select", ""))
     return GraphResult(
         status, {"@odata.context": _context(ctx, "events/$entity"), **rendered}, headers
     )

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from graphsim.api.calls import GraphResult
+from graphsim.api.events import immutable_ids
 from graphsim.api.pipeline import ANY_APP, READ, Ctx, access_denied, check_query, route
 from graphsim.errors import GraphRequestError
 from graphsim.model.calendar.timezones import parse_instant
@@ -170,6 +171,7 @@ async def create(ctx: Ctx) -> GraphResult:
         expiration=expiration,
         latest_tls=tls,
         creator_id=str(ctx.app_id),
+        immutable_ids=immutable_ids(ctx),  # its notifications keep the id form it was made with
     )
     sim.counters.note("subscriptions_created")
     return GraphResult(201, sub.as_graph(sim.urls.graph_base_url, with_client_state=True))

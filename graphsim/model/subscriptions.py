@@ -57,6 +57,9 @@ class Subscription:
     last_renewal: datetime | None = None
     last_reauthorize: datetime | None = None
     paused: bool = False
+    # Created with `Prefer: IdType="ImmutableId"`: its notifications carry immutable ids, else
+    # REST ids, for its whole life (outlook-immutable-id: "Immutable ID with change notifications")
+    immutable_ids: bool = False
 
     def as_graph(self, base_url: str, *, with_client_state: bool) -> dict[str, Any]:
         return {
@@ -167,19 +170,23 @@ class Subscriptions:
         if not targets:
             return
         user_id = mailbox.user.id
-        resource = f"Users/{user_id}/Events/{event_id}"
-        data: dict[str, Any] = {
-            "@odata.type": "#Microsoft.Graph.Event",
-            "@odata.id": resource,
-            "id": event_id,
-        }
+        etag = None
         if change_type != "deleted":
             with contextlib.suppress(GraphRequestError):
-                data["@odata.etag"] = mailbox.store.get(event_id)["@odata.etag"]
+                etag = mailbox.store.get(event_id)["@odata.etag"]
         for sub in targets:
             if sub.paused:
                 self._counters.note("items_lost_reauthorization_pending")
                 continue
+            shown = event_id if sub.immutable_ids else mailbox.store.rest_id(event_id)
+            resource = f"Users/{user_id}/Events/{shown}"
+            data: dict[str, Any] = {
+                "@odata.type": "#Microsoft.Graph.Event",
+                "@odata.id": resource,
+                "id": shown,
+            }
+            if etag is not None:
+                data["@odata.etag"] = etag
             item: dict[str, Any] = {
                 "subscriptionId": sub.id,
                 "subscriptionExpirationDateTime": format_timestamp(sub.expiration),

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 # Importing the Graph handler modules registers their routes with the pipeline.
 from graphsim.api import (  # noqa: F401
+    applications,
     batch,
     control,
     delta,

@@ -6,21 +6,33 @@ is rebuilt with it before giving up; the rebuilt app is kept, so the fixed secre
 
 MSAL uses `requests`; when a CA bundle is configured (the local simulator) it gets a Session that
 trusts exactly that bundle and ignores the REQUESTS_CA_BUNDLE/proxy environment, which would
-otherwise override the session's `verify`.
+otherwise override the session's `verify`. MSAL takes that session as its `http_client`, wrapped
+so that every request to Entra (discovery and token) goes to `observe` as an outbound record of
+the operations log: method, host and path (never the form body, which holds the secret or the
+assertion, nor a query), status, duration, Entra's request id and, on a refusal, the AADSTS code.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import threading
+import time
+import uuid
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import msal
 
+from shared.core import oplog
 from shared.errors import EntraUnreachable, TokenError
 from shared.settings import Settings
+
+log = logging.getLogger("calsync.tokens")
 
 # Hosts MSAL knows; any other authority host (the simulator) needs instance_discovery=False, else
 # MSAL asks login.microsoftonline.com to validate it.
@@ -37,6 +49,7 @@ _KNOWN_AUTHORITY_HOSTS = {
 _CREDENTIAL_CODES = {7000215, 7000222, 700027, 700024}
 
 ClientCredential = Any  # str | dict: what MSAL's client_credential takes
+ENTRA_TIMEOUT_S = 30  # MSAL applies its `timeout=` only to a Session it makes itself
 
 
 def _session(ca_bundle: str) -> Any:
@@ -46,6 +59,98 @@ def _session(ca_bundle: str) -> Any:
     session.verify = ca_bundle
     session.trust_env = False  # else REQUESTS_CA_BUNDLE from the environment wins over verify
     return session
+
+
+class ObservedHttp:
+    """MSAL's `http_client` (get, post, close): a requests Session whose every call is recorded."""
+
+    def __init__(
+        self,
+        session: Any,
+        observe: Callable[[oplog.LogRecord], None],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._session, self._observe, self._clock = session, observe, clock
+
+    def get(self, url: str, **kwargs: Any) -> Any:
+        return self._call("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> Any:
+        return self._call("POST", url, **kwargs)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _call(self, method: str, url: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("timeout", ENTRA_TIMEOUT_S)  # a Session has none of its own
+        started, call_id = time.perf_counter(), str(uuid.uuid4())
+        headers = dict(kwargs.pop("headers", None) or {}) | {"client-request-id": call_id}
+        try:
+            response = self._session.request(method, url, headers=headers, **kwargs)
+        except OSError as exc:  # requests' connection errors
+            self._note(method, url, 0, {}, started, call_id, type(exc).__name__)
+            raise
+        self._note(
+            method,
+            url,
+            response.status_code,
+            response.headers,
+            started,
+            call_id,
+            _refusal(response) if response.status_code >= 400 else "",
+        )
+        return response
+
+    def _note(
+        self,
+        method: str,
+        url: str,
+        status: int,
+        headers: Any,
+        started: float,
+        call_id: str,
+        error: str = "",
+    ) -> None:
+        """One outbound record; a failure here never fails the token request."""
+        try:
+            parts = urlsplit(url)
+            segments = parts.path.strip("/").split("/")
+            tenant = segments[0] if len(segments) > 1 else ""
+            record = oplog.outbound(
+                at=self._clock(),
+                method=method,
+                url=parts.path,  # never the query
+                base_url="",
+                tenant_id=tenant,
+                user_id="",
+                kind="token" if parts.path.endswith("/token") else "entra",
+                status=status,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                headers={
+                    "request-id": str(headers.get("x-ms-request-id", "")),
+                    "client-request-id": str(headers.get("client-request-id", call_id)),
+                },
+                client_request_id=call_id,
+                error=error,
+            )
+            self._observe(replace(record, path=f"{parts.netloc}{record.path}"))  # host + path
+        except Exception:
+            log.debug("operations log: an Entra call could not be recorded", exc_info=True)
+
+
+def _refusal(response: Any) -> str:
+    """`AADSTS7000215` (or Entra's `error` word) from a refusal's JSON body; never its text."""
+    try:
+        body = json.loads(response.text or "{}")
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    codes = body.get("error_codes") or []
+    if codes and isinstance(codes[0], int):
+        return f"AADSTS{codes[0]}"
+    error = body.get("error")
+    return error if isinstance(error, str) and re.fullmatch(r"[a-z_]{1,40}", error) else ""
 
 
 class MsalTokens:
@@ -58,6 +163,8 @@ class MsalTokens:
         *,
         scope: str | None = None,
         refresh: Callable[[], ClientCredential] | None = None,
+        observe: Callable[[oplog.LogRecord], None] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._settings = settings
         self._credential = credential
@@ -65,7 +172,16 @@ class MsalTokens:
         self._scope = scope or settings.graph_scope
         self._apps: dict[str, msal.ConfidentialClientApplication] = {}
         self._lock = threading.Lock()
-        self._http = _session(settings.ca_bundle) if settings.ca_bundle else None
+        self._http: Any = _session(settings.ca_bundle) if settings.ca_bundle else None
+        if observe is not None:
+            if self._http is None:
+                import requests
+
+                self._http = requests.Session()  # as MSAL makes its own: one retry
+                retry = requests.adapters.HTTPAdapter(max_retries=1)
+                self._http.mount("https://", retry)
+                self._http.mount("http://", retry)
+            self._http = ObservedHttp(self._http, observe, clock)
 
     def _app(
         self, tenant_id: str, *, fresh: bool = False, reread: bool = False

@@ -142,6 +142,11 @@ NEEDS: tuple[Need, ...] = (
         frozenset({"User.ReadBasic.All", "User.Read.All", "Directory.Read.All"}),
     ),
     Need("writes (not used yet)", frozenset({"Calendars.ReadWrite"}), required=False),
+    Need(
+        "app registration credential dates (expiry watch, optional)",
+        frozenset({"Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All"}),
+        required=False,
+    ),
 )
 
 

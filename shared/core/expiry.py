@@ -8,6 +8,9 @@ https://learn.microsoft.com/entra/identity-platform/howto-create-service-princip
 
 from __future__ import annotations
 
+import base64
+import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal
@@ -30,6 +33,7 @@ class CredentialExpiry:
     days_left: int | None = None
     threshold: int | None = None  # the WARNING_DAYS step reached (30, 14, 7, 1)
     detail: str = ""
+    registration: str = ""  # what the app registration's own list said (or why it was unread)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -40,6 +44,7 @@ class CredentialExpiry:
             "daysLeft": self.days_left,
             "threshold": self.threshold,
             "detail": self.detail,
+            "registration": self.registration,
         }
 
 
@@ -85,6 +90,72 @@ def plan_expiry(
     )
 
 
+# ---- The app registration's own credentials (Graph GET /applications(appId=...)) ----------------
+
+
+@dataclass(frozen=True)
+class Registration:
+    """The expiry the app registration gives the credential in use. `read`: found it;
+    `unmatched`: the registration lists none like it; `unreadable`: not asked (why in detail)."""
+
+    status: Literal["read", "unmatched", "unreadable"]
+    expires_on: datetime | None
+    detail: str
+
+
+def _b64_bytes(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_")
+    except (binascii.Error, ValueError):
+        try:
+            return base64.b64decode(text + "=" * (-len(text) % 4))
+        except (binascii.Error, ValueError):
+            return None
+
+
+def _end(item: Mapping[str, Any]) -> datetime | None:
+    text = item.get("endDateTime")
+    return parse_iso(text) if isinstance(text, str) else None
+
+
+def plan_registration(
+    doc: Any, kind: str, *, secret_hint: str = "", thumbprint_hex: str = ""
+) -> Registration:
+    """Which of the registration's credentials is the one in use, and when it ends: a secret by
+    Graph's `hint` (its first three characters), a certificate by its SHA-1 thumbprint
+    (`customKeyIdentifier`). https://learn.microsoft.com/graph/api/resources/passwordcredential"""
+    if not isinstance(doc, Mapping):
+        return Registration("unreadable", None, "Graph's answer held no application")
+    if kind == "secret":
+        items = doc.get("passwordCredentials") or []
+        mine = [i for i in items if isinstance(i, Mapping) and i.get("hint") == secret_hint]
+        what = "client secret"
+    else:
+        items = doc.get("keyCredentials") or []
+        wanted = bytes.fromhex(thumbprint_hex) if thumbprint_hex else b""
+        mine = [
+            i
+            for i in items
+            if isinstance(i, Mapping)
+            and isinstance(i.get("customKeyIdentifier"), str)
+            and _b64_bytes(i["customKeyIdentifier"]) == wanted
+        ]
+        what = "certificate"
+    if not mine:
+        return Registration(
+            "unmatched",
+            None,
+            f"the app registration lists {len(items)} {what}(s), none of them the one in use: "
+            "Entra refuses a credential the registration does not hold",
+        )
+    ends = [e for e in (_end(i) for i in mine) if e is not None]
+    if not ends:
+        return Registration("read", None, f"the app registration's {what} never expires")
+    end = max(ends)  # two with the same hint: the later one is the benefit of the doubt
+    when = end.astimezone(UTC).date().isoformat()
+    return Registration("read", end, f"the app registration's {what} ends on {when}")
+
+
 def should_warn(expiry: CredentialExpiry, last_warned: date | None, today: date) -> bool:
     """One WARNING log line a day while the credential is near expiry or expired."""
     return expiry.level in ("warning", "expired") and last_warned != today
@@ -102,19 +173,35 @@ def parse_status(row: dict[str, Any]) -> dict[str, Any]:
         "daysLeft": row.get("days_left"),
         "expiresOn": iso_utc(expires) if expires else None,
         "checkedAt": iso_utc(checked) if isinstance(checked, datetime) else checked,
+        "registration": row.get("registration") or None,
     }
 
 
 def status_warning(shown: dict[str, Any]) -> str:
-    """One line for the status page from `parse_status`'s view: "" unless near or past expiry."""
+    """One line for the status page from `parse_status`'s view: "" unless near or past expiry,
+    or the app registration's own list could not be read or does not hold the credential."""
     level, kind, left = (
         shown.get("status"),
         shown.get("kind") or "credential",
         shown.get("daysLeft"),
     )
     when = (shown.get("expiresOn") or "")[:10]
+    registration = str(shown.get("registration") or "")
+    note = f" ({registration})" if registration.startswith(_REGISTRATION_NOTES) else ""
     if level == "expired":
-        return f"The app's {kind} expired on {when}: Entra refuses it; store a new one."
+        return f"The app's {kind} expired on {when}: Entra refuses it; store a new one.{note}"
     if level == "warning":
-        return f"The app's {kind} expires on {when} ({left} day(s) left): store a new one before."
-    return ""
+        return (
+            f"The app's {kind} expires on {when} ({left} day(s) left): store a new one before."
+            f"{note}"
+        )
+    return f"Credential watch: {registration}" if note else ""
+
+
+# The starts of Registration details worth a line on the status page (plan_registration and
+# services.credential_watch.read_registration word them).
+_REGISTRATION_NOTES = (
+    "the app registration lists",
+    "the app registration's own credentials could not be read",
+    "the app registration could not be read",
+)

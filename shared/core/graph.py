@@ -36,7 +36,7 @@ from shared.errors import (
 )
 
 #: What a request addresses, so that a 404 means the right thing.
-Kind = Literal["delta", "subscription", "subscriptions", "user", "calendar", "event"]
+Kind = Literal["delta", "subscription", "subscriptions", "user", "calendar", "event", "application"]
 
 PAGE_SIZE = 100  # Outlook's largest page for calendarView/delta (odata.maxpagesize)
 CHANGE_TYPES = "created,updated,deleted"
@@ -45,6 +45,16 @@ DELTA_GONE_CODES = frozenset(
     {"SyncStateNotFound", "resyncRequired", "fullSyncRequired", "SyncStateInvalid"}
 )
 ABSOLUTE = ("https://", "http://")
+# Ask for ids that survive a move between folders (deleted items and back, another calendar),
+# on every call: the header "only applies to the request it is included with", and a
+# subscription created with it sends immutable ids in its notifications.
+# https://learn.microsoft.com/graph/outlook-immutable-id
+IMMUTABLE_IDS = 'IdType="ImmutableId"'
+
+
+def prefer_headers(*preferences: str) -> tuple[tuple[str, str], ...]:
+    """The one `Prefer` header of a request: the immutable ids first, then `preferences`."""
+    return (("Prefer", ", ".join((IMMUTABLE_IDS, *preferences))),)
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,14 @@ class GraphRequest:
     headers: tuple[tuple[str, str], ...] = ()  # every Prefer is here; never Authorization
     body: Mapping[str, Any] | None = None  # sent as JSON
     mailbox: str = ""  # user id: keys the per-mailbox concurrency slot ("" = none)
+
+    def __post_init__(self) -> None:
+        """Every request asks for immutable ids, whatever its builder passed as headers."""
+        prefer = [v for k, v in self.headers if k.lower() == "prefer"]
+        if any(IMMUTABLE_IDS in value for value in prefer):
+            return
+        others = tuple((k, v) for k, v in self.headers if k.lower() != "prefer")
+        object.__setattr__(self, "headers", prefer_headers(*prefer) + others)
 
     def url(self, base_url: str) -> str:
         """The absolute URL; a link must stay on Graph's own origin (it carries our token)."""
@@ -93,7 +111,7 @@ def _delta_headers(body_type: BodyType) -> tuple[tuple[str, str], ...]:
     prefer = [f"odata.maxpagesize={PAGE_SIZE}", 'outlook.timezone="UTC"']
     if body_type == "text":
         prefer.append('outlook.body-content-type="text"')
-    return (("Prefer", ", ".join(prefer)),)
+    return prefer_headers(*prefer)
 
 
 def delta_start(key: MailboxKey, window: Window, *, body_type: BodyType) -> GraphRequest:
@@ -126,8 +144,10 @@ def subscription_create(
     expiration: datetime,
     client_state: str,
 ) -> GraphRequest:
-    """Subscribe to a mailbox's events, with lifecycle notifications and TLS 1.2.
-    https://learn.microsoft.com/graph/api/subscription-post-subscriptions"""
+    """Subscribe to a mailbox's events, with lifecycle notifications and TLS 1.2; created with
+    the immutable-id preference (as every request), so its notifications carry immutable ids.
+    https://learn.microsoft.com/graph/api/subscription-post-subscriptions
+    https://learn.microsoft.com/graph/outlook-immutable-id#immutable-id-with-change-notifications"""
     body = {
         "changeType": CHANGE_TYPES,
         "notificationUrl": notification_url,
@@ -137,7 +157,9 @@ def subscription_create(
         "clientState": client_state,
         "latestSupportedTlsVersion": "v1_2",
     }
-    return GraphRequest("POST", "subscriptions", key.tenant_id, "subscription", body=body)
+    return GraphRequest(
+        "POST", "subscriptions", key.tenant_id, "subscription", headers=prefer_headers(), body=body
+    )
 
 
 def subscription_renew(tenant_id: str, subscription_id: str, expiration: datetime) -> GraphRequest:
@@ -206,8 +228,21 @@ def series_master_get(key: MailboxKey, master_id: str, *, body_type: BodyType) -
         f"users/{key.user_id}/events/{quote(master_id, safe='')}",
         key.tenant_id,
         "event",
-        headers=(("Prefer", ", ".join(prefer)),),
+        headers=prefer_headers(*prefer),
         mailbox=key.user_id,
+    )
+
+
+def application_credentials(tenant_id: str, client_id: str) -> GraphRequest:
+    """The app registration's own secrets and certificates (dates and hints, never values);
+    needs Application.Read.All, and answers only in the app's home tenant (404 elsewhere).
+    https://learn.microsoft.com/graph/api/application-get"""
+    return GraphRequest(
+        "GET",
+        f"applications(appId='{quote(client_id, safe='')}')",
+        tenant_id,
+        "application",
+        query=(("$select", "passwordCredentials,keyCredentials"),),
     )
 
 

@@ -145,13 +145,17 @@ def _expiry(svc: Services) -> dx.Step:
             "secret the settings name",
             code="credential_expired",
         )
+    registration = f"; {expiry.registration}" if expiry.registration else ""
     if expiry.level == "warning":
         return dx.Step(
-            name, "warning", detail=expiry.detail, code=f"expires_in_{expiry.days_left}d"
+            name,
+            "warning",
+            detail=expiry.detail + registration,
+            code=f"expires_in_{expiry.days_left}d",
         )
     if expiry.level == "unknown":
-        return dx.Step(name, "ok", detail=f"{expiry.detail}: nothing to watch")
-    return dx.Step(name, "ok", detail=expiry.detail)
+        return dx.Step(name, "ok", detail=f"{expiry.detail}: nothing to watch{registration}")
+    return dx.Step(name, "ok", detail=expiry.detail + registration)
 
 
 def _token(svc: Services, tenant: str, holder: list[str]) -> dx.Step:
@@ -181,7 +185,13 @@ def _permissions(token: str) -> dx.Step:
             fix="add them to the app registration and grant admin consent (deploy guide, 1-2)",
             code="missing_permissions",
         )
-    return dx.Step("permissions", "ok", detail=f"granted: {granted}")
+    optional = [
+        n.feature
+        for n, ok in dx.plan_permissions(roles)
+        if not ok and not n.required and "optional" in n.feature
+    ]
+    absent = f"; optional, not granted: {', '.join(optional)}" if optional else ""
+    return dx.Step("permissions", "ok", detail=f"granted: {granted}{absent}")
 
 
 def _mailbox(svc: Services, tenant: str, mailbox: str) -> dx.Step:

@@ -102,7 +102,11 @@ def remove(svc: Services, tenant_id: str, user: str, *, purge: bool) -> dict[str
 
 
 def resync(svc: Services, tenant_id: str, user: str) -> dict[str, Any]:
+    """Queue a full round; index what the mirror already holds (a round rewrites only changes)."""
+    from shared.services.icaluid_index import backfill
+
     record = find(svc, tenant_id, user)
+    backfill(svc, record.key)
     queue_sync(svc, record.key, Trigger.RESYNC, full=True)
     return {"queued": True, "tenantId": record.key.tenant_id, "userId": record.key.user_id}
 

@@ -25,7 +25,7 @@ from shared.core.model import DeltaItem, StoredVersion
 from shared.core.reconcile import PagePlan, deletion, plan_page
 from shared.core.state import MailboxRecord
 from shared.errors import StateConflict
-from shared.services import feed
+from shared.services import feed, icaluid_index
 
 log = logging.getLogger("calsync.mirror")
 
@@ -64,6 +64,15 @@ def apply_items(
     for event_id, why in plan.skipped:
         log.warning("event %s of %s not mirrored: %s", event_id, key.user_id, why)
     if written:
+        # The index needs an event only when it is new or its iCalUId changed.
+        indexed = {
+            c.event_id
+            for c in plan.changes
+            if c.changed_fields is None or "iCalUId" in c.changed_fields
+        }
+        icaluid_index.note_changes(
+            svc, key, [ev for ev in plan.upserts if ev.event_id in indexed], plan.deletes
+        )
         feed.relay(svc, key)
     return plan, written
 

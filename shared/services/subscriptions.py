@@ -12,6 +12,7 @@ import logging
 import secrets as pysecrets
 import time
 from dataclasses import replace
+from datetime import datetime
 
 from shared.compose import Services
 from shared.core import graph
@@ -225,44 +226,48 @@ def _sub_dims(
 
 def renew_due(svc: Services) -> dict[str, int]:
     """Timer step: renew subscriptions near expiry (spread, paced); recreate those gone."""
-    now = svc.now()
     counts = {"renewed": 0, "recreated": 0, "failed": 0, "deferred": 0}
-    for sub, new_expiry in plan_renewals(svc.state.list_subscriptions(), now, svc.rng):
-        if not _paced(svc, sub.tenant_id):
-            counts["deferred"] += 1
-            continue
-        try:
-            request = graph.subscription_renew(sub.tenant_id, sub.subscription_id, new_expiry)
-            renewed = svc.graph.send(request)
-            expiry = (decode_subscription(renewed).expiration if renewed else None) or new_expiry
-        except SubscriptionGone:
-            _gone(svc, sub)
-            counts["recreated"] += 1
-            continue
-        except Throttled:
-            svc.metrics.throttled(tenant_id=sub.tenant_id, operation="renew")
-            counts["deferred"] += 1
-            continue
-        except (GraphError, TokenError) as exc:
-            log.warning(
-                "renewing %s failed: %s",
-                sub.subscription_id,
-                exc.message,
-                extra=_sub_dims(sub, "renew failed", exc.detail_code, exc.request_id),
-            )
-            counts["failed"] += 1
-            continue
-        log.info(
-            "renewed %s of %s until %s",
-            sub.subscription_id,
-            sub.user_id,
-            expiry,
-            extra=_sub_dims(sub, "renewed"),
-        )
-        svc.state.put_subscription(replace(sub, expiration=expiry, last_renewed=now))
-        svc.state.update_status(MailboxKey(sub.tenant_id, sub.user_id), subscription_expiry=expiry)
-        counts["renewed"] += 1
+    for sub, new_expiry in plan_renewals(svc.state.list_subscriptions(), svc.now(), svc.rng):
+        counts[renew_one(svc, sub, new_expiry)[0]] += 1
     return counts
+
+
+def renew_one(
+    svc: Services, sub: SubscriptionRecord, new_expiry: datetime
+) -> tuple[str, datetime | None]:
+    """PATCH one subscription's expiry (paced per tenant): ("renewed", its new expiry), or
+    ("recreated" | "failed" | "deferred", None); a gone one is recreated through `_gone`."""
+    now = svc.now()
+    if not _paced(svc, sub.tenant_id):
+        return "deferred", None
+    try:
+        request = graph.subscription_renew(sub.tenant_id, sub.subscription_id, new_expiry)
+        renewed = svc.graph.send(request)
+        expiry = (decode_subscription(renewed).expiration if renewed else None) or new_expiry
+    except SubscriptionGone:
+        _gone(svc, sub)
+        return "recreated", None
+    except Throttled:
+        svc.metrics.throttled(tenant_id=sub.tenant_id, operation="renew")
+        return "deferred", None
+    except (GraphError, TokenError) as exc:
+        log.warning(
+            "renewing %s failed: %s",
+            sub.subscription_id,
+            exc.message,
+            extra=_sub_dims(sub, "renew failed", exc.detail_code, exc.request_id),
+        )
+        return "failed", None
+    log.info(
+        "renewed %s of %s until %s",
+        sub.subscription_id,
+        sub.user_id,
+        expiry,
+        extra=_sub_dims(sub, "renewed"),
+    )
+    svc.state.put_subscription(replace(sub, expiration=expiry, last_renewed=now))
+    svc.state.update_status(MailboxKey(sub.tenant_id, sub.user_id), subscription_expiry=expiry)
+    return "renewed", expiry
 
 
 def reconcile(svc: Services) -> dict[str, int]:
@@ -335,6 +340,11 @@ def _delete_graph_orphans(svc: Services, desired: set[MailboxKey]) -> int:
             log.info("deleted orphan subscription %s of %s", sub.id, key.user_id)
             deleted += 1
     return deleted
+
+
+def list_graph_subscriptions(svc: Services, tenant_id: str) -> list[GraphSubscription]:
+    """Graph's own list of the app's subscriptions in a tenant (paged)."""
+    return _list_graph_subscriptions(svc, tenant_id)
 
 
 def _list_graph_subscriptions(svc: Services, tenant_id: str) -> list[GraphSubscription]:

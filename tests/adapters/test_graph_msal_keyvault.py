@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -21,6 +22,7 @@ from shared.adapters.keyvault import KeyVaultSecrets
 from shared.adapters.msal_tokens import MsalTokens
 from shared.core import graph as g
 from shared.core import graph_types as t
+from shared.core import oplog
 from shared.core.model import MailboxKey, Window
 from shared.core.paging import iter_delta_pages, iter_subscriptions
 from shared.errors import (
@@ -134,6 +136,41 @@ def test_entra_refusals_carry_their_aadsts_code(
         tokens.token(tenant_id)
     assert info.value.aadsts == code
     assert secret not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("secret", "status", "error"),
+    [(SECRET, 200, ""), ("wrong-secret-value", 400, "AADSTS7000215")],
+    ids=["granted", "refused"],
+)
+def test_entra_requests_are_recorded_without_secrets(
+    sim: SimHandle, world: dict[str, str], secret: str, status: int, error: str
+) -> None:
+    """Each request MSAL makes to Entra is one outbound record: method, host and path, status,
+    duration, Entra's refusal code; never the secret, the token or a query."""
+    records: list[oplog.LogRecord] = []
+    tokens = MsalTokens(_settings(sim, world), lambda: secret, observe=records.append)
+    try:
+        if status == 200:
+            token = tokens.token(world["tenant"])
+        else:
+            token = ""
+            with pytest.raises(TokenError):
+                tokens.token(world["tenant"])
+    finally:
+        tokens.close()
+    host = urlsplit(sim.authority_host).netloc
+    posts = [r for r in records if r.kind == "token"]
+    assert posts
+    assert {(r.method, r.path, r.status, r.error) for r in posts} == {
+        ("POST", f"{host}/{world['tenant']}/oauth2/v2.0/token", status, error)
+    }
+    assert all(r.direction == "out" and r.duration_ms >= 0 for r in records)
+    assert all(r.client_request_id for r in posts)
+    shown = repr(records)
+    assert secret not in shown
+    assert not token or token not in shown
+    assert "?" not in "".join(r.path for r in records)
 
 
 def test_graph_statuses_map_to_project_errors(

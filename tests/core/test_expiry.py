@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from shared.core.expiry import plan_expiry, should_warn
+from shared.core.expiry import plan_expiry, plan_registration, should_warn
+from shared.core.times import parse_iso
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -56,3 +58,53 @@ def test_one_warning_a_day(left: timedelta, last: date | None, warn: bool) -> No
     """A near or past expiry warns once per day, never when ok."""
     expiry = plan_expiry("certificate", "c", NOW + left, NOW)
     assert should_warn(expiry, last, NOW.date()) is warn
+
+
+REG_END = "2027-01-10T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("doc", "kind", "hint", "thumb", "status", "ends"),
+    [
+        (
+            {"passwordCredentials": [{"hint": "abc", "endDateTime": REG_END}, {"hint": "xyz"}]},
+            "secret",
+            "abc",
+            "",
+            "read",
+            REG_END,
+        ),
+        ({"passwordCredentials": [{"hint": "xyz"}]}, "secret", "abc", "", "unmatched", None),
+        ({"passwordCredentials": [{"hint": "abc"}]}, "secret", "abc", "", "read", None),
+        (
+            {
+                "keyCredentials": [
+                    {"customKeyIdentifier": "q83vEjRWeJCrze8SNFZ4kKvN7xI", "endDateTime": REG_END}
+                ]
+            },
+            "certificate",
+            "",
+            "ABCDEF1234567890ABCDEF1234567890ABCDEF12",
+            "read",
+            REG_END,
+        ),
+        (
+            {"keyCredentials": [{"customKeyIdentifier": "AAAA", "endDateTime": REG_END}]},
+            "certificate",
+            "",
+            "ABCDEF1234567890ABCDEF1234567890ABCDEF12",
+            "unmatched",
+            None,
+        ),
+        ([], "secret", "abc", "", "unreadable", None),
+    ],
+    ids=["secret", "no such secret", "never ends", "certificate", "other cert", "not an app"],
+)
+def test_the_registration_entry_in_use_is_found(
+    doc: Any, kind: str, hint: str, thumb: str, status: str, ends: str | None
+) -> None:
+    """A secret is matched by Graph's hint, a certificate by its SHA-1 thumbprint (base64 in
+    customKeyIdentifier); its end date is the reading; none matching is `unmatched`."""
+    found = plan_registration(doc, kind, secret_hint=hint, thumbprint_hex=thumb)
+    assert found.status == status
+    assert found.expires_on == (parse_iso(ends) if ends else None)

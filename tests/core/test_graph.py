@@ -40,8 +40,12 @@ NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 WINDOW = Window(datetime(2026, 10, 24, tzinfo=UTC), datetime(2027, 11, 20, tzinfo=UTC))
 NEXT = f"{BASE}/users/user-1/calendarView/delta?$skiptoken=abc"
 DELTA = f"{BASE}/users/user-1/calendarView/delta?$deltatoken=xyz"
-PREFER_HTML = 'odata.maxpagesize=100, outlook.timezone="UTC"'
-PREFER_TEXT = 'odata.maxpagesize=100, outlook.timezone="UTC", outlook.body-content-type="text"'
+IMMUTABLE = 'IdType="ImmutableId"'
+PREFER_HTML = 'IdType="ImmutableId", odata.maxpagesize=100, outlook.timezone="UTC"'
+PREFER_TEXT = (
+    'IdType="ImmutableId", odata.maxpagesize=100, outlook.timezone="UTC", '
+    'outlook.body-content-type="text"'
+)
 EXPIRY = datetime(2026, 11, 24, 8, 30, tzinfo=UTC)
 
 # ---- Builders ---------------------------------------------------------------------------------
@@ -110,7 +114,7 @@ BUILT: list[tuple[str, GraphRequest, dict[str, Any]]] = [
             "tenant_id": "tenant-1",
             "kind": "subscription",
             "query": (),
-            "headers": (),
+            "headers": (("Prefer", IMMUTABLE),),
             "body": {
                 "changeType": "created,updated,deleted",
                 "notificationUrl": "https://app.example.net/api/notifications",
@@ -132,7 +136,7 @@ BUILT: list[tuple[str, GraphRequest, dict[str, Any]]] = [
             "tenant_id": "tenant-1",
             "kind": "subscription",
             "query": (),
-            "headers": (),
+            "headers": (("Prefer", IMMUTABLE),),
             "body": {"expirationDateTime": "2026-11-24T08:30:00Z"},
             "mailbox": "",
         },
@@ -146,7 +150,7 @@ BUILT: list[tuple[str, GraphRequest, dict[str, Any]]] = [
             "tenant_id": "tenant-1",
             "kind": "subscription",
             "query": (),
-            "headers": (),
+            "headers": (("Prefer", IMMUTABLE),),
             "body": None,
             "mailbox": "",
         },
@@ -160,7 +164,7 @@ BUILT: list[tuple[str, GraphRequest, dict[str, Any]]] = [
             "tenant_id": "tenant-1",
             "kind": "subscription",
             "query": (),
-            "headers": (),
+            "headers": (("Prefer", IMMUTABLE),),
             "body": None,
             "mailbox": "",
         },
@@ -174,7 +178,7 @@ BUILT: list[tuple[str, GraphRequest, dict[str, Any]]] = [
             "tenant_id": "tenant-1",
             "kind": "subscriptions",
             "query": (),
-            "headers": (),
+            "headers": (("Prefer", IMMUTABLE),),
             "body": None,
             "mailbox": "",
         },
@@ -188,7 +192,7 @@ BUILT: list[tuple[str, GraphRequest, dict[str, Any]]] = [
             "tenant_id": "tenant-1",
             "kind": "user",
             "query": (("$select", "id,userPrincipalName,mail"),),
-            "headers": (),
+            "headers": (("Prefer", IMMUTABLE),),
             "body": None,
             "mailbox": "",
         },
@@ -202,7 +206,7 @@ BUILT: list[tuple[str, GraphRequest, dict[str, Any]]] = [
             "tenant_id": "tenant-1",
             "kind": "user",
             "query": (("$select", "id,userPrincipalName,mail"),),
-            "headers": (),
+            "headers": (("Prefer", IMMUTABLE),),
             "body": None,
             "mailbox": "",
         },
@@ -253,6 +257,22 @@ def test_describe_never_shows_the_query() -> None:
         "GET /v1.0/users/user-1/calendarView/delta"
     )
     assert g.subscription_list("t").describe() == "GET subscriptions"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [(), (("Prefer", "odata.maxpagesize=5"),), (("If-Match", 'W/"ck"'),)],
+    ids=["none", "other preference", "other header"],
+)
+def test_every_request_asks_for_immutable_ids(headers: tuple[tuple[str, str], ...]) -> None:
+    """A request built with any headers has one Prefer, carrying IdType="ImmutableId" first."""
+    request_ = GraphRequest("GET", "users/u/events/e", "t", "calendar", headers=headers)
+    prefer = [v for k, v in request_.headers if k == "Prefer"]
+    assert len(prefer) == 1
+    assert prefer[0].startswith(IMMUTABLE)
+    assert [h for h in request_.headers if h[0] != "Prefer"] == [
+        h for h in headers if h[0] != "Prefer"
+    ]
 
 
 def test_follow_keeps_headers_and_sender_but_not_the_query() -> None:

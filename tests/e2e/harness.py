@@ -133,7 +133,7 @@ def calendar_view(stack: Stack, user_id: str, window: Window) -> dict[str, dict[
     """The window's instances (calendarView) and their series masters, as Graph gives them."""
     headers = {
         "Authorization": f"Bearer {graph_token(stack)}",
-        "Prefer": 'outlook.timezone="UTC", odata.maxpagesize=500',
+        "Prefer": 'IdType="ImmutableId", outlook.timezone="UTC", odata.maxpagesize=500',
     }
     url: str | None = f"{stack.sim.graph_base_url}/users/{user_id}/calendarView"
     params: dict[str, str] | None = {

@@ -141,14 +141,17 @@ def test_read_only_properties_echoed_back_are_ignored() -> None:
 
 
 def test_ids_look_like_graph_ids_and_resolve() -> None:
-    """Ids are long base64 with '+', '/' and '=' among them, case-sensitive, and resolvable."""
+    """Ids are long base64 with '+', '/' and '=' among them, case-sensitive, and resolvable;
+    the store's own are immutable ids (AAkAL), their REST twins look like REST ids (AAMkA)."""
     store = CalendarStore("u@contoso.com", seed=3)
     made = [store.create(_body(), NOW)["id"] for _ in range(60)]
     joined = "".join(made)
     assert {"+", "/", "="} <= set(joined)
-    assert all(len(i) >= 150 and i.startswith("AAMkA") for i in made)
+    assert all(len(i) >= 150 and i.startswith("AAkAL") for i in made)
+    assert all(store.rest_id(i).startswith("AAMkA") for i in made)
     assert len(set(made)) == 60
     assert store.get(made[0])["id"] == made[0]
+    assert store.get(store.rest_id(made[0]))["id"] == made[0]
     swapped = made[0][:20] + made[0][20:].swapcase()
     assert _error(store.get, swapped).status in (400, 404)
 
@@ -344,3 +347,32 @@ def test_naive_now_is_a_programming_error() -> None:
     store = CalendarStore("u@contoso.com", seed=1)
     with pytest.raises(ValueError, match="aware"):
         store.create(_body(), datetime(2026, 1, 1))
+
+
+def test_a_move_changes_the_rest_id_and_never_the_immutable_id() -> None:
+    """After a move the immutable id resolves as before, the old REST id is 404, the new one
+    resolves, and the changeKey is new; occurrences' REST ids follow their master's."""
+    store = CalendarStore("u@contoso.com", seed=5)
+    single = store.create(_body(), NOW)
+    daily = {"pattern": {"type": "daily"}, "range": {"type": "noEnd", "startDate": "2026-01-05"}}
+    series = store.create(_body(subject="series", recurrence=daily), NOW)
+    occurrence = next(
+        i for i in store.instances(NOW, NOW + timedelta(days=6)) if i["type"] == "occurrence"
+    )
+    before = store.rest_id(single["id"]), store.rest_id(occurrence["id"])
+    moved = store.move(before[0], NOW)
+    store.move(store.rest_id(series["id"]), NOW)
+    assert moved["id"] == single["id"]
+    assert moved["changeKey"] != single["changeKey"]
+    assert store.get(single["id"])["changeKey"] == moved["changeKey"]
+    assert _error(store.get, before[0]).code == "ErrorItemNotFound"
+    assert _error(store.get, before[1]).code == "ErrorItemNotFound"
+    after = store.rest_id(single["id"]), store.rest_id(occurrence["id"])
+    assert after[0] != before[0]
+    assert after[1] != before[1]
+    assert store.get(after[1])["id"] == occurrence["id"]
+    shown = store.in_form(store.get(occurrence["id"]), immutable=False)
+    assert (shown["id"], shown["seriesMasterId"]) == (after[1], store.rest_id(series["id"]))
+    assert store.rest_id(series["id"]) in shown["occurrenceId"]
+    assert store.in_form(shown, immutable=True) is shown
+    assert _error(store.move, occurrence["id"], NOW).status == 400

@@ -14,9 +14,16 @@ from graphsim import schema
 pytestmark = pytest.mark.integration
 
 
-def subscribe(world: World, receiver: Receiver, user_id: str = "", **extra: Any) -> dict[str, Any]:
+IMMUTABLE = 'IdType="ImmutableId"'
+
+
+def subscribe(
+    world: World, receiver: Receiver, user_id: str = "", *, prefer: str = IMMUTABLE, **extra: Any
+) -> dict[str, Any]:
+    """A subscription, made with immutable ids unless `prefer` says otherwise ("" = REST ids)."""
     now = dt.datetime.fromisoformat(world.sim.control.now().replace("0Z", "+00:00"))
-    response = world.graph().post(
+    graph = world.graph(Prefer=prefer) if prefer else world.graph()
+    response = graph.post(
         "subscriptions",
         json={
             "changeType": "created,updated,deleted",

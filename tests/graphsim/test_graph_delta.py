@@ -66,7 +66,7 @@ def test_changes_and_removals_since_the_delta_link(world: World) -> None:
     edit = one(world, "edit", "2027-02-02")
     drop = one(world, "drop", "2027-02-03")
     move = one(world, "move", "2027-02-04")
-    graph = world.graph()
+    graph = world.graph(Prefer='IdType="ImmutableId"')  # the control API's ids
     _, delta_link, _ = follow(graph, graph.get(delta_url(world), params=WINDOW))
     control = world.sim.control
     control.update_event(world.upn, edit["id"], {"subject": "edited"})
@@ -87,6 +87,32 @@ def test_changes_and_removals_since_the_delta_link(world: World) -> None:
     assert by_id[added["id"]]["subject"] == "added"
     assert by_id[drop["id"]] == {"id": drop["id"], "@removed": {"reason": "deleted"}}
     assert by_id[move["id"]]["@removed"] == {"reason": "deleted"}
+
+
+@pytest.mark.parametrize("immutable", [True, False], ids=["immutable ids", "rest ids"])
+def test_a_moved_event_keeps_only_its_immutable_id(world: World, immutable: bool) -> None:
+    """After a move, an immutable-id delta reports the same id updated; a REST-id delta reports
+    the old REST id removed and the event under a new id; get follows the header likewise."""
+    event = one(world, "moved", "2027-02-01")
+    graph = world.graph(Prefer='IdType="ImmutableId"') if immutable else world.graph()
+    first, delta_link, _ = follow(graph, graph.get(delta_url(world), params=WINDOW))
+    [before] = [i["id"] for i in first if i["subject"] == "moved"]
+    world.sim.control.move_event(world.upn, event["id"])
+    items, _, _ = follow(graph, graph.get(delta_link))
+    current = graph.get(f"users/{world.user_id}/events/{quote(before, safe='')}")
+    if immutable:
+        assert before == event["id"]
+        assert [(i["id"], i["subject"]) for i in items] == [(before, "moved")]
+        assert current.status_code == 200
+        assert current.json()["id"] == before
+    else:
+        assert before.startswith("AAMkA")
+        assert before != event["id"]
+        removed = [i["id"] for i in items if "@removed" in i]
+        [after] = [i["id"] for i in items if "@removed" not in i]
+        assert removed == [before]
+        assert after not in (before, event["id"])
+        assert current.status_code == 404
 
 
 def test_window_is_required(world: World) -> None:

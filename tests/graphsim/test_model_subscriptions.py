@@ -47,10 +47,40 @@ def _subscribe(subs: Subscriptions, user_id: str, **extra: Any) -> Any:
     return subs.add(**{**fields, **extra})
 
 
+def test_notifications_carry_the_id_form_the_subscription_was_made_with() -> None:
+    """A subscription made with immutable ids is told the immutable id, one made without it
+    the REST id of the moment: after a move, the new REST id, and the immutable one unchanged."""
+    directory, subs, sent, user_id = _world()
+    both = {"change_type": "created,updated", "change_types": frozenset({"created", "updated"})}
+    immutable = _subscribe(subs, user_id, immutable_ids=True, **both)
+    _subscribe(subs, user_id, **both)
+    store = directory.mailbox_for(user_id).store
+    event = store.create(
+        {
+            "subject": "x",
+            "start": {"dateTime": "2026-03-16T10:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-03-16T11:00:00", "timeZone": "UTC"},
+        },
+        NOW,
+    )
+    rest_before = store.rest_id(event["id"])
+    store.move(event["id"], NOW)
+    seen = [(sub_id == immutable.id, item["resourceData"]["id"]) for _, _, item, sub_id in sent]
+    assert sorted(seen) == sorted(
+        [
+            (True, event["id"]),
+            (True, event["id"]),
+            (False, rest_before),
+            (False, store.rest_id(event["id"])),
+        ]
+    )
+    assert rest_before != store.rest_id(event["id"])
+
+
 def test_a_calendar_change_reaches_the_sink_as_a_change_item() -> None:
     """A created event becomes one change item for the subscription's URL, with clientState."""
     directory, subs, sent, user_id = _world()
-    sub = _subscribe(subs, user_id)
+    sub = _subscribe(subs, user_id, immutable_ids=True)
     event = directory.mailbox_for(user_id).store.create(
         {
             "subject": "x",

@@ -10,6 +10,9 @@ SyncStateNotFound. Pages hold DEFAULT_PAGE_SIZE items unless `Prefer: odata.maxp
 asks otherwise (the real default is undocumented; with page_size_jitter pages are anywhere
 from 1 to twice the size asked, as users report). replay_rate re-sends unchanged items, as
 Graph does. Only the newest max_sync_states deltatokens are kept: older ones are 410.
+Ids are immutable ones unless a request says `immutable_ids=False`: then REST ids, in the
+snapshot too, so an item moved to another folder since the last round comes back under its new
+REST id and its old one is reported removed (outlook-immutable-id).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class _Round:
     page_size: int
     time_zone: str | None
     body_type: str
+    immutable_ids: bool = True
 
 
 @dataclass
@@ -104,6 +108,7 @@ class DeltaEngine:
         page_size: int | None,
         time_zone: str | None,
         body_type: str,
+        immutable_ids: bool = True,
     ) -> DeltaPage:
         """The first page of a full sync of [start, end)."""
         lo, hi = utc(start, "start"), utc(end, "end")
@@ -118,8 +123,10 @@ class DeltaEngine:
         entries: list[Instance | str] = list(records)
         if self.replay_rate:
             entries = self._with_replays(entries)
-        snapshot = {r.id: r.change_key for r in records}
-        rnd = _Round((lo, hi), entries, snapshot, _size(page_size), time_zone, body_type)
+        snapshot = {self._id(r.id, immutable_ids): r.change_key for r in records}
+        rnd = _Round(
+            (lo, hi), entries, snapshot, _size(page_size), time_zone, body_type, immutable_ids
+        )
         return self._serve(_Cursor(rnd, 0, utc(now, "now")), utc(now, "now"))
 
     def resume(
@@ -130,6 +137,7 @@ class DeltaEngine:
         page_size: int | None,
         time_zone: str | None,
         body_type: str,
+        immutable_ids: bool = True,
     ) -> DeltaPage:
         """The first page of what changed since the round that gave `deltatoken`."""
         state = self._states.get(deltatoken)
@@ -138,13 +146,16 @@ class DeltaEngine:
         self._check_render(time_zone, body_type)
         records = self.store.instance_records(*state.window)
         entries: list[Instance | str] = []
-        for rec in records:
-            changed = state.snapshot.get(rec.id) != rec.change_key
+        shown = [(self._id(r.id, immutable_ids), r) for r in records]
+        current = {shown_id: r.change_key for shown_id, r in shown}
+        for shown_id, rec in shown:
+            changed = state.snapshot.get(shown_id) != rec.change_key
             if changed or (self.replay_rate and self._rng.random() < self.replay_rate):
                 entries.append(rec)
-        current = {r.id: r.change_key for r in records}
         entries.extend(gone for gone in state.snapshot if gone not in current)
-        rnd = _Round(state.window, entries, current, _size(page_size), time_zone, body_type)
+        rnd = _Round(
+            state.window, entries, current, _size(page_size), time_zone, body_type, immutable_ids
+        )
         return self._serve(_Cursor(rnd, 0, utc(now, "now")), utc(now, "now"))
 
     def next_page(self, skiptoken: str, now: datetime) -> DeltaPage:
@@ -215,7 +226,10 @@ class DeltaEngine:
         doc = canonical(entry)
         if rnd.time_zone or rnd.body_type != "html":
             doc = render_event(doc, time_zone=rnd.time_zone, body_type=rnd.body_type)
-        return doc
+        return self.store.in_form(doc, immutable=rnd.immutable_ids)
+
+    def _id(self, event_id: str, immutable_ids: bool) -> str:
+        return event_id if immutable_ids else self.store.rest_id(event_id)
 
     def _with_replays(self, entries: list[Instance | str]) -> list[Instance | str]:
         """Re-send some items later in the same round (the client must tolerate duplicates)."""

@@ -7,6 +7,12 @@ original start, so the same occurrence keeps the same id across every read, and 
 occurrence id can be resolved back to (master, original start) without storing it.
 A text that is not such an id is 400 ErrorInvalidIdMalformed; a well-formed id that names
 nothing here is 404 ErrorItemNotFound (the store decides that).
+
+Each item has two ids (https://learn.microsoft.com/graph/outlook-immutable-id): its immutable
+id ("AAkAL...", what `Prefer: IdType="ImmutableId"` returns; the store keys items by it) is
+made once and never changes while the item stays in its mailbox; its REST id ("AAMkA...", the
+default) is made anew whenever the item moves to another folder. Both decode the same way;
+`DecodedId.immutable` says which form a text is.
 """
 
 from __future__ import annotations
@@ -20,8 +26,10 @@ from datetime import UTC, datetime
 
 from graphsim.errors import GraphRequestError
 
-# Exchange ids start with these bytes ("AAMkA..." in base64).
+# Exchange REST ids start with these bytes ("AAMkA..." in base64), immutable ids with the
+# second ("AAkAL...").
 _PREFIX = b"\x00\x03\x24\x00"
+_IMMUTABLE_PREFIX = b"\x00\x09\x00\x2e"
 _ITEM_TAIL = b"\x46\x00\x00"
 _RANDOM_LEN = 90  # 4 + 16 + 3 + 90 = 113 bytes -> 152 base64 characters ending in "="
 _OCCURRENCE_MARK = b"\x10"
@@ -38,7 +46,12 @@ def mailbox_digest(user_id: str) -> bytes:
 
 
 def new_item_raw(digest: bytes, rng: random.Random) -> bytes:
-    """Bytes for a new single event or series master."""
+    """Immutable-id bytes for a new single event or series master."""
+    return _IMMUTABLE_PREFIX + digest + _ITEM_TAIL + rng.randbytes(_RANDOM_LEN)
+
+
+def new_rest_raw(digest: bytes, rng: random.Random) -> bytes:
+    """REST-id bytes for an item in its current folder (new ones on every move)."""
     return _PREFIX + digest + _ITEM_TAIL + rng.randbytes(_RANDOM_LEN)
 
 
@@ -59,6 +72,8 @@ class DecodedId:
     digest: bytes
     item_raw: bytes
     original_start: datetime | None  # set for occurrence and exception ids
+    immutable: bool = True  # False for a REST id
+    suffix: bytes = b""  # the occurrence part of the id's bytes (after the item's)
 
 
 def decode(event_id: str) -> DecodedId:
@@ -67,11 +82,12 @@ def decode(event_id: str) -> DecodedId:
         raw = base64.b64decode(event_id.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, AttributeError, ValueError):
         raise _malformed(event_id) from None
-    if not raw.startswith(_PREFIX) or len(raw) not in (ITEM_LEN, OCCURRENCE_LEN):
+    immutable = raw.startswith(_IMMUTABLE_PREFIX)
+    if not (immutable or raw.startswith(_PREFIX)) or len(raw) not in (ITEM_LEN, OCCURRENCE_LEN):
         raise _malformed(event_id)
     digest = raw[len(_PREFIX) : len(_PREFIX) + 16]
     if len(raw) == ITEM_LEN:
-        return DecodedId(digest, raw, None)
+        return DecodedId(digest, raw, None, immutable)
     if raw[ITEM_LEN : ITEM_LEN + 1] != _OCCURRENCE_MARK:
         raise _malformed(event_id)
     seconds = int.from_bytes(raw[ITEM_LEN + 1 :], "big", signed=True)
@@ -79,7 +95,7 @@ def decode(event_id: str) -> DecodedId:
         start = datetime.fromtimestamp(seconds, UTC)
     except (OverflowError, OSError, ValueError):
         raise _malformed(event_id) from None
-    return DecodedId(digest, raw[:ITEM_LEN], start)
+    return DecodedId(digest, raw[:ITEM_LEN], start, immutable, raw[ITEM_LEN:])
 
 
 def _malformed(event_id: object) -> GraphRequestError:

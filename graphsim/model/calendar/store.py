@@ -10,6 +10,12 @@ A repeated create with a known transactionId returns the first event unchanged
 (resources/event: transactionId). A stale If-Match is 412 ErrorIrresolvableConflict.
 Cancel (api/event-cancel) removes the event from the organizer's calendar, like delete;
 isCancelled is therefore always false on what remains.
+
+Ids: the store keys, renders and reports (to `on_change`) immutable ids; every method also
+accepts the item's current REST id. `move` puts an item in another folder and back (deleted
+items and restored): a new REST id and changeKey, the same immutable id, and the old REST id
+is 404 from then on. `in_form` gives a rendered event with the REST ids of that moment when
+the caller did not ask for immutable ids (https://learn.microsoft.com/graph/outlook-immutable-id).
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from graphsim.model.calendar.model import (
     single_instance,
     utc,
 )
-from graphsim.model.calendar.render import canonical
+from graphsim.model.calendar.render import canonical, web_link
 from graphsim.model.calendar.rules import (
     apply_checked,
     apply_props,
@@ -72,6 +78,8 @@ class CalendarStore:
         self._digest = ids.mailbox_digest(user_id)
         self._items: dict[str, Item] = {}
         self._transactions: dict[str, str] = {}
+        self._rest_of: dict[bytes, bytes] = {}  # immutable item bytes -> REST bytes (kept)
+        self._by_rest: dict[bytes, bytes] = {}  # current REST bytes -> immutable item bytes
         self._callbacks: list[ChangeCallback] = []
         self._version = 0
         self.organizer = {
@@ -102,8 +110,14 @@ class CalendarStore:
 
     # -- create ---------------------------------------------------------------------------
     def create(
-        self, body: dict[str, Any], now: datetime, *, transaction_id: str | None = None
+        self,
+        body: dict[str, Any],
+        now: datetime,
+        *,
+        transaction_id: str | None = None,
+        ical_uid: str | None = None,
     ) -> dict[str, Any]:
+        """A new event; `ical_uid` given makes it a copy of that meeting (an attendee's)."""
         now = utc(now, "now")
         tx = (
             transaction_id
@@ -118,6 +132,7 @@ class CalendarStore:
         if isinstance(tx, str):
             props["transactionId"] = tx
         raw = ids.new_item_raw(self._digest, self._rng)
+        self._new_rest_id(raw)
         item = Item(
             id=ids.encode(raw),
             raw=raw,
@@ -131,7 +146,7 @@ class CalendarStore:
             created=now,
             modified=now,
             change_key=ids.new_change_key(self._rng),
-            ical_uid=ids.new_ical_uid(self._rng),
+            ical_uid=ical_uid or ids.new_ical_uid(self._rng),
         )
         if props.get("isAllDay") and "showAs" not in props:
             props["showAs"] = "free"  # Outlook shows new all-day events as free
@@ -150,7 +165,10 @@ class CalendarStore:
         decoded = ids.decode(event_id)
         if decoded.digest != self._digest:
             raise not_found(event_id)
-        item = self._items.get(ids.encode(decoded.item_raw))
+        item_raw = decoded.item_raw if decoded.immutable else self._by_rest.get(decoded.item_raw)
+        if item_raw is None:  # a REST id of before a move, or of nothing
+            raise not_found(event_id)
+        item = self._items.get(ids.encode(item_raw))
         if decoded.original_start is None:
             if item is None:
                 raise not_found(event_id)
@@ -164,6 +182,59 @@ class CalendarStore:
         if occurrence is None:
             raise not_found(event_id)
         return item, occurrence
+
+    # -- the two id forms -----------------------------------------------------------------
+    def _new_rest_id(self, raw: bytes) -> None:
+        old = self._rest_of.get(raw)
+        if old is not None:
+            self._by_rest.pop(old, None)
+        rest = ids.new_rest_raw(self._digest, self._rng)
+        self._rest_of[raw] = rest
+        self._by_rest[rest] = raw
+
+    def rest_id(self, event_id: str) -> str:
+        """The current REST id of the item (or occurrence) an immutable id names; an id this
+        store never made is given back unchanged."""
+        try:
+            decoded = ids.decode(event_id)
+        except GraphRequestError:
+            return event_id
+        rest = self._rest_of.get(decoded.item_raw) if decoded.immutable else None
+        return event_id if rest is None else ids.encode(rest + decoded.suffix)
+
+    def in_form(self, doc: dict[str, Any], *, immutable: bool) -> dict[str, Any]:
+        """`doc` (a rendered event) with REST ids unless the caller asked for immutable ones."""
+        if immutable:
+            return doc
+        out = dict(doc)
+        for name in ("id", "seriesMasterId"):
+            if isinstance(out.get(name), str):
+                out[name] = self.rest_id(out[name])
+        if "webLink" in out and isinstance(out.get("id"), str):
+            out["webLink"] = web_link(out["id"])
+        tag = out.get("occurrenceId")
+        if isinstance(tag, str) and tag.startswith("OID."):
+            master, _, day = tag[4:].rpartition(".")
+            out["occurrenceId"] = f"OID.{self.rest_id(master)}.{day}"
+        return out
+
+    def move(self, event_id: str, now: datetime) -> dict[str, Any]:
+        """Move a single event or series to another folder and back (to deleted items and
+        restored, say): a new REST id for it and its instances, a new changeKey, the same
+        immutable id. Reported as an update."""
+        now = utc(now, "now")
+        item, occurrence = self._resolve(event_id)
+        assert item is not None
+        if occurrence is not None or item.kind == EXCEPTION:
+            raise GraphRequestError(
+                400,
+                "ErrorInvalidRequest",
+                "An occurrence moves with its series; move the series master (seriesMasterId).",
+            )
+        self._new_rest_id(item.raw)
+        self._touch(item, now)
+        self._changed(("updated", item.id))
+        return canonical(single_instance(item))
 
     def get(self, event_id: str) -> dict[str, Any]:
         item, occurrence = self._resolve(event_id)
@@ -261,7 +332,8 @@ class CalendarStore:
             master.exceptions.pop(original, None)
             master.cancelled.add(original)
             self._touch(master, now)
-            self._changed(("deleted", event_id), ("updated", master.id))
+            gone = (occurrence or single_instance(item)).id  # immutable, whatever form came in
+            self._changed(("deleted", gone), ("updated", master.id))
             return
         del self._items[item.id]
         changes = [("deleted", item.id)]
