@@ -210,6 +210,8 @@ var appSettings = {
   SECRET_CACHE_SECONDS: string(secretCacheSeconds)
   // Days the operations log (notification POSTs, Graph calls) is kept.
   LOG_RETENTION_DAYS: string(logRetentionDays)
+  // Seconds a change-feed webhook receiver has to answer one delivery.
+  WEBHOOK_TIMEOUT_SECONDS: '5'
   // Graph endpoint (another one for sovereign clouds).
   GRAPH_BASE_URL: graphBaseUrl
   // Token scope for Graph; empty: derived from GRAPH_BASE_URL's host.

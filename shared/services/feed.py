@@ -14,6 +14,7 @@ from shared.compose import Services
 from shared.core.feed import ChangeEvent
 from shared.core.model import MailboxKey
 from shared.errors import CalsyncError
+from shared.services import delivery
 
 log = logging.getLogger("calsync.feed")
 
@@ -29,11 +30,13 @@ def relay(svc: Services, key: MailboxKey) -> list[ChangeEvent]:
     while True:
         pending = svc.state.outbox(key, limit=RELAY_BATCH)
         if not pending:
-            return moved
+            break
         batch = [change for _, change in pending]
         changes.put(batch)
         changes.publish(batch)
         svc.state.drop_outbox(key, [row_key for row_key, _ in pending])
         moved.extend(batch)
         if len(pending) < RELAY_BATCH:
-            return moved
+            break
+    delivery.dispatch(svc, key, moved)  # the webhook subscribers' work items
+    return moved
