@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from shared import __version__
 from shared.compose import Services
@@ -36,7 +37,34 @@ def run_status_page(svc: Services) -> str:
     """The page's HTML: failing mailboxes first, then by tenant and user."""
     rows = [_row(m, svc) for m in svc.state.list_mailboxes()]
     rows.sort(key=lambda r: (r["ok"], r["tenant"], r["user"]))
-    return render_status_page(rows, now=svc.now(), version=__version__, credential=_credential(svc))
+    return render_status_page(
+        rows,
+        now=svc.now(),
+        version=__version__,
+        credential=_credential(svc),
+        subscribers=_failing_subscribers(svc),
+    )
+
+
+def _failing_subscribers(svc: Services) -> list[dict[str, Any]]:
+    """The webhook subscribers that are failing or disabled (a storage failure hides them)."""
+    if svc.webhooks is None:
+        return []
+    try:
+        subs = svc.webhooks.all()
+    except StorageError:
+        return []
+    return [
+        {
+            "id": s.id,
+            "host": urlsplit(s.url).hostname or "",
+            "status": s.status,
+            "since": s.failing_since,
+            "last_error": s.disabled_reason or s.last_error,
+        }
+        for s in sorted(subs, key=lambda s: s.id)
+        if s.status != "ok"
+    ]
 
 
 def _credential(svc: Services) -> str:

@@ -25,6 +25,7 @@ from shared.errors import InputError, NotFoundError
 from shared.names import DELIVERY_QUEUE
 from shared.secrets import EnvSecrets
 from shared.services import delivery, mailboxes, webhooks
+from shared.services.status_page import run_status_page
 from shared.services.sync import run_sync_request
 from tests.receiver import Receiver, run_receiver
 from tests.services.simworld import app_settings, seed_tenant
@@ -182,6 +183,9 @@ def test_a_receiver_down_for_an_hour_gets_everything_once_back(
         world.clock.offset += cursor.next_at - world.svc.now() + timedelta(seconds=1)
         assert delivery.run_work_item(world.svc, _item(sub_id, world.key)) == "retry"
     assert webhooks.show(world.svc, sub_id)["status"] == "failing"
+    page = run_status_page(world.svc)
+    assert "failing subscribers" in page
+    assert sub_id in page.split("id='subscribers'")[1]
     [listed] = [s for s in webhooks.list_all(world.svc) if s["id"] == sub_id]
     assert listed["failing"] is True
     assert "secret" not in listed
@@ -196,6 +200,7 @@ def test_a_receiver_down_for_an_hour_gets_everything_once_back(
     assert [b["eventId"] for b in got] == ids
     assert len({b["id"] for b in got}) == 3
     assert webhooks.show(world.svc, sub_id)["status"] == "ok"
+    assert sub_id not in run_status_page(world.svc)
 
 
 def test_dead_letter_after_the_schedule_then_replay_delivers_it(
