@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,6 +34,7 @@ from shared.names import DEADLETTERS_TABLE, DELIVERIES_TABLE, DELIVERY_QUEUE, WE
 from shared.redact import REDACTOR
 
 SUBSCRIBER_PARTITION = "subscriber"
+_ID = re.compile(r"^[0-9a-f]{32}$")  # subscriber ids (uuid4 hex): safe as keys as they are
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,11 @@ class WebhookStore:
             self.subscribers.create_entity(entity)
 
     def get(self, subscriber_id: str) -> Subscriber:
+        if not _ID.match(subscriber_id):
+            raise NotFoundError(
+                f"webhook subscriber {subscriber_id[:40]!r} does not exist (ids are 32 hex "
+                "digits); list them with GET /api/webhooks"
+            )
         try:
             with mapped_errors(f"reading webhook subscriber {subscriber_id}"):
                 entity = self.subscribers.get_entity(
@@ -145,6 +152,8 @@ class WebhookStore:
 
     def secret(self, subscriber_id: str) -> str:
         """The subscriber's signing secret (registered with the log redactor)."""
+        if not _ID.match(subscriber_id):
+            raise NotFoundError(f"webhook subscriber {subscriber_id[:40]!r} does not exist")
         try:
             with mapped_errors(f"reading the secret of webhook subscriber {subscriber_id}"):
                 entity = self.subscribers.get_entity(

@@ -19,6 +19,7 @@ Rules:
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -55,6 +56,7 @@ MAX_DESCRIPTION = 500
 MAX_FILTER_ITEMS = 100
 
 Verdict = Literal["delivered", "gone", "retry"]
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
 def retry_delay(attempt: int, draw: float) -> float | None:
@@ -276,10 +278,10 @@ def plan_replay_range(data: Any) -> tuple[str, str, int, int]:
     if not isinstance(data, dict):
         raise InputError("the body must be a JSON object")
     tenant, mailbox = data.get("tenantId"), data.get("mailboxId")
-    if not isinstance(tenant, str) or not tenant:
-        raise InputError("tenantId is required for a range replay")
-    if not isinstance(mailbox, str) or not mailbox:
-        raise InputError("mailboxId is required for a range replay")
+    if not isinstance(tenant, str) or not _GUID.match(tenant):
+        raise InputError("tenantId (a tenant id, GUID) is required for a range replay")
+    if not isinstance(mailbox, str) or not _GUID.match(mailbox):
+        raise InputError("mailboxId (the user id, GUID) is required for a range replay")
     low = parse_sequence(str(data.get("fromSequence", "0")), "fromSequence")
     to = data.get("toSequence")
     high = parse_sequence(str(to), "toSequence") if to is not None else 10**20 - 1

@@ -23,6 +23,7 @@ from shared.core.webhooks import (
 from shared.errors import InputError
 
 TENANT = "6f1c3a52-7d1e-4a3b-9c0e-2b8d4f6a1e90"
+USER = "0b2f7c1e-5a4d-4e8f-9b3a-7c6d5e4f3a21"
 DAY = 24 * 3600
 
 
@@ -186,10 +187,10 @@ def test_a_work_item_round_trips() -> None:
     ("data", "expected"),
     [
         (
-            {"tenantId": "T", "mailboxId": "M", "fromSequence": "3", "toSequence": "9"},
-            ("t", "m", 3, 9),
+            {"tenantId": TENANT.upper(), "mailboxId": USER, "fromSequence": "3", "toSequence": "9"},
+            (TENANT, USER, 3, 9),
         ),
-        ({"tenantId": "t", "mailboxId": "m"}, ("t", "m", 0, 10**20 - 1)),
+        ({"tenantId": TENANT, "mailboxId": USER}, (TENANT, USER, 0, 10**20 - 1)),
     ],
 )
 def test_replay_range(data: dict[str, str], expected: tuple[str, str, int, int]) -> None:
@@ -200,10 +201,14 @@ def test_replay_range(data: dict[str, str], expected: tuple[str, str, int, int])
 @pytest.mark.parametrize(
     ("data", "field"),
     [
-        ({"mailboxId": "m"}, "tenantId"),
-        ({"tenantId": "t"}, "mailboxId"),
-        ({"tenantId": "t", "mailboxId": "m", "fromSequence": "x"}, "fromSequence"),
-        ({"tenantId": "t", "mailboxId": "m", "fromSequence": "5", "toSequence": "4"}, "toSequence"),
+        ({"mailboxId": USER}, "tenantId"),
+        ({"tenantId": "t/../x", "mailboxId": USER}, "tenantId"),
+        ({"tenantId": TENANT}, "mailboxId"),
+        ({"tenantId": TENANT, "mailboxId": USER, "fromSequence": "x"}, "fromSequence"),
+        (
+            {"tenantId": TENANT, "mailboxId": USER, "fromSequence": "5", "toSequence": "4"},
+            "toSequence",
+        ),
     ],
 )
 def test_a_bad_replay_range_names_its_field(data: dict[str, str], field: str) -> None:

@@ -33,3 +33,8 @@ def _calm_simulator(stack: Stack) -> Iterator[None]:
     yield
     stack.sim.control.knobs(**defaults)
     stack.sim.control.clear_faults()
+    # Webhook subscribers a test registered (schemathesis registers some) would receive every
+    # later test's changes: none outlives its test.
+    with stack.admin() as api:
+        for sub in api.get("/webhooks").json().get("value", []):
+            api.delete(f"/webhooks/{sub['id']}")
