@@ -13,8 +13,9 @@
   moment later; one arriving before `next_at` is dropped (the retry is already queued).
 - A work item runs for at most `BUDGET_SECONDS`, then queues its own continuation: a slow
   receiver never keeps a worker from the other pairs for long.
-- `run_sweep` (timer) queues a work item for every pair behind its mailbox's latest change that
-  is neither leased nor waiting for a retry: a crash or a lost message never strands changes.
+- `run_sweep` (timer) queues a work item for every pair with a change after its cursor that is
+  neither leased nor waiting for a retry (one single-row range query per pair, never a scan):
+  a crash or a lost message never strands changes.
 - A subscriber starts at the changes that occur after it was registered (a pair without a
   cursor skips older ones); `replay` delivers older ones on request.
 """
@@ -50,7 +51,7 @@ PAGE = 50
 DEFER_SECONDS = 2.0  # a work item for a pair leased elsewhere comes back after this
 
 
-def _store(svc: Services) -> WebhookStore:
+def store_of(svc: Services) -> WebhookStore:
     if svc.webhooks is None or svc.sender is None or svc.changes is None:
         raise CalsyncError("webhook delivery is not configured for these services")
     return svc.webhooks
@@ -74,7 +75,7 @@ def dispatch(svc: Services, key: MailboxKey, batch: list[ChangeEvent]) -> int:
 
 def run_work_item(svc: Services, body: bytes | str) -> str:
     """One delivery queue message: deliver what the pair is owed; a one-word outcome."""
-    store = _store(svc)
+    store = store_of(svc)
     item = decode_item(body)
     try:
         sub = store.get(item.subscriber_id)
@@ -147,8 +148,7 @@ def _deliver(
             todo = [(c, "") for c in svc.changes.read_after(key, cursor.delivered, limit=PAGE)]
         if not todo:
             _release(store, cursor)
-            if delivered_any and (sub.failing or sub.last_error):
-                store.update(sub.id, failing=False, failing_since=None, last_error="")
+            _delivered(svc, store, sub, delivered_any)
             return "done"
         for change, armed_row in todo:
             if not armed_row and not sub.filter.matches(change):
@@ -173,7 +173,6 @@ def _deliver(
                         lease_until=now + LEASE,
                     )
                 )
-                store.update(sub.id, last_delivered_at=now)
                 continue
             if verdict == "gone":
                 reason = f"the receiver answered 410 Gone at {now.isoformat()}: disabled"
@@ -219,14 +218,27 @@ def _deliver(
                 )
             )
             store.enqueue(item, delay=delay)
+            _delivered(svc, store, sub, delivered_any)
             if attempt >= FAILING_AFTER:
                 _mark_failing(store, sub, now, f"{attempt} attempts in a row failed: {error}")
             return "retry"
         if time.monotonic() - started > BUDGET_SECONDS:
             _release(store, cursor)
             store.enqueue(item)
+            _delivered(svc, store, sub, delivered_any)
             return "continued"
         cursor = store.save_cursor(replace(cursor, lease_until=svc.now() + LEASE))
+
+
+def _delivered(svc: Services, store: WebhookStore, sub: Subscriber, delivered: bool) -> None:
+    """After a work item that delivered something: note when, and clear `failing` unless
+    another pair of the subscriber is still failing."""
+    if not delivered:
+        return
+    changes: dict[str, Any] = {"last_delivered_at": svc.now()}
+    if sub.failing and not any(c.attempt >= FAILING_AFTER for c in store.cursors_of(sub.id)):
+        changes |= {"failing": False, "failing_since": None, "last_error": ""}
+    store.update(sub.id, **changes)
 
 
 def _mark_failing(store: WebhookStore, sub: Subscriber, now: Any, why: str) -> None:
@@ -261,7 +273,7 @@ def _log_attempt(
 
 def run_sweep(svc: Services) -> dict[str, int]:
     """Queue a work item for each pair behind its mailbox's feed that nobody is delivering."""
-    store = _store(svc)
+    store = store_of(svc)
     assert svc.changes is not None
     subs = [s for s in store.all() if s.enabled]
     counts = {"subscribers": len(subs), "queued": 0}
@@ -276,12 +288,13 @@ def run_sweep(svc: Services) -> dict[str, int]:
         wanting = [s for s in subs if s.filter.matches_mailbox(key.tenant_id, key.user_id)]
         if not wanting:
             continue
-        latest = svc.changes.latest(key)
         for sub in wanting:
             cursor = cursors.get((sub.id, key.partition)) or PairCursor(sub.id, key.partition)
-            if cursor.delivered >= latest or cursor.leased_by_other("", now):
+            if cursor.leased_by_other("", now) or cursor.waiting(now, slack=timedelta(0)):
                 continue
-            if cursor.waiting(now, slack=timedelta(0)):
+            # One row at most, from the cursor on: is anything owed? (Cheaper than reading the
+            # mailbox's latest sequence, which scans the partition's keys.)
+            if not svc.changes.read_after(key, cursor.delivered, limit=1):
                 continue
             store.enqueue(WorkItem(sub.id, key.tenant_id, key.user_id))
             counts["queued"] += 1

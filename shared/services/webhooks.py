@@ -33,7 +33,8 @@ from shared.core.webhooks import (
     plan_replay_range,
 )
 from shared.errors import CalsyncError, InputError
-from shared.services.delivery import _store
+from shared.redact import REDACTOR
+from shared.services.delivery import store_of
 
 MAX_REPLAY = 1000  # changes armed by one range replay
 SECRET_BYTES = 32
@@ -88,7 +89,7 @@ def _body(body: Any) -> dict[str, Any]:
 
 def add(svc: Services, body: Any) -> dict[str, Any]:
     """Register a subscriber; the answer carries its signing secret, this once only."""
-    store = _store(svc)
+    store = store_of(svc)
     data = _body(body)
     extra = sorted(set(data) - {"url", "filter", "description"})
     if extra:
@@ -102,17 +103,18 @@ def add(svc: Services, body: Any) -> dict[str, Any]:
         created_at=svc.now(),
     )
     secret = new_secret()
+    REDACTOR.register(secret)
     store.add(sub, secret)
     return view(sub) | {"secret": secret}
 
 
 def list_all(svc: Services) -> list[dict[str, Any]]:
-    return [view(s) for s in sorted(_store(svc).all(), key=lambda s: (s.created_at or 0, s.id))]
+    return [view(s) for s in sorted(store_of(svc).all(), key=lambda s: (s.created_at or 0, s.id))]
 
 
 def show(svc: Services, subscriber_id: str) -> dict[str, Any]:
     """The subscriber with its delivery state per mailbox and its dead letters count."""
-    store = _store(svc)
+    store = store_of(svc)
     sub = store.get(subscriber_id)
     pairs = sorted(store.cursors_of(sub.id), key=lambda c: c.partition)
     dead = store.dead_letters(sub.id)
@@ -124,7 +126,7 @@ def show(svc: Services, subscriber_id: str) -> dict[str, Any]:
 
 
 def remove(svc: Services, subscriber_id: str) -> dict[str, Any]:
-    store = _store(svc)
+    store = store_of(svc)
     store.remove(subscriber_id)
     return {"id": subscriber_id, "removed": True}
 
@@ -132,7 +134,7 @@ def remove(svc: Services, subscriber_id: str) -> dict[str, Any]:
 def replay(svc: Services, subscriber_id: str, body: Any) -> dict[str, Any]:
     """Arm changes for redelivery: the dead letters (empty body or `{"deadLetters": true}`), or a
     range of one mailbox's feed (`tenantId`, `mailboxId`, `fromSequence`, `toSequence`)."""
-    store = _store(svc)
+    store = store_of(svc)
     sub = store.get(subscriber_id)
     data = _body(body if body is not None else {})
     pairs: set[tuple[str, str]] = set()
@@ -149,6 +151,8 @@ def replay(svc: Services, subscriber_id: str, body: Any) -> dict[str, Any]:
         for change in svc.changes.read_after(key, low - 1, limit=MAX_REPLAY):
             if change.sequence > high:
                 break
+            if not sub.filter.matches(change):
+                continue
             store.dead_letter(sub.id, change, "replay requested", replay=True)
             armed += 1
         pairs.add((tenant, user))

@@ -25,6 +25,7 @@ from shared.errors import InputError, NotFoundError
 from shared.names import DELIVERY_QUEUE
 from shared.secrets import EnvSecrets
 from shared.services import delivery, mailboxes, webhooks
+from shared.services.oplog import run_log_query
 from shared.services.status_page import run_status_page
 from shared.services.sync import run_sync_request
 from tests.receiver import Receiver, run_receiver
@@ -164,6 +165,12 @@ def test_changes_reach_the_receiver_signed_once_each_in_order(
     assert pair["deliveredSequence"] == got[-1]["sequence"]
     assert shown["status"] == "ok"
     assert shown["lastDeliveredAt"]
+    logged = run_log_query(
+        world.svc, {"tenant": world.key.tenant_id, "user": world.key.user_id, "direction": "out"}
+    )["value"]
+    hooks = [r for r in logged if r.get("kind") == "webhook"]
+    assert sorted(r["requestId"] for r in hooks) == sorted(b["id"] for b in got)
+    assert {(r["method"], r["path"], r["status"]) for r in hooks} == {("POST", "/hook", 204)}
 
 
 def test_a_receiver_down_for_an_hour_gets_everything_once_back(
