@@ -41,7 +41,7 @@ from shared.core.webhooks import (
     judge,
     retry_delay,
 )
-from shared.errors import CalsyncError, NotFoundError, StateConflict
+from shared.errors import CalsyncError, InputError, NotFoundError, StateConflict
 
 log = logging.getLogger("calsync.webhooks")
 
@@ -76,7 +76,13 @@ def dispatch(svc: Services, key: MailboxKey, batch: list[ChangeEvent]) -> int:
 def run_work_item(svc: Services, body: bytes | str) -> str:
     """One delivery queue message: deliver what the pair is owed; a one-word outcome."""
     store = store_of(svc)
-    item = decode_item(body)
+    try:
+        item = decode_item(body)
+    except InputError as exc:
+        # A work item only points at a pair (the sweep finds any pair owed changes): an
+        # unreadable one is logged and dropped, never retried.
+        log.error("webhooks: dropped a delivery work item: %s", exc.message)
+        return "dropped"
     try:
         sub = store.get(item.subscriber_id)
     except NotFoundError:

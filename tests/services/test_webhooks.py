@@ -302,6 +302,39 @@ def test_a_slow_or_garbage_receiver_never_delays_another_subscriber(
         assert garbage_pair.attempt == 1
 
 
+def test_the_sweep_delivers_what_a_lost_work_item_left_behind(
+    world: World, receiver: Receiver
+) -> None:
+    """Work items lost (a crash before they ran): the sweep finds the pair behind its feed and
+    queues it, the change arrives; with nothing owed the sweep queues nothing; a malformed
+    work item is dropped without running."""
+    _, secret = world.subscribe(receiver.url)
+    event_id = world.event("Its work item got lost")
+    world.round()
+    queue = StorageClients(world.svc.settings.storage).queue(DELIVERY_QUEUE)
+    for message in queue.receive_messages(messages_per_page=32):
+        queue.delete_message(message)
+    assert receiver.attempts() == 0
+    assert delivery.run_sweep(world.svc)["queued"] == 1
+    drain(world.svc)
+    assert [b["eventId"] for b in receiver.verified(secret)] == [event_id]
+    assert delivery.run_sweep(world.svc)["queued"] == 0
+    assert delivery.run_work_item(world.svc, b"not json") == "dropped"
+
+
+def test_a_new_subscriber_starts_at_its_registration(world: World, receiver: Receiver) -> None:
+    """Changes that occurred before a subscriber registered are not sent to it (replay can);
+    the ones after are."""
+    before = world.event("Before the subscriber")
+    world.round()
+    _, secret = world.subscribe(receiver.url)
+    after = world.event("After the subscriber", days=3)
+    world.round()
+    drain(world.svc)
+    assert [b["eventId"] for b in receiver.verified(secret)] == [after]
+    assert before in {c.event_id for c in world.feed()}  # in the feed, not sent
+
+
 def test_410_gone_disables_the_subscriber(world: World, receiver: Receiver) -> None:
     """A receiver answering 410 Gone is disabled, says so, and gets nothing more."""
     sub_id, _ = world.subscribe(receiver.url)
