@@ -109,7 +109,8 @@ def add(svc: Services, body: Any) -> dict[str, Any]:
 
 
 def list_all(svc: Services) -> list[dict[str, Any]]:
-    return [view(s) for s in sorted(store_of(svc).all(), key=lambda s: (s.created_at or 0, s.id))]
+    subs = store_of(svc).all()
+    return [view(s) for s in sorted(subs, key=lambda s: (_when(s.created_at) or "", s.id))]
 
 
 def show(svc: Services, subscriber_id: str) -> dict[str, Any]:
