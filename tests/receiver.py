@@ -1,8 +1,8 @@
 """A real webhook receiver for tests: an HTTPS (or plain HTTP) server on loopback in a thread,
 which records every request and answers as its `mode` says: "ok" (204), "down" (503), "gone"
 (410), "garbage" (bytes that are no HTTP answer, then a closed connection) or "slow" (sleeps
-`slow_seconds` before answering 204). `verified()` checks each request with the
-standardwebhooks library, as a receiver in the field would."""
+`slow_seconds` before answering 204). A request is recorded when it arrives. `verified()`
+checks each request with the standardwebhooks library, as a receiver in the field would."""
 
 from __future__ import annotations
 
@@ -60,13 +60,13 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length)
             headers = {k.lower(): v for k, v in self.headers.items()}
             mode = receiver.mode
-            if mode == "slow":
-                time.sleep(receiver.slow_seconds)
             answered = "2xx" if mode in ("ok", "slow") else mode
-            with receiver.lock:
+            with receiver.lock:  # recorded on arrival, before any answer
                 receiver.requests.append(
                     Received(body, headers | {"x-test-answered": answered}, time.monotonic())
                 )
+            if mode == "slow":
+                time.sleep(receiver.slow_seconds)
             if mode == "garbage":
                 self.wfile.write(b"\x00\xffnot http at all\r\n\r\n")
                 self.close_connection = True

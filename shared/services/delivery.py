@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -92,7 +93,10 @@ def run_work_item(svc: Services, body: bytes | str) -> str:
     key = MailboxKey(item.tenant_id.lower(), item.user_id.lower())
     cursor = store.cursor(sub.id, key.partition)
     now = svc.now()
-    if cursor.leased_by_other(svc.owner, now):
+    # The lease is this run's, not the host's: two work items of one pair that one host runs
+    # side by side must not both deliver.
+    owner = f"{svc.owner}:{uuid.uuid4().hex[:8]}"
+    if cursor.leased_by_other(owner, now):
         store.enqueue(item, delay=DEFER_SECONDS)
         return "deferred"
     if cursor.waiting(now):
@@ -101,7 +105,7 @@ def run_work_item(svc: Services, body: bytes | str) -> str:
         cursor = _start_after_registration(svc, sub, key, cursor)
     try:
         cursor = store.save_cursor(
-            replace(cursor, lease_owner=svc.owner, lease_until=now + LEASE, next_at=None)
+            replace(cursor, lease_owner=owner, lease_until=now + LEASE, next_at=None)
         )
     except StateConflict:
         store.enqueue(item, delay=DEFER_SECONDS)

@@ -387,6 +387,30 @@ def test_a_pair_leased_by_another_host_is_deferred_not_sent(
     assert receiver.attempts() == 0
 
 
+def test_two_work_items_of_one_pair_on_one_host_never_deliver_side_by_side(
+    world: World, receiver: Receiver
+) -> None:
+    """While one run of a pair waits on a slow receiver, a second run of the same pair on the
+    same host is deferred: each change is sent once, in order."""
+    sub_id, secret = world.subscribe(receiver.url)
+    receiver.mode, receiver.slow_seconds = "slow", 0.5
+    ids = [world.event(f"One at a time {n}", days=3 + n) for n in range(2)]
+    world.round()
+    outcomes: list[str] = []
+
+    def run() -> None:
+        outcomes.append(delivery.run_work_item(world.svc, _item(sub_id, world.key)))
+
+    first = threading.Thread(target=run)
+    first.start()
+    while receiver.attempts() == 0 and first.is_alive():
+        time.sleep(0.01)  # polls until the first run is sending (it holds the lease then)
+    run()
+    first.join()
+    assert sorted(outcomes) == ["deferred", "done"]
+    assert [b["eventId"] for b in receiver.verified(secret)] == ids
+
+
 def test_bad_input(world: World) -> None:
     """http that is not loopback, a bad filter (naming the field), an unknown field, an unknown
     subscriber (404) are refused; the secret is shown on creation only."""
