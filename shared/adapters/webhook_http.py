@@ -71,7 +71,8 @@ class WebhookSender:
                         break
         except httpx.TimeoutException as exc:
             return Answer(None, f"timed out ({type(exc).__name__})", _ms(started))
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, ValueError, OSError) as exc:
+            # Connect, TLS, protocol (a garbage answer), or a URL the client cannot use.
             return Answer(None, f"no answer ({type(exc).__name__})", _ms(started))
         status = response.status_code
         error = "" if 200 <= status < 300 else f"answered {status}"
