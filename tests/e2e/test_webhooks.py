@@ -47,7 +47,8 @@ def _pair(stack: Stack, sub_id: str) -> dict[str, Any]:
 def test_the_feed_reaches_receivers_signed_in_order_through_an_outage() -> None:
     """Created, updated and deleted reach the receiver verified, exactly the mirror's changes
     once each; a slow second subscriber only times out on its own; down for an hour, the
-    receiver gets the rest once the clock has moved and the sweep ran; bad input is refused."""
+    receiver gets the rest once the clock has moved and the sweep ran; a range replayed with the
+    CLI comes again with the same id; bad input is refused."""
     with (
         local_stack(env={"WEBHOOK_TIMEOUT_SECONDS": "2"}) as stack,
         run_receiver(cert=(stack.sim.host_cert_path, stack.sim.host_key_path)) as receiver,
@@ -94,6 +95,34 @@ def test_the_feed_reaches_receivers_signed_in_order_through_an_outage() -> None:
         assert got[3]["eventId"] == later
         assert len({b["id"] for b in got}) == len(got) == 4
         assert [b["sequence"] for b in got] == sorted(b["sequence"] for b in got)
+
+        replayed = _cli(
+            stack,
+            "webhooks",
+            "replay",
+            sub_id,
+            "--tenant",
+            stack.tenant_id,
+            "--mailbox",
+            mb.user_id,
+            "--from",
+            got[0]["sequence"],
+            "--to",
+            got[0]["sequence"],
+            "-o",
+            "json",
+        )
+        assert replayed.returncode == 0, replayed.stderr
+        assert json.loads(replayed.stdout)["armed"] == 1
+        again = wait_for(
+            lambda: (b := receiver.verified(secret)) and len(b) >= 5 and b,
+            timeout=60,
+            what="the replayed change",
+        )
+        assert again[4]["id"] == got[0]["id"]  # the same change, the same id
+        shown = _cli(stack, "webhooks", "show", sub_id)
+        assert shown.returncode == 0, shown.stderr
+        assert mb.user_id in shown.stdout
 
         with stack.admin() as api:
             plain = api.post("/webhooks", json={"url": "http://hooks.example.com/in"})
