@@ -12,7 +12,7 @@ import azure.functions as func
 
 from shared import web
 from shared.errors import InputError
-from shared.names import STORAGE_CONNECTION, SYNC_QUEUE
+from shared.names import DELIVERY_QUEUE, STORAGE_CONNECTION, SYNC_QUEUE
 from shared.services.health import run_health
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ log = logging.getLogger("calsync")
 POLL_SCHEDULE = "*/30 * * * * *"
 RENEW_SCHEDULE = "0 */15 * * * *"
 DAILY_SCHEDULE = "0 5 0 * * *"
+SWEEP_SCHEDULE = "20 */5 * * * *"
 
 
 def _services() -> Services:
@@ -259,6 +260,50 @@ def now(req: func.HttpRequest) -> func.HttpResponse:
         return web.error_response(exc)
 
 
+@app.function_name("webhooks")
+@app.route(route="webhooks", methods=["GET", "POST"])
+def webhooks(req: func.HttpRequest) -> func.HttpResponse:
+    """GET the change feed's webhook subscribers; POST one (the answer shows its secret once)."""
+    from shared.services import webhooks as hooks
+
+    try:
+        svc = _services()
+        if req.method == "POST":
+            return web.json_response(hooks.add(svc, web.json_body(req)), status=201)
+        return web.json_response({"value": hooks.list_all(svc)})
+    except Exception as exc:
+        return web.error_response(exc)
+
+
+@app.function_name("webhook")
+@app.route(route="webhooks/{id}", methods=["GET", "DELETE"])
+def webhook(req: func.HttpRequest) -> func.HttpResponse:
+    """GET a subscriber with its delivery state per mailbox; DELETE it."""
+    from shared.services import webhooks as hooks
+
+    try:
+        svc, subscriber_id = _services(), req.route_params["id"]
+        if req.method == "DELETE":
+            return web.json_response(hooks.remove(svc, subscriber_id))
+        return web.json_response(hooks.show(svc, subscriber_id))
+    except Exception as exc:
+        return web.error_response(exc)
+
+
+@app.function_name("webhook_replay")
+@app.route(route="webhooks/{id}/replay", methods=["POST"])
+def webhook_replay(req: func.HttpRequest) -> func.HttpResponse:
+    """Deliver again the subscriber's dead letters, or a range of one mailbox's feed."""
+    from shared.services import webhooks as hooks
+
+    try:
+        body = web.json_body(req) if req.get_body() else {}
+        result = hooks.replay(_services(), req.route_params["id"], body)
+        return web.json_response(result, status=202)
+    except Exception as exc:
+        return web.error_response(exc)
+
+
 @app.function_name("sync_worker")
 @app.queue_trigger(arg_name="msg", queue_name=SYNC_QUEUE, connection=STORAGE_CONNECTION)
 def sync_worker(msg: func.QueueMessage) -> None:
@@ -266,6 +311,24 @@ def sync_worker(msg: func.QueueMessage) -> None:
     from shared.services.worker import run_queue_message
 
     run_queue_message(_services(), msg.get_body(), msg.dequeue_count or 1)
+
+
+@app.function_name("webhook_worker")
+@app.queue_trigger(arg_name="msg", queue_name=DELIVERY_QUEUE, connection=STORAGE_CONNECTION)
+def webhook_worker(msg: func.QueueMessage) -> None:
+    """One (subscriber, mailbox) work item: deliver its owed changes in order, signed."""
+    from shared.services.delivery import run_work_item
+
+    log.info("webhooks: %s", run_work_item(_services(), msg.get_body()))
+
+
+@app.function_name("sweep_deliveries")
+@app.timer_trigger(arg_name="timer", schedule=SWEEP_SCHEDULE, run_on_startup=False)
+def sweep_deliveries(timer: func.TimerRequest) -> None:
+    """Queue deliveries for pairs behind the feed whose work item got lost."""
+    from shared.services.delivery import run_sweep
+
+    log.info("webhook sweep: %s", run_sweep(_services()))
 
 
 @app.function_name("poll_mailboxes")

@@ -5,6 +5,7 @@
     calsync mailboxes import mailboxes.csv                         (progress bar)
     calsync resync --all --wait
     calsync test-connection <tenant> --mailbox <user>              (exit 1 when a step failed)
+    calsync webhooks add https://hooks.example.com/in --types deleted   (prints the secret once)
 
 `--url`, `--key`, `--ca` default to CALSYNC_URL, CALSYNC_FUNCTION_KEY and CALSYNC_CA_BUNDLE.
 Every command takes `-o table|json`; destructive ones ask first unless `--yes`. Errors are one
@@ -19,6 +20,7 @@ import click
 
 from calsync_cli import commands
 from calsync_cli.api import Api
+from calsync_cli.webhooks import webhooks
 
 
 @click.group()
@@ -56,6 +58,7 @@ for command in commands.MAILBOX_COMMANDS:
 cli.add_command(mailboxes)
 for command in commands.OTHER_COMMANDS:
     cli.add_command(command)
+cli.add_command(webhooks)
 
 
 def main() -> None:

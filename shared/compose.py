@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from shared.adapters.oplog_tables import TableOpLog
     from shared.adapters.queues import SyncQueue
     from shared.adapters.tables import TableState
+    from shared.adapters.webhook_http import WebhookSender
+    from shared.adapters.webhook_tables import WebhookStore
     from shared.secrets import SecretStore
 
 log = logging.getLogger("calsync")
@@ -91,6 +93,9 @@ class Services:
     changes: ChangeLog | None = None
     # The iCalUId index, kept after each mirror write (services.icaluid_index).
     icaluids: TableIcalIndex | None = None
+    # Webhook delivery of the feed: subscribers, pair cursors, dead letters; the signed sender.
+    webhooks: WebhookStore | None = None
+    sender: WebhookSender | None = None
 
     def now(self) -> datetime:
         return self.clock()
@@ -136,6 +141,8 @@ def build_services(
     from shared.adapters.queues import SyncQueue
     from shared.adapters.storage import StorageClients
     from shared.adapters.tables import TableState
+    from shared.adapters.webhook_http import WebhookSender
+    from shared.adapters.webhook_tables import WebhookStore
     from shared.credentials import build_client_credential
 
     secrets = secrets if secrets is not None else build_secrets(settings)
@@ -183,6 +190,16 @@ def build_services(
         clock=clock,
     )
     graph = GraphClient(http, settings.graph_base_url, tokens, clock=clock, observe=oplog.record)
+    # Receivers get their own client: a short timeout, the system trust store plus the local
+    # CA (a test receiver on loopback https), never the Graph connection pool.
+    hooks_http = httpx.Client(
+        verify=ssl.create_default_context(cafile=settings.ca_bundle)
+        if settings.ca_bundle
+        else True,
+        timeout=httpx.Timeout(settings.webhook_timeout_seconds),
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+        trust_env=not settings.ca_bundle,
+    )
     redact.install()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Graph call is noise
     return Services(
@@ -199,6 +216,8 @@ def build_services(
         oplog=oplog,
         changes=ChangeLog(clients),
         icaluids=TableIcalIndex(clients.table(ICALUIDS_TABLE)),
+        webhooks=WebhookStore(clients),
+        sender=WebhookSender(hooks_http),
     )
 
 

@@ -9,6 +9,9 @@ EVENTS_TABLE = "events"
 CHANGES_TABLE = "changes"
 LOG_TABLE = "log"
 ICALUIDS_TABLE = "icaluids"  # the iCalUId index (shared.core.icaluid)
+WEBHOOKS_TABLE = "webhooks"  # the change feed's subscribers
+DELIVERIES_TABLE = "deliveries"  # one delivery cursor per (subscriber, mailbox)
+DEADLETTERS_TABLE = "deadletters"  # changes whose delivery gave up
 TABLES = (
     MAILBOXES_TABLE,
     SUBSCRIPTIONS_TABLE,
@@ -17,11 +20,15 @@ TABLES = (
     CHANGES_TABLE,
     LOG_TABLE,
     ICALUIDS_TABLE,
+    WEBHOOKS_TABLE,
+    DELIVERIES_TABLE,
+    DEADLETTERS_TABLE,
 )
 
 SYNC_QUEUE = "sync-requests"
 CHANGES_QUEUE = "calendar-changes"
-QUEUES = (SYNC_QUEUE, CHANGES_QUEUE)
+DELIVERY_QUEUE = "webhook-deliveries"  # (subscriber, mailbox) work items
+QUEUES = (SYNC_QUEUE, CHANGES_QUEUE, DELIVERY_QUEUE)
 
 # The app setting naming the storage connection, as the Functions host reads it.
 STORAGE_CONNECTION = "AzureWebJobsStorage"

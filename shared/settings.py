@@ -85,6 +85,18 @@ SETTINGS: tuple[SettingDoc, ...] = (
         "replays; older changes are deleted by the daily roll (1 to 365).",
     ),
     SettingDoc(
+        "WEBHOOK_TIMEOUT_SECONDS",
+        "5",
+        "Seconds a webhook receiver has to answer one delivery (0.5 to 30); a slower one is "
+        "retried later, and never delays other subscribers or mailboxes.",
+    ),
+    SettingDoc(
+        "WEBHOOK_ALLOW_HTTP_LOOPBACK",
+        "false",
+        "Development only: `true` lets a webhook subscriber use plain http on a loopback host "
+        "(localhost, 127.0.0.1, ::1). Otherwise subscriber URLs are https.",
+    ),
+    SettingDoc(
         "GRAPH_BASE_URL",
         "https://graph.microsoft.com/v1.0",
         "Graph endpoint (sovereign clouds or the local simulator use another).",
@@ -199,6 +211,8 @@ class Settings:
     secret_cache_seconds: float = 300.0
     log_retention_days: int = 7
     changes_retention_days: int = 30
+    webhook_timeout_seconds: float = 5.0
+    webhook_allow_http_loopback: bool = False
     graph_base_url: str = "https://graph.microsoft.com/v1.0"
     graph_scope_override: str | None = None
     authority_host: str = "https://login.microsoftonline.com"
@@ -296,6 +310,20 @@ class Settings:
                 f"CHANGES_RETENTION_DAYS {kept_text!r} is not a whole number of days, 1 to 365"
             )
             kept = 30
+        hook_timeout_text = get("WEBHOOK_TIMEOUT_SECONDS") or "5"
+        try:
+            hook_timeout = float(hook_timeout_text)
+            if not 0.5 <= hook_timeout <= 30:
+                raise ValueError
+        except ValueError:
+            problems.append(
+                f"WEBHOOK_TIMEOUT_SECONDS {hook_timeout_text!r} is not a number of seconds, "
+                "0.5 to 30"
+            )
+            hook_timeout = 5.0
+        loopback_text = (get("WEBHOOK_ALLOW_HTTP_LOOPBACK") or "false").lower()
+        if loopback_text not in ("true", "false"):
+            problems.append(f"WEBHOOK_ALLOW_HTTP_LOOPBACK {loopback_text!r} is not true or false")
 
         graph = _https_url(
             get("GRAPH_BASE_URL") or "https://graph.microsoft.com/v1.0", "GRAPH_BASE_URL", problems
@@ -325,6 +353,8 @@ class Settings:
             secret_cache_seconds=ttl,
             log_retention_days=retention,
             changes_retention_days=kept,
+            webhook_timeout_seconds=hook_timeout,
+            webhook_allow_http_loopback=loopback_text == "true",
             graph_base_url=graph or "",
             graph_scope_override=scope,
             authority_host=authority or "",

@@ -139,6 +139,34 @@ EXPECTED = {
         "methods": ["GET"],
         "authLevel": "function",
     },
+    "webhooks": {
+        "type": "httpTrigger",
+        "route": "webhooks",
+        "methods": ["GET", "POST"],
+        "authLevel": "function",
+    },
+    "webhook": {
+        "type": "httpTrigger",
+        "route": "webhooks/{id}",
+        "methods": ["GET", "DELETE"],
+        "authLevel": "function",
+    },
+    "webhook_replay": {
+        "type": "httpTrigger",
+        "route": "webhooks/{id}/replay",
+        "methods": ["POST"],
+        "authLevel": "function",
+    },
+    "webhook_worker": {
+        "type": "queueTrigger",
+        "queueName": "webhook-deliveries",
+        "connection": "AzureWebJobsStorage",
+    },
+    "sweep_deliveries": {
+        "type": "timerTrigger",
+        "schedule": "20 */5 * * * *",
+        "runOnStartup": "False",
+    },
     "sync_worker": {
         "type": "queueTrigger",
         "queueName": "sync-requests",

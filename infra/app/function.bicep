@@ -217,6 +217,8 @@ var appSettings = {
   LOG_RETENTION_DAYS: string(logRetentionDays)
   // Days the change feed keeps each change (feed reads, replays); pruned by the daily roll.
   CHANGES_RETENTION_DAYS: string(changesRetentionDays)
+  // Seconds a change-feed webhook receiver has to answer one delivery.
+  WEBHOOK_TIMEOUT_SECONDS: '5'
   // Graph endpoint (another one for sovereign clouds).
   GRAPH_BASE_URL: graphBaseUrl
   // Token scope for Graph; empty: derived from GRAPH_BASE_URL's host.

@@ -4,7 +4,9 @@ Graph is escaped; the page never holds a secret (mailbox records hold none).
 
 Rows are plain dicts so the renderer stays independent of the records' classes:
 `tenant`, `user`, `state`, `mode`, `health`, `ok`, `subscription_expiry`, `last_sync`,
-`lag_seconds`, `last_error`, `last_error_code`, `event_count`.
+`lag_seconds`, `last_error`, `last_error_code`, `event_count`. The change feed's webhook
+subscribers that are failing or disabled are listed below them ("failing subscribers": `id`,
+`host`, `status`, `since`, `last_error`; the URL's host only, as a URL may carry a token).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from shared.core.times import iso_utc
 _STYLE = """
 body{font:14px system-ui,sans-serif;margin:1.5rem;color:#1b1b1b;background:#fafafa}
 h1{font-size:1.3rem;margin:0 0 .2rem}
-h2{font-size:1.1rem;margin:1.2rem 0 .2rem}
+h2{font-size:1.1rem;margin:1.2rem 0 .4rem}
 .summary{margin:.5rem 0 1rem;color:#555}
 table{border-collapse:collapse;width:100%;background:#fff}
 th,td{padding:.35rem .5rem;border-bottom:1px solid #e4e4e4;text-align:left;vertical-align:top}
@@ -116,6 +118,33 @@ def changes_chart(hours: Sequence[tuple[datetime, int]]) -> str:
     )
 
 
+def _subscribers(subscribers: Sequence[dict[str, Any]]) -> str:
+    if not subscribers:
+        return ""
+    head = (
+        "<tr><th>subscriber</th><th>host</th><th>status</th><th>since</th><th>last error</th></tr>"
+    )
+    rows = "".join(
+        "<tr class='failing' data-state='failing'>"
+        + "".join(
+            f"<td>{c}</td>"
+            for c in (
+                escape(str(sub.get("id", ""))),
+                escape(str(sub.get("host", ""))),
+                escape(str(sub.get("status", ""))),
+                _when(sub.get("since")),
+                f"<span class='error'>{escape(str(sub.get('last_error', '')))}</span>",
+            )
+        )
+        + "</tr>"
+        for sub in subscribers
+    )
+    return (
+        f"<h2>failing subscribers: <span id='failing-subscribers'>{len(subscribers)}</span></h2>"
+        f"<table id='subscribers'><thead>{head}</thead><tbody>{rows}</tbody></table>"
+    )
+
+
 def render_status_page(
     rows: Sequence[dict[str, Any]],
     *,
@@ -123,10 +152,11 @@ def render_status_page(
     version: str,
     credential: str = "",
     hours: Sequence[tuple[datetime, int]] = (),
+    subscribers: Sequence[dict[str, Any]] = (),
 ) -> str:
     """The page for these mailbox rows at `now`; `credential`: a warning about the app's
     credential expiry to show above the table (escaped), or ""; `hours`: changes per hour for
-    the chart below the table."""
+    the chart below the table; `subscribers`: the failing or disabled webhook subscribers."""
     failing = sum(1 for r in rows if not r.get("ok"))
     tenants = len({r.get("tenant") for r in rows})
     head = (
@@ -146,5 +176,6 @@ def render_status_page(
         + (f"<p class='error' id='credential'>{escape(credential)}</p>" if credential else "")
         + f"<table id='mailboxes'><thead>{head}</thead><tbody>{body}</tbody></table>"
         + changes_chart(hours)
+        + _subscribers(subscribers)
         + f"<script>{_SCRIPT}</script></body></html>"
     )

@@ -16,6 +16,7 @@ from shared.compose import Services
 from shared.core.feed import ChangeEvent, format_sequence, parse_sequence
 from shared.core.model import MailboxKey
 from shared.errors import CalsyncError, InputError
+from shared.services import delivery
 from shared.services.mailboxes import find
 
 log = logging.getLogger("calsync.feed")
@@ -32,7 +33,7 @@ def relay(svc: Services, key: MailboxKey) -> list[ChangeEvent]:
     while True:
         pending = svc.state.outbox(key, limit=RELAY_BATCH)
         if not pending:
-            return moved
+            break
         batch = [change for _, change in pending]
         changes.put(batch)
         changes.publish(batch)
@@ -40,7 +41,9 @@ def relay(svc: Services, key: MailboxKey) -> list[ChangeEvent]:
         _count(svc, key, batch)
         moved.extend(batch)
         if len(pending) < RELAY_BATCH:
-            return moved
+            break
+    delivery.dispatch(svc, key, moved)  # the webhook subscribers' work items
+    return moved
 
 
 def run_prune(svc: Services) -> int:

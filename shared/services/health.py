@@ -116,6 +116,9 @@ def run_health(
     expiry = _credential_expiry(settings)
     if expiry is not None:
         body["credentialExpiry"] = expiry
+    subscribers = _webhook_subscribers(settings)
+    if subscribers is not None:
+        body["webhookSubscribers"] = subscribers
     expiring = expiry is not None and expiry["status"] in ("warning", "expired")
     body["status"] = "healthy" if tokens_ok and not expiring else "degraded"
     return HealthReport(True, body)
@@ -141,6 +144,35 @@ def _check_storage(settings: Settings) -> dict[str, Any]:
         result["queues"] = f"unreachable ({type(exc).__name__})"
     result["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 1)
     return result
+
+
+def _webhook_subscribers(settings: Settings) -> dict[str, int] | None:
+    """How many change-feed subscribers there are, and how many are failing or disabled
+    (counts only: the probe is anonymous). A receiver's failure is not the instance's, so it
+    never makes the report degraded; None when the table cannot be read."""
+    from azure.core.exceptions import AzureError
+
+    from shared.adapters.storage import StorageClients
+    from shared.adapters.webhook_tables import SUBSCRIBER_PARTITION
+    from shared.names import WEBHOOKS_TABLE
+
+    clients = StorageClients(settings.storage, retry_total=0, connection_timeout=3, read_timeout=5)
+    counts = {"total": 0, "failing": 0, "disabled": 0}
+    try:
+        rows = clients.table(WEBHOOKS_TABLE).query_entities(
+            "PartitionKey eq @p",
+            parameters={"p": SUBSCRIBER_PARTITION},
+            select=["enabled", "failing"],
+        )
+        for row in rows:
+            counts["total"] += 1
+            if not row.get("enabled", True):
+                counts["disabled"] += 1
+            elif row.get("failing"):
+                counts["failing"] += 1
+    except AzureError:  # not created yet, or unreachable: the storage check says which
+        return None
+    return counts
 
 
 def _credential_expiry(settings: Settings) -> dict[str, Any] | None:

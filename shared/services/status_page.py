@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from shared import __version__
 from shared.compose import Services
@@ -44,6 +45,7 @@ def run_status_page(svc: Services) -> str:
         version=__version__,
         credential=_credential(svc),
         hours=_hours(svc),
+        subscribers=_failing_subscribers(svc),
     )
 
 
@@ -54,6 +56,27 @@ def _hours(svc: Services) -> list[tuple[datetime, int]]:
         return feed.hourly_counts(svc)
     except StorageError:
         return []
+
+
+def _failing_subscribers(svc: Services) -> list[dict[str, Any]]:
+    """The webhook subscribers that are failing or disabled (a storage failure hides them)."""
+    if svc.webhooks is None:
+        return []
+    try:
+        subs = svc.webhooks.all()
+    except StorageError:
+        return []
+    return [
+        {
+            "id": s.id,
+            "host": urlsplit(s.url).hostname or "",
+            "status": s.status,
+            "since": s.failing_since,
+            "last_error": s.disabled_reason or s.last_error,
+        }
+        for s in sorted(subs, key=lambda s: s.id)
+        if s.status != "ok"
+    ]
 
 
 def _credential(svc: Services) -> str:

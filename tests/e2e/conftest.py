@@ -3,8 +3,10 @@ test enrols mailboxes of its own, so tests don't see each other's events."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from devhost.local.stack import Stack, local_stack
@@ -33,3 +35,8 @@ def _calm_simulator(stack: Stack) -> Iterator[None]:
     yield
     stack.sim.control.knobs(**defaults)
     stack.sim.control.clear_faults()
+    # Webhook subscribers a test registered (schemathesis registers some) would receive every
+    # later test's changes: none outlives its test.
+    with contextlib.suppress(httpx.HTTPError), stack.admin() as api:
+        for sub in api.get("/webhooks").json().get("value", []):
+            api.delete(f"/webhooks/{sub['id']}")

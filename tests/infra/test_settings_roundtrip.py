@@ -18,6 +18,7 @@ PLATFORM_SETTINGS: dict[str, str] = {}
 LOCAL_ONLY_SETTINGS = {
     "AzureWebJobsStorage": "a connection string (Azurite); Azure uses AzureWebJobsStorage__*",
     "CA_BUNDLE": "trusts the local simulator's CA; Azure uses the system trust store",
+    "WEBHOOK_ALLOW_HTTP_LOOPBACK": "plain http receivers on loopback, for local runs only",
 }
 # Flex Consumption rejects these (functionAppConfig replaces them); writing one breaks the deploy.
 FLEX_FORBIDDEN = {
