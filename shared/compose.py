@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     from shared.adapters.graph_httpx import GraphClient
     from shared.adapters.msal_tokens import MsalTokens
     from shared.adapters.oplog_tables import TableOpLog
-    from shared.adapters.queues import SyncQueue
+    from shared.adapters.queues import SyncQueue, WriteQueue
     from shared.adapters.tables import TableState
+    from shared.adapters.write_tables import WriteStore
     from shared.secrets import SecretStore
 
 log = logging.getLogger("calsync")
@@ -85,6 +86,9 @@ class Services:
     metrics: telemetry.Metrics = field(default_factory=telemetry.Metrics)
     # The operations log (inbound POSTs, outbound Graph calls), written in the background.
     oplog: TableOpLog | None = None
+    # The write API's records and its retry queue (services.writes); None: writes refused.
+    writes: WriteStore | None = None
+    write_queue: WriteQueue | None = None
 
     def now(self) -> datetime:
         return self.clock()
@@ -125,9 +129,10 @@ def build_services(
     from shared.adapters.graph_httpx import GraphClient
     from shared.adapters.msal_tokens import MsalTokens
     from shared.adapters.oplog_tables import TableOpLog
-    from shared.adapters.queues import SyncQueue
+    from shared.adapters.queues import SyncQueue, WriteQueue
     from shared.adapters.storage import StorageClients
     from shared.adapters.tables import TableState
+    from shared.adapters.write_tables import WriteStore
     from shared.credentials import build_client_credential
 
     secrets = secrets if secrets is not None else build_secrets(settings)
@@ -187,6 +192,8 @@ def build_services(
         intake_state=TableState(intake_clients),
         intake_queue=SyncQueue(intake_clients),
         oplog=oplog,
+        writes=WriteStore(clients),
+        write_queue=WriteQueue(clients),
     )
 
 

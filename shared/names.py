@@ -8,6 +8,7 @@ CURSORS_TABLE = "cursors"
 EVENTS_TABLE = "events"
 CHANGES_TABLE = "changes"
 LOG_TABLE = "log"
+WRITES_TABLE = "writes"
 TABLES = (
     MAILBOXES_TABLE,
     SUBSCRIPTIONS_TABLE,
@@ -15,11 +16,13 @@ TABLES = (
     EVENTS_TABLE,
     CHANGES_TABLE,
     LOG_TABLE,
+    WRITES_TABLE,
 )
 
 SYNC_QUEUE = "sync-requests"
 CHANGES_QUEUE = "calendar-changes"
-QUEUES = (SYNC_QUEUE, CHANGES_QUEUE)
+WRITES_QUEUE = "calendar-writes"
+QUEUES = (SYNC_QUEUE, CHANGES_QUEUE, WRITES_QUEUE)
 
 # The app setting naming the storage connection, as the Functions host reads it.
 STORAGE_CONNECTION = "AzureWebJobsStorage"
