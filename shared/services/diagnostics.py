@@ -181,7 +181,11 @@ def _permissions(token: str) -> dx.Step:
             fix="add them to the app registration and grant admin consent (deploy guide, 1-2)",
             code="missing_permissions",
         )
-    return dx.Step("permissions", "ok", detail=f"granted: {granted}")
+    optional = "".join(
+        f"; {n.feature} need {' or '.join(sorted(n.any_of))} (not granted: refused)"
+        for n in dx.missing_optional(roles)
+    )
+    return dx.Step("permissions", "ok", detail=f"granted: {granted}{optional}")
 
 
 def _mailbox(svc: Services, tenant: str, mailbox: str) -> dx.Step:

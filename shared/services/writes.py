@@ -61,6 +61,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("calsync.writes")
 _WRITE_ID = re.compile(r"^[0-9a-f]{32}$")
+# Longer than any one Graph call may take (the client's timeout is 30 s), so a write still in
+# flight is never tried twice at once.
+ABANDONED_SECONDS = 120
 
 
 def _stores(svc: Services) -> tuple[WriteStore, WriteQueue]:
@@ -89,8 +92,11 @@ def run_write(
                     f"Idempotency-Key {key_text!r} was used for another write of this "
                     f"mailbox (write {existing.write_id}); use a new key for a new write"
                 )
-            return _answer(existing)
-        store.save(record)
+            if not _abandoned(existing, svc):
+                return _answer(existing)
+            record = existing  # its first try died before any outcome was stored: try again
+        else:
+            store.save(record)
     record, error = _execute(svc, mailbox, record)
     if error is not None:
         raise error
@@ -125,6 +131,13 @@ def run_write_message(svc: Services, body: bytes | str) -> str:
         return f"write {write_id}: failed, mailbox gone"
     record, _ = _execute(svc, mailbox, record)
     return f"write {write_id}: {record.status}"
+
+
+def _abandoned(record: WriteRecord, svc: Services) -> bool:
+    """A pending write that was never queued and is older than ABANDONED_SECONDS: the process
+    trying it stopped between storing it and storing its outcome."""
+    age = (svc.now() - record.updated).total_seconds()
+    return record.status == "pending" and record.retry_at is None and age > ABANDONED_SECONDS
 
 
 def _answer(record: WriteRecord) -> tuple[dict[str, Any], int]:

@@ -51,6 +51,18 @@ def test_missing_permissions(roles: list[str], missing: list[str]) -> None:
 
 
 @pytest.mark.parametrize(
+    ("roles", "missing"),
+    [
+        (["Calendars.Read", "User.ReadBasic.All"], ["writes (the write API)"]),
+        (["Calendars.ReadWrite", "User.ReadBasic.All"], []),
+    ],
+)
+def test_writes_need_calendars_readwrite(roles: list[str], missing: list[str]) -> None:
+    """The write API is optional and needs Calendars.ReadWrite; Calendars.Read does not do."""
+    assert [n.feature for n in dx.missing_optional(roles)] == missing
+
+
+@pytest.mark.parametrize(
     ("aadsts", "error", "words"),
     [
         (90002, "invalid_request", "wrong tenant id"),

@@ -177,6 +177,29 @@ def test_a_create_tried_again_finds_the_event_its_first_try_made(
     assert len(_graph_events(sim, upn)) == 1
 
 
+def test_a_retry_of_an_abandoned_create_completes_it_once(
+    sim: SimHandle, world: tuple[Services, MailboxKey, str]
+) -> None:
+    """A write left pending by a process that stopped after Graph created the event (never
+    queued, older than ABANDONED_SECONDS) is completed by the caller's retry, with that event;
+    a pending write younger than that is only shown."""
+    svc, key, upn = world
+    body = {"action": "create", "event": _event("Half done")}
+    first, _ = _write(svc, key, body, "k-10")
+    assert svc.writes is not None
+    stored = svc.writes.get(first["id"])
+    assert stored is not None
+    pending = replace(stored, status="pending", event_id="", change_key="", event=None)
+    svc.writes.save(pending)
+    shown, status = _write(svc, key, body, "k-10")
+    assert (shown["status"], status) == ("pending", 202)
+    old = svc.now() - timedelta(seconds=writes.ABANDONED_SECONDS + 1)
+    svc.writes.save(replace(pending, updated=old))
+    again, status = _write(svc, key, body, "k-10")
+    assert (again["status"], again["eventId"], status) == ("done", first["eventId"], 201)
+    assert len(_graph_events(sim, upn)) == 1
+
+
 def test_a_stale_change_key_is_a_conflict_with_the_current_version(
     sim: SimHandle, world: tuple[Services, MailboxKey, str]
 ) -> None:
