@@ -27,11 +27,11 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from shared.core.model import MailboxKey, MailboxOptions
-from shared.core.zones import canonical_zone_name
+from shared.core.zones import canonical_zone_name, resolve_zone
 from shared.errors import InputError
 
 #: Our own namespace for MAPI named properties (never reused for anything else).
@@ -276,11 +276,19 @@ def _check_event(event: Mapping[str, Any], problems: list[str], *, create: bool)
                     '"2026-12-01T09:00:00", "timeZone": "Europe/Berlin"}'
                 )
     start, end = _wall(event.get("start")), _wall(event.get("end"))
-    if start and end and start[1] == end[1] and end[0] < start[0]:
+    comparable = start and end and bool(start[1]) == bool(end[1])  # else a zone is unknown yet
+    if start and end and comparable and _instant(end) < _instant(start):
         problems.append(
-            f"event.end: must not be before event.start ({end[0].isoformat()} < "
-            f"{start[0].isoformat()})"
+            f"event.end: must not be before event.start ({end[0].isoformat()} {end[1]} < "
+            f"{start[0].isoformat()} {start[1]})".replace("  ", " ")
         )
+    if event.get("isAllDay") is True:
+        for name, wall in (("start", start), ("end", end)):
+            if wall and wall[0].time() != time(0):
+                problems.append(
+                    f"event.{name}.dateTime: an all-day event starts and ends at midnight "
+                    f"(T00:00:00), got {wall[0].isoformat()}"
+                )
 
 
 def _text(path: str, value: Any, limit: int, problems: list[str]) -> None:
@@ -324,6 +332,13 @@ def _wall(value: Any) -> tuple[datetime, str] | None:
     except ValueError:
         return None
     return wall.replace(tzinfo=None), str(value.get("timeZone") or "")
+
+
+def _instant(wall: tuple[datetime, str]) -> datetime:
+    """The wall time as an instant in its zone; both zones left out (the mailbox's, applied
+    later) count as UTC, which keeps the order of two times in the same zone."""
+    zone = resolve_zone(wall[1]) if wall[1] else None
+    return wall[0].replace(tzinfo=zone or UTC)
 
 
 def _when(path: str, value: Any, problems: list[str]) -> None:

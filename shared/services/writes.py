@@ -273,39 +273,54 @@ def _current(svc: Services, mailbox: MailboxRecord, event_id: str) -> dict[str, 
     return event
 
 
-def _series_rows(svc: Services, mailbox: MailboxRecord, master_id: str) -> list[str]:
-    """Ids of the mirrored instances of series `master_id`."""
+def _mirrored_series(svc: Services, mailbox: MailboxRecord) -> dict[str, str]:
+    """Mirrored event id -> its series master id ("" for a single event): one partition query
+    of two columns."""
     rows = svc.state.list_events(mailbox.key, columns=["event_id", "series_master_id"])
-    return [str(r["event_id"]) for r in rows if r.get("series_master_id") == master_id]
+    return {str(r["event_id"]): str(r.get("series_master_id") or "") for r in rows}
+
+
+def _series_items(
+    svc: Services, mailbox: MailboxRecord, master_id: str, mirrored: Mapping[str, str]
+) -> tuple[list[DeltaItem], list[tuple[str, str]]]:
+    """The series' instances in the window as Graph has them now, and removals of the mirrored
+    ones it no longer lists; with their (id, changeKey). Editing, cancelling or deleting one
+    instance changes the master and every instance's changeKey (Exchange keeps exceptions on
+    the master), so the whole series is read back, and the next delta round finds it as is."""
+    cursor = svc.state.get_cursor(mailbox.key)
+    window = cursor.window or plan_window(svc.now(), mailbox.options)
+    request = event_instances(mailbox.key, master_id, window, body_type=mailbox.options.body_type)
+    instances = list(iter_events(request, svc.graph.send))
+    seen = {str(i["id"]) for i in instances}
+    items = [DeltaItem(str(i["id"]), i) for i in instances]
+    gone = [e for e, m in mirrored.items() if m == master_id and e not in seen]
+    items += [DeltaItem(e, removed="deleted") for e in gone]
+    versions = [(str(i["id"]), str(i.get("changeKey", ""))) for i in instances]
+    return items, versions + [(e, "") for e in gone]
 
 
 def _read_your_writes(svc: Services, mailbox: MailboxRecord, record: WriteRecord) -> None:
-    """Mirror what the write made from Graph's answer, and record the versions it wrote."""
+    """Mirror what the write made from Graph's answer, and record the versions it wrote: the
+    event; a whole series when the write touched a series (its master or one instance); a
+    removal ("" as changeKey) for what a delete or cancel removed."""
     store, _ = _stores(svc)
     event: Mapping[str, Any] | None = record.event
+    mirrored = _mirrored_series(svc, mailbox)
     items: list[DeltaItem] = []
     versions: list[tuple[str, str]] = []
     if event is None:  # deleted or cancelled: the event, or every instance of a series
-        gone = [record.event_id, *_series_rows(svc, mailbox, record.event_id)]
+        master_id = mirrored.get(record.event_id, "")
+        gone = [record.event_id, *(e for e, m in mirrored.items() if m == record.event_id)]
         items = [DeltaItem(event_id, removed="deleted") for event_id in gone]
         versions = [(event_id, "") for event_id in gone]
+        if master_id:  # one instance of a series: the rest of it changed too
+            more, written = _series_items(svc, mailbox, master_id, mirrored)
+            items, versions = items + more, versions + written
     elif core.is_series(event):
-        master_id = str(event["id"])
-        cursor = svc.state.get_cursor(mailbox.key)
-        window = cursor.window or plan_window(svc.now(), mailbox.options)
-        request = event_instances(
-            mailbox.key, master_id, window, body_type=mailbox.options.body_type
-        )
-        instances = list(iter_events(request, svc.graph.send))
-        seen = {str(i["id"]) for i in instances}
-        items = [DeltaItem(str(i["id"]), i) for i in instances]
-        items += [
-            DeltaItem(gone, removed="deleted")
-            for gone in _series_rows(svc, mailbox, master_id)
-            if gone not in seen
-        ]
-        versions = [(str(i["id"]), str(i.get("changeKey", ""))) for i in instances]
-        versions.append((master_id, str(event.get("changeKey", ""))))
+        items, versions = _series_items(svc, mailbox, str(event["id"]), mirrored)
+        versions.append((str(event["id"]), str(event.get("changeKey", ""))))
+    elif event.get("seriesMasterId"):
+        items, versions = _series_items(svc, mailbox, str(event["seriesMasterId"]), mirrored)
     else:
         items = [DeltaItem(str(event["id"]), dict(event))]
         versions = [(str(event["id"]), str(event.get("changeKey", "")))]

@@ -48,6 +48,14 @@ def _problem(body: Any) -> str:
         ),
         (_create(start={"dateTime": "tomorrow"}), "event.start.dateTime: must be a local"),
         (
+            _create(end={"dateTime": "2026-12-02T07:30:00", "timeZone": "UTC"}),
+            "event.end: must not be before event.start",
+        ),
+        (
+            _create(isAllDay=True, end={"dateTime": "2026-12-03T00:00:00"}),
+            "event.start.dateTime: an all-day event starts and ends at midnight",
+        ),
+        (
             _create(start={"dateTime": "2026-12-02T09:00:00", "timeZone": "Mars"}),
             "event.start.timeZone",
         ),
@@ -98,6 +106,13 @@ def test_every_problem_is_listed_in_one_error() -> None:
     assert "and 2 more problem(s)" in message
     for path in ("event.colour", "event.showAs", "event.isAllDay"):
         assert path in message
+
+
+def test_times_in_different_zones_compare_as_instants() -> None:
+    """A start at 09:00 Berlin (08:00 UTC) and an end at 08:30 UTC: a later instant although
+    an earlier wall time, so not refused."""
+    body = _create(end={"dateTime": "2026-12-02T08:30:00", "timeZone": "UTC"})
+    assert w.parse_write(body).event["end"]["timeZone"] == "UTC"
 
 
 def test_a_good_request_is_kept_as_sent() -> None:

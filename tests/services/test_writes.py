@@ -280,6 +280,13 @@ def test_series_create_occurrence_edit_and_pattern_change_are_mirrored(
     _write(svc, key, edit)
     edited = _mirror(svc, key)[last["event_id"]]
     assert (edited["type"], edited["subject"]) == ("exception", "Retro")
+    outcome = run_sync_request(svc, _poll(svc, key))
+    assert (outcome.upserts, outcome.deletes) == (0, 0)  # the siblings' new changeKeys too
+    assert svc.writes is not None
+    sibling = min(rows.values(), key=lambda r: r["start"])["event_id"]
+    written = svc.writes.written_version(key, sibling)
+    assert written is not None
+    assert written[0] == _mirror(svc, key)[sibling]["change_key"]
     shorter = {**recurrence, "range": {**recurrence["range"], "numberOfOccurrences": 2}}
     _write(svc, key, {"action": "update", "eventId": master_id, "event": {"recurrence": shorter}})
     rows = _mirror(svc, key)
@@ -314,6 +321,8 @@ def test_delete_and_cancel_leave_graph_and_the_mirror(
     _write(svc, key, cancel)
     assert first["event_id"] not in _mirror(svc, key)
     assert len(_mirror(svc, key)) == 2
+    outcome = run_sync_request(svc, _poll(svc, key))
+    assert (outcome.upserts, outcome.deletes) == (0, 0)
 
 
 def test_bad_input_and_unknown_mailbox_call_no_graph(
