@@ -14,7 +14,8 @@ never a second event). Then Graph is called once:
 - anything else: failed with Graph's reason.
 A create tried again first looks for the event its earlier try may have made (the origin
 marker names the write), and a repeated `transactionId` that Graph refuses is resolved the
-same way: one write, one event.
+same way: one write, one event. An update tried again that meets a 412 is done if the event
+carries its own marker; a delete or cancel tried again that meets a 404 is done.
 """
 
 from __future__ import annotations
@@ -221,17 +222,29 @@ def _send(svc: Services, mailbox: MailboxRecord, record: WriteRecord) -> dict[st
     if request.action == "update":
         change_key = request.change_key or _mirrored_change_key(svc, mailbox, request.event_id)
         body = core.plan_graph_body(request, options, record.write_id)
-        return decode_event(
-            svc.graph.send(
-                event_update(
-                    key, request.event_id, body, change_key=change_key, body_type=body_type
+        try:
+            return decode_event(
+                svc.graph.send(
+                    event_update(
+                        key, request.event_id, body, change_key=change_key, body_type=body_type
+                    )
                 )
             )
-        )
-    if request.action == "delete":
-        svc.graph.send(event_delete(key, request.event_id))
-    else:
-        svc.graph.send(event_cancel(key, request.event_id, request.comment))
+        except WriteConflict:
+            # Tried again: the changeKey is stale if the earlier try got through (its answer
+            # lost); the event then carries this write's own marker, and the write is done.
+            current = _current(svc, mailbox, request.event_id) if record.attempts else None
+            if current is None or core.origin_of(current) != record.origin:
+                raise
+            return current
+    try:
+        if request.action == "delete":
+            svc.graph.send(event_delete(key, request.event_id))
+        else:
+            svc.graph.send(event_cancel(key, request.event_id, request.comment))
+    except NotFoundError:
+        if not record.attempts:
+            raise  # tried again, a 404 means the earlier try got through: done
     return None
 
 

@@ -177,6 +177,38 @@ def test_a_create_tried_again_finds_the_event_its_first_try_made(
     assert len(_graph_events(sim, upn)) == 1
 
 
+def test_update_and_delete_tried_again_after_their_first_try_got_through(
+    sim: SimHandle, world: tuple[Services, MailboxKey, str]
+) -> None:
+    """A queued update whose first PATCH reached Graph meets a 412 on the retry, finds its own
+    marker on the event and is done; a queued delete that meets a 404 is done; the same 412 or
+    404 on a first try is a conflict or not found."""
+    svc, key, _ = world
+    assert svc.writes is not None
+    made, _ = _write(svc, key, {"action": "create", "event": _event("Twice")})
+    update = {
+        "action": "update",
+        "eventId": made["eventId"],
+        "changeKey": made["changeKey"],
+        "event": {"subject": "Once more"},
+    }
+    changed, _ = _write(svc, key, update, "u-1")
+    stored = svc.writes.get(changed["id"])
+    assert stored is not None
+    svc.writes.save(replace(stored, status="pending", attempts=1))
+    assert writes.run_write_message(svc, f'{{"writeId":"{changed["id"]}"}}').endswith("done")
+    assert writes.get_write(svc, changed["id"])["event"]["subject"] == "Once more"
+    with pytest.raises(WriteConflict):  # the same stale changeKey, a new write: a conflict
+        _write(svc, key, update, "u-2")
+    gone, _ = _write(svc, key, {"action": "delete", "eventId": made["eventId"]}, "d-1")
+    stored = svc.writes.get(gone["id"])
+    assert stored is not None
+    svc.writes.save(replace(stored, status="pending", attempts=1))
+    assert writes.run_write_message(svc, f'{{"writeId":"{gone["id"]}"}}').endswith("done")
+    with pytest.raises(NotFoundError):
+        _write(svc, key, {"action": "delete", "eventId": made["eventId"]}, "d-2")
+
+
 def test_a_retry_of_an_abandoned_create_completes_it_once(
     sim: SimHandle, world: tuple[Services, MailboxKey, str]
 ) -> None:
