@@ -550,6 +550,19 @@ def plan_retry(
     )
 
 
+def plan_held(record: WriteRecord, until: datetime, now: datetime) -> WriteRecord:
+    """Pending, not tried: Graph's Retry-After holds every request for the mailbox until
+    `until` (a sync round's 429), so the write waits for it too; no attempt is spent."""
+    return replace(
+        record,
+        status="pending",
+        updated=now,
+        retry_at=until,
+        error_code="TooManyRequests",
+        error="Graph's Retry-After holds this mailbox; the write waits for it",
+    )
+
+
 def view(record: WriteRecord) -> dict[str, Any]:
     """The write as the API shows it (camelCase)."""
     error = {"code": record.error_code, "message": record.error} if record.error_code else None

@@ -11,6 +11,9 @@ never a second event). Then Graph is called once:
   mirrored and handed back (HTTP 409);
 - throttled or failing transiently: pending, queued on `calendar-writes` to be tried again
   after Graph's Retry-After (or a jittered backoff), at most core.writes.MAX_ATTEMPTS times;
+  while a sync round's Retry-After holds the mailbox (the cursor's `throttled_until`), a write
+  is not sent at all but queued until then (writes never move that hold: the cursor belongs
+  to the round that holds its lease);
 - anything else: failed with Graph's reason.
 A create tried again first looks for the event its earlier try may have made (the origin
 marker names the write), and a repeated `transactionId` that Graph refuses is resolved the
@@ -168,6 +171,12 @@ def _execute(
 ) -> tuple[WriteRecord, CalsyncError | None]:
     """Call Graph for `record` once and store the outcome; (record, error to answer)."""
     store, queue = _stores(svc)
+    held, now = svc.state.get_cursor(mailbox.key).throttled_until, svc.now()
+    if held is not None and held > now:  # the mailbox waits out a Retry-After: so does the write
+        waiting = core.plan_held(record, held, now)
+        store.save(waiting)
+        queue.put(waiting.write_id, delay=(held - now).total_seconds())
+        return waiting, None
     try:
         answer = _send(svc, mailbox, record)
     except WriteConflict as exc:

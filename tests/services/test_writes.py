@@ -280,6 +280,24 @@ def test_a_throttled_write_is_queued_and_done_on_retry(
     assert [e["id"] for e in _graph_events(sim, upn)] == [done["eventId"]]
 
 
+def test_a_write_waits_out_the_mailboxs_retry_after(
+    sim: SimHandle, world: tuple[Services, MailboxKey, str]
+) -> None:
+    """While a round's Retry-After holds the mailbox, a write is queued until then without a
+    Graph call and without spending an attempt; delivered early, it is put back."""
+    svc, key, upn = world
+    cursor = svc.state.get_cursor(key)
+    until = svc.now() + timedelta(seconds=30)
+    svc.state.save_cursor(replace(cursor, throttled_until=until))
+    before = _requests(sim, key)
+    view, status = _write(svc, key, {"action": "create", "event": _event("Held")})
+    assert (status, view["status"], view["attempts"]) == (202, "pending", 0)
+    assert view["retryAt"] == until
+    assert _requests(sim, key) == before
+    assert writes.run_write_message(svc, f'{{"writeId":"{view["id"]}"}}').endswith("re-queued")
+    assert _graph_events(sim, upn) == []
+
+
 def test_series_create_occurrence_edit_and_pattern_change_are_mirrored(
     sim: SimHandle, world: tuple[Services, MailboxKey, str]
 ) -> None:
