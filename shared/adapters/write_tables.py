@@ -123,9 +123,10 @@ class WriteStore:
         writer: str,
         write_id: str,
     ) -> None:
-        """Remember (event id, resulting changeKey) of each event one write produced."""
+        """Remember (event id, resulting changeKey) of each event one write produced; an id
+        named twice keeps its last changeKey (a transaction may touch a row only once)."""
         ops: list[Any] = []
-        for event_id, change_key in versions:
+        for event_id, change_key in dict(versions).items():
             entity = {
                 "PartitionKey": _versions_partition(key),
                 "RowKey": encode_key(event_id),

@@ -75,6 +75,9 @@ def test_written_versions_are_recorded_in_batches(store: WriteStore) -> None:
     assert store.written_version(key, "AAMk/0+=") == ("ck0", "k", "helpdesk")
     assert store.written_version(key, "never") is None
     assert store.written_version(MailboxKey("t", "other"), "AAMk/0+=") is None
+    twice = [("e", "first"), ("e", "")]  # removed after a change, in one write
+    store.record_written(key, twice, idempotency_key="", writer="w", write_id="w2")
+    assert store.written_version(key, "e") == ("", "", "w")
 
 
 def test_queued_writes_name_the_write(azurite: str) -> None:

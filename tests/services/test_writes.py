@@ -373,6 +373,14 @@ def test_delete_and_cancel_leave_graph_and_the_mirror(
     assert len(_mirror(svc, key)) == 2
     outcome = run_sync_request(svc, _poll(svc, key))
     assert (outcome.upserts, outcome.deletes) == (0, 0)
+    assert svc.writes is not None
+    assert svc.writes.written_version(key, first["event_id"]) == ("", "", "calsync")
+    for row in _mirror(svc, key).values():  # the siblings' new versions came from the cancel
+        assert svc.writes.written_version(key, row["event_id"]) == (
+            row["change_key"],
+            "",
+            "calsync",
+        )
 
 
 def test_bad_input_and_unknown_mailbox_call_no_graph(
