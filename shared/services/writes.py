@@ -133,10 +133,12 @@ def run_write_message(svc: Services, body: bytes | str) -> str:
 
 
 def _abandoned(record: WriteRecord, svc: Services) -> bool:
-    """A pending write that was never queued and is older than ABANDONED_SECONDS: the process
-    trying it stopped between storing it and storing its outcome."""
-    age = (svc.now() - record.updated).total_seconds()
-    return record.status == "pending" and record.retry_at is None and age > ABANDONED_SECONDS
+    """A pending write nobody is trying: never queued and older than ABANDONED_SECONDS (the
+    process trying it stopped before storing its outcome), or queued but overdue by as much
+    (its message was lost). Trying it again is safe: every action is idempotent by itself."""
+    due = record.retry_at or record.updated
+    overdue = (svc.now() - due).total_seconds() > ABANDONED_SECONDS
+    return record.status == "pending" and overdue
 
 
 def _answer(record: WriteRecord) -> tuple[dict[str, Any], int]:

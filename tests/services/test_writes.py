@@ -213,8 +213,8 @@ def test_a_retry_of_an_abandoned_create_completes_it_once(
     sim: SimHandle, world: tuple[Services, MailboxKey, str]
 ) -> None:
     """A write left pending by a process that stopped after Graph created the event (never
-    queued, older than ABANDONED_SECONDS) is completed by the caller's retry, with that event;
-    a pending write younger than that is only shown."""
+    queued, older than ABANDONED_SECONDS), or queued but overdue by as much, is completed by the
+    caller's retry, with that event; a pending write younger than that is only shown."""
     svc, key, upn = world
     body = {"action": "create", "event": _event("Half done")}
     first, _ = _write(svc, key, body, "k-10")
@@ -229,6 +229,11 @@ def test_a_retry_of_an_abandoned_create_completes_it_once(
     svc.writes.save(replace(pending, updated=old))
     again, status = _write(svc, key, body, "k-10")
     assert (again["status"], again["eventId"], status) == ("done", first["eventId"], 201)
+    assert len(_graph_events(sim, upn)) == 1
+    lost = replace(pending, attempts=1, retry_at=old, updated=old)  # queued, message lost
+    svc.writes.save(lost)
+    third, status = _write(svc, key, body, "k-10")
+    assert (third["status"], third["eventId"], status) == ("done", first["eventId"], 201)
     assert len(_graph_events(sim, upn)) == 1
 
 
