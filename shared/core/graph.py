@@ -203,12 +203,16 @@ def events_resource(key: MailboxKey) -> str:
 
 
 def _event_headers(body_type: BodyType) -> tuple[tuple[str, str], ...]:
-    """The answer rendered as delta renders it (UTC, the mailbox's body type), so the mirror row
-    written from a write's answer is the row the next delta round finds unchanged."""
-    prefer = ['outlook.timezone="UTC"']
-    if body_type == "text":
-        prefer.append('outlook.body-content-type="text"')
-    return (("Prefer", ", ".join(prefer)),)
+    """Delta's headers without its page size: the answer then has the ids, times (UTC) and body
+    type a delta round sees, so the mirror row written from a write's answer is the row the next
+    delta round finds unchanged (whatever delta comes to prefer, writes prefer it too)."""
+    out = []
+    for name, value in _delta_headers(body_type):
+        if name.lower() == "prefer":
+            kept = [p for p in value.split(", ") if not p.startswith("odata.maxpagesize")]
+            value = ", ".join(kept)
+        out.append((name, value))
+    return tuple(out)
 
 
 def _event_path(key: MailboxKey, event_id: str, tail: str = "") -> str:

@@ -12,7 +12,7 @@ import pytest
 
 from shared.core import graph as g
 from shared.core import writes as w
-from shared.core.model import MailboxKey, MailboxOptions, Window
+from shared.core.model import BodyType, MailboxKey, MailboxOptions, Window
 from shared.errors import CalsyncError, InputError, NotFoundError, Throttled, WriteConflict
 
 KEY = MailboxKey("t1", "u1")
@@ -264,6 +264,17 @@ def test_write_builders_make_the_exact_requests() -> None:
     assert dict(got.query)["$expand"] == "singleValueExtendedProperties($filter=id eq 'P')"
     with pytest.raises(InputError):
         g.event_delete(KEY, "..")
+
+
+@pytest.mark.parametrize("body_type", ["html", "text"])
+def test_writes_prefer_what_delta_prefers_but_the_page_size(body_type: BodyType) -> None:
+    """A write's answer is rendered as a delta page is (same Prefer but odata.maxpagesize), so
+    the row written from it is the row delta finds."""
+    window = Window(NOW, NOW + timedelta(days=1))
+    delta = dict(g.delta_start(KEY, window, body_type=body_type).headers)["Prefer"].split(", ")
+    write = g.event_get(KEY, "e", origin_property="P", body_type=body_type)
+    wanted = [p for p in delta if not p.startswith("odata.maxpagesize")]
+    assert dict(write.headers)["Prefer"].split(", ") == wanted
 
 
 def _answer(status: int, code: str, headers: dict[str, str] | None = None) -> CalsyncError:
