@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import azure.functions as func
 
 from shared import web
-from shared.errors import InputError
-from shared.names import DELIVERY_QUEUE, STORAGE_CONNECTION, SYNC_QUEUE
+from shared.errors import InputError, WriteConflict
+from shared.names import DELIVERY_QUEUE, STORAGE_CONNECTION, SYNC_QUEUE, WRITES_QUEUE
 from shared.services.health import run_health
 
 if TYPE_CHECKING:
@@ -400,3 +400,47 @@ def operations_log(req: func.HttpRequest) -> func.HttpResponse:
         return web.json_response(run_log_query(_services(), dict(req.params)))
     except Exception as exc:
         return web.error_response(exc)
+
+
+@app.function_name("mailbox_writes")
+@app.route(route="mailboxes/{tenant}/{user}/writes", methods=["POST"])
+def mailbox_writes(req: func.HttpRequest) -> func.HttpResponse:
+    """Create, update, delete or cancel an event in the mailbox's calendar (JSON body; the
+    Idempotency-Key header makes a retry return the same write)."""
+    from shared.services import writes
+
+    try:
+        view, status = writes.run_write(
+            _services(),
+            req.route_params["tenant"],
+            req.route_params["user"],
+            web.json_body(req),
+            req.headers.get("idempotency-key"),
+        )
+        headers = {"Location": f"/api/writes/{view['id']}"}
+        return web.json_response(view, status=status, headers=headers)
+    except WriteConflict as exc:
+        return web.problem(409, "WriteConflict", exc.message, exc.code, current=exc.current)
+    except Exception as exc:
+        return web.error_response(exc)
+
+
+@app.function_name("write_status")
+@app.route(route="writes/{id}", methods=["GET"])
+def write_status(req: func.HttpRequest) -> func.HttpResponse:
+    """A write by id: pending, done (with the event) or failed (with the reason)."""
+    from shared.services import writes
+
+    try:
+        return web.json_response(writes.get_write(_services(), req.route_params["id"]))
+    except Exception as exc:
+        return web.error_response(exc)
+
+
+@app.function_name("write_worker")
+@app.queue_trigger(arg_name="msg", queue_name=WRITES_QUEUE, connection=STORAGE_CONNECTION)
+def write_worker(msg: func.QueueMessage) -> None:
+    """A queued write (throttled or failed transiently before): try it again."""
+    from shared.services.writes import run_write_message
+
+    log.info("%s", run_write_message(_services(), msg.get_body()))

@@ -31,10 +31,11 @@ if TYPE_CHECKING:
     from shared.adapters.icaluid_tables import TableIcalIndex
     from shared.adapters.msal_tokens import MsalTokens
     from shared.adapters.oplog_tables import TableOpLog
-    from shared.adapters.queues import SyncQueue
+    from shared.adapters.queues import SyncQueue, WriteQueue
     from shared.adapters.tables import TableState
     from shared.adapters.webhook_http import WebhookSender
     from shared.adapters.webhook_tables import WebhookStore
+    from shared.adapters.write_tables import WriteStore
     from shared.secrets import SecretStore
 
 log = logging.getLogger("calsync")
@@ -96,6 +97,9 @@ class Services:
     # Webhook delivery of the feed: subscribers, pair cursors, dead letters; the signed sender.
     webhooks: WebhookStore | None = None
     sender: WebhookSender | None = None
+    # The write API's records and its retry queue (services.writes); None: writes refused.
+    writes: WriteStore | None = None
+    write_queue: WriteQueue | None = None
 
     def now(self) -> datetime:
         return self.clock()
@@ -138,11 +142,12 @@ def build_services(
     from shared.adapters.icaluid_tables import TableIcalIndex
     from shared.adapters.msal_tokens import MsalTokens
     from shared.adapters.oplog_tables import TableOpLog
-    from shared.adapters.queues import SyncQueue
+    from shared.adapters.queues import SyncQueue, WriteQueue
     from shared.adapters.storage import StorageClients
     from shared.adapters.tables import TableState
     from shared.adapters.webhook_http import WebhookSender
     from shared.adapters.webhook_tables import WebhookStore
+    from shared.adapters.write_tables import WriteStore
     from shared.credentials import build_client_credential
 
     secrets = secrets if secrets is not None else build_secrets(settings)
@@ -218,6 +223,8 @@ def build_services(
         icaluids=TableIcalIndex(clients.table(ICALUIDS_TABLE)),
         webhooks=WebhookStore(clients),
         sender=WebhookSender(hooks_http),
+        writes=WriteStore(clients),
+        write_queue=WriteQueue(clients),
     )
 
 

@@ -5,7 +5,8 @@
      ├── SecretError                  yes  a secret could not be read (Key Vault failing)
      │    └── SecretNotFound          no   the named secret does not exist (value never shown)
      ├── InputError                   no   a request or message we were given is malformed (400)
-     │    └── NotificationRejected    no   a change notification failed validation
+     │    ├── NotificationRejected    no   a change notification failed validation
+     │    └── IdempotencyMismatch     no   an Idempotency-Key reused for another request (422)
      ├── NotFoundError                no   the thing asked for does not exist (HTTP 404)
      ├── StorageError                 yes  Table or Queue storage failed (HTTP 503: retry later)
      │    └── StateConflict           no   an ETag-guarded write lost a race (re-read)
@@ -17,6 +18,8 @@
           ├── GraphUnreachable        yes  no answer at all (connect, TLS, timeout): retry later
           ├── DeltaExpired            no   410 SyncStateNotFound: resync the window from scratch
           ├── SubscriptionGone        no   404 on a subscription: create a new one, don't retry
+          ├── WriteConflict           no   412 on a write: the event changed since the changeKey
+                                           sent (HTTP 409 with the current version): re-read
           └── GraphProtocolError      no   an answer we cannot use (malformed page, no delta
                                            link, runaway paging): a bug to report, not to retry
 
@@ -105,6 +108,13 @@ class NotificationRejected(InputError):
     code = "notification_rejected"
 
 
+class IdempotencyMismatch(InputError):
+    """An Idempotency-Key already used for a different write of the same mailbox."""
+
+    http_status = 422
+    code = "idempotency_key_reused"
+
+
 class NotFoundError(CalsyncError):
     """The requested resource does not exist."""
 
@@ -189,6 +199,18 @@ class SubscriptionGone(GraphError):
     """The subscription no longer exists (404): create a new one instead of retrying."""
 
     code = "subscription_gone"
+
+
+class WriteConflict(GraphError):
+    """Graph refused a write because the event changed since the changeKey sent (If-Match, 412).
+    `current` is the event as it is now, when it could be read, so the caller can decide again."""
+
+    http_status = 409
+    code = "write_conflict"
+
+    def __init__(self, message: str, *, status: int = 412, graph_code: str = "") -> None:
+        super().__init__(message, status=status, graph_code=graph_code)
+        self.current: dict[str, object] | None = None
 
 
 class GraphServerError(GraphError):

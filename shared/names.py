@@ -12,6 +12,7 @@ ICALUIDS_TABLE = "icaluids"  # the iCalUId index (shared.core.icaluid)
 WEBHOOKS_TABLE = "webhooks"  # the change feed's subscribers
 DELIVERIES_TABLE = "deliveries"  # one delivery cursor per (subscriber, mailbox)
 DEADLETTERS_TABLE = "deadletters"  # changes whose delivery gave up
+WRITES_TABLE = "writes"
 TABLES = (
     MAILBOXES_TABLE,
     SUBSCRIPTIONS_TABLE,
@@ -23,12 +24,14 @@ TABLES = (
     WEBHOOKS_TABLE,
     DELIVERIES_TABLE,
     DEADLETTERS_TABLE,
+    WRITES_TABLE,
 )
 
 SYNC_QUEUE = "sync-requests"
 CHANGES_QUEUE = "calendar-changes"
 DELIVERY_QUEUE = "webhook-deliveries"  # (subscriber, mailbox) work items
-QUEUES = (SYNC_QUEUE, CHANGES_QUEUE, DELIVERY_QUEUE)
+WRITES_QUEUE = "calendar-writes"  # writes waiting for a retry (Retry-After)
+QUEUES = (SYNC_QUEUE, CHANGES_QUEUE, DELIVERY_QUEUE, WRITES_QUEUE)
 
 # The app setting naming the storage connection, as the Functions host reads it.
 STORAGE_CONNECTION = "AzureWebJobsStorage"

@@ -167,6 +167,23 @@ EXPECTED = {
         "schedule": "20 */5 * * * *",
         "runOnStartup": "False",
     },
+    "mailbox_writes": {
+        "type": "httpTrigger",
+        "route": "mailboxes/{tenant}/{user}/writes",
+        "methods": ["POST"],
+        "authLevel": "function",
+    },
+    "write_status": {
+        "type": "httpTrigger",
+        "route": "writes/{id}",
+        "methods": ["GET"],
+        "authLevel": "function",
+    },
+    "write_worker": {
+        "type": "queueTrigger",
+        "queueName": "calendar-writes",
+        "connection": "AzureWebJobsStorage",
+    },
     "sync_worker": {
         "type": "queueTrigger",
         "queueName": "sync-requests",

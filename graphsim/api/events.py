@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -34,8 +35,17 @@ from graphsim.errors import GraphRequestError
 from graphsim.model.calendar.render import render_event
 from graphsim.model.calendar.timezones import parse_instant
 
-LIST_OPTIONS = {"$select", "$top", "$skip", "$orderby", "$count"}
-ITEM_OPTIONS = {"$select"}
+LIST_OPTIONS = {"$select", "$top", "$skip", "$orderby", "$count", "$expand"}
+ITEM_OPTIONS = {"$select", "$expand"}
+EVENTS_OPTIONS = LIST_OPTIONS | {"$filter"}
+# The one $expand and $filter calsync-like clients send for extended properties
+# (api/singlevaluelegacyextendedproperty-get); anything else is refused, never ignored.
+_EXPAND = re.compile(r"^singleValueExtendedProperties\(\$filter=id eq '([^']+)'\)$", re.I)
+_FILTER = re.compile(
+    r"^singleValueExtendedProperties/any\((\w+): ?\1/id eq '([^']+)' and \1/value eq "
+    r"'((?:[^']|'')*)'\)$",
+    re.I,
+)
 
 
 def _context(ctx: Ctx, what: str) -> str:
@@ -94,9 +104,37 @@ def window(query: dict[str, str]) -> tuple[datetime, datetime]:
     return lo, hi
 
 
+def expanded_property(query: dict[str, str]) -> str | None:
+    """The extended property id `$expand` asks for, or None; 400 for another $expand."""
+    text = query.get("$expand")
+    if text is None:
+        return None
+    found = _EXPAND.match(text.strip())
+    if found is None:
+        raise GraphRequestError(
+            400,
+            "BadRequest",
+            "The simulator expands only singleValueExtendedProperties($filter=id eq '...').",
+        )
+    return found.group(1)
+
+
+def with_extended(ctx: Ctx, doc: dict[str, Any], prop_id: str | None) -> dict[str, Any]:
+    """`doc` with the expanded extended property, when the event has it (Graph leaves the
+    collection out when nothing matches)."""
+    if prop_id is None:
+        return doc
+    props = ctx.box.store.extended(doc["id"])
+    found = [{"id": k, "value": v} for k, v in props.items() if k.lower() == prop_id.lower()]
+    if found:
+        doc["singleValueExtendedProperties"] = found
+    return doc
+
+
 def paged(ctx: Ctx, docs: list[dict[str, Any]], query: dict[str, str], what: str) -> GraphResult:
     """One page of a list, rendered, with `@odata.nextLink` built from `$skip`."""
     time_zone, body_type, headers = render_options(ctx)
+    expand = expanded_property(query)
     try:
         top = int(query.get("$top") or page_size(ctx.call, 10))
         skip = int(query.get("$skip") or 0)
@@ -115,7 +153,10 @@ def paged(ctx: Ctx, docs: list[dict[str, Any]], query: dict[str, str], what: str
         "value": [
             _select(
                 store.in_form(
-                    render_event(d, time_zone=time_zone, body_type=body_type), immutable=immutable
+                    with_extended(
+                        ctx, render_event(d, time_zone=time_zone, body_type=body_type), expand
+                    ),
+                    immutable=immutable,
                 ),
                 selected,
             )
@@ -133,7 +174,9 @@ def paged(ctx: Ctx, docs: list[dict[str, Any]], query: dict[str, str], what: str
 def one(ctx: Ctx, doc: dict[str, Any], status: int = 200) -> GraphResult:
     query = check_query(ctx.call, ITEM_OPTIONS)
     time_zone, body_type, headers = render_options(ctx)
-    shown = render_event(doc, time_zone=time_zone, body_type=body_type)
+    shown = with_extended(
+        ctx, render_event(doc, time_zone=time_zone, body_type=body_type), expanded_property(query)
+    )
     shown = ctx.box.store.in_form(shown, immutable=immutable_ids(ctx))
     rendered = _select(shown, query.get("$select", ""))
     return GraphResult(
@@ -198,12 +241,24 @@ async def list_calendars(ctx: Ctx) -> GraphResult:
 
 # --- events ----------------------------------------------------------------------------------
 async def list_events(ctx: Ctx) -> GraphResult:
-    query = check_query(ctx.call, LIST_OPTIONS)
-    return paged(ctx, ctx.box.store.list_events(), query, "events")
+    query = check_query(ctx.call, EVENTS_OPTIONS)
+    text = query.get("$filter")
+    if text is None:
+        return paged(ctx, ctx.box.store.list_events(), query, "events")
+    found = _FILTER.match(text.strip())
+    if found is None:
+        raise GraphRequestError(
+            400,
+            "BadRequest",
+            "The simulator filters events only by singleValueExtendedProperties/any(ep: "
+            "ep/id eq '...' and ep/value eq '...').",
+        )
+    value = found.group(3).replace("''", "'")
+    return paged(ctx, ctx.box.store.with_extended(found.group(2), value), query, "events")
 
 
 async def create_event(ctx: Ctx) -> GraphResult:
-    check_query(ctx.call, set())
+    check_query(ctx.call, set())  # POST takes no $expand: the created event comes back plain
     body = ctx.call.json()
     tx = body.get("transactionId")
     doc = ctx.box.store.create(body, ctx.now, transaction_id=tx if isinstance(tx, str) else None)

@@ -29,6 +29,32 @@ param deploymentContainerName string
 ])
 param skuName string = 'Standard_ZRS'
 
+// The app's tables and queues (shared/names.py TABLES and QUEUES; tests/infra/test_storage_names.py
+// keeps the two lists equal). The app also creates any that is missing at start, idempotently;
+// provisioning them here means a new deployment has them before its first request.
+@description('Tables the app uses: the mirror, its state, the change feed, the operations log, the iCalUId index, webhook subscribers and deliveries, and the write records.')
+param tableNames array = [
+  'mailboxes'
+  'subscriptions'
+  'cursors'
+  'events'
+  'changes'
+  'log'
+  'icaluids'
+  'webhooks'
+  'deliveries'
+  'deadletters'
+  'writes'
+]
+
+@description('Queues the app uses: sync requests, the change feed, webhook deliveries and queued writes (the host makes the -poison queues).')
+param queueNames array = [
+  'sync-requests'
+  'calendar-changes'
+  'webhook-deliveries'
+  'calendar-writes'
+]
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
   location: location
@@ -78,6 +104,30 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
     publicAccess: 'None'
   }
 }
+
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = [
+  for table in tableNames: {
+    parent: tableService
+    name: table
+  }
+]
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [
+  for queue in queueNames: {
+    parent: queueService
+    name: queue
+  }
+]
 
 output id string = storage.id
 output name string = storage.name

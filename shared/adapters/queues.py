@@ -17,7 +17,7 @@ from shared.adapters.storage import StorageClients
 from shared.core.messages import decode_sync_request
 from shared.core.model import SyncRequest
 from shared.errors import InputError, StorageError
-from shared.names import QUEUES, SYNC_QUEUE
+from shared.names import QUEUES, SYNC_QUEUE, WRITES_QUEUE
 
 MAX_VISIBILITY_DELAY = 7 * 24 * 3600 - 1  # the queue service's limit on visibility_timeout
 
@@ -88,3 +88,31 @@ class SyncQueue:
             raise StorageError(
                 f"could not queue a sync request for {request.user_id} ({type(exc).__name__})"
             ) from None
+
+
+class WriteQueue:
+    """Queued writes (throttled or failed transiently): `{"writeId": ...}`, made visible when
+    the write may be tried again (Graph's Retry-After, or the backoff)."""
+
+    def __init__(self, clients: StorageClients, name: str = WRITES_QUEUE) -> None:
+        self._queue: QueueClient = clients.queue(name)
+
+    def put(self, write_id: str, *, delay: float = 0.0) -> None:
+        body = json.dumps({"writeId": write_id}, separators=(",", ":"))
+        try:
+            self._queue.send_message(body, visibility_timeout=visibility_seconds(delay))
+        except AzureError as exc:
+            raise StorageError(f"could not queue write {write_id} ({type(exc).__name__})") from None
+
+
+def decode_write_message(body: bytes | str) -> str:
+    """The write id of a queued write, or InputError (-> poison queue)."""
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        data: Any = json.loads(text)
+    except ValueError:
+        raise InputError("queued write is not JSON") from None
+    write_id = data.get("writeId") if isinstance(data, dict) else None
+    if not isinstance(write_id, str) or not write_id.isalnum() or len(write_id) > 64:
+        raise InputError(f"queued write has no valid writeId: {str(data)[:80]!r}")
+    return write_id

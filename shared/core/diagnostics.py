@@ -141,7 +141,8 @@ NEEDS: tuple[Need, ...] = (
         "user lookup (enrolment)",
         frozenset({"User.ReadBasic.All", "User.Read.All", "Directory.Read.All"}),
     ),
-    Need("writes (not used yet)", frozenset({"Calendars.ReadWrite"}), required=False),
+    # Optional: a read-only deployment is complete; without it the write API is refused (403).
+    Need("writes (the write API)", frozenset({"Calendars.ReadWrite"}), required=False),
     Need(
         "app registration credential dates (expiry watch, optional)",
         frozenset({"Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All"}),
@@ -174,6 +175,11 @@ def plan_permissions(roles: Iterable[str]) -> list[tuple[Need, bool]]:
 def missing_permissions(roles: Iterable[str]) -> Sequence[Need]:
     """The required features the granted roles do not cover."""
     return [need for need, ok in plan_permissions(roles) if need.required and not ok]
+
+
+def missing_optional(roles: Iterable[str]) -> Sequence[Need]:
+    """The optional features (writes) the granted roles do not cover."""
+    return [need for need, ok in plan_permissions(roles) if not need.required and not ok]
 
 
 # --- the mailbox: Graph's answers ---------------------------------------------------------------

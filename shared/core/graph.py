@@ -33,6 +33,7 @@ from shared.errors import (
     SubscriptionGone,
     Throttled,
     TokenError,
+    WriteConflict,
 )
 
 #: What a request addresses, so that a 404 means the right thing.
@@ -250,6 +251,159 @@ def events_resource(key: MailboxKey) -> str:
     return f"users/{key.user_id}/events"
 
 
+# ---- Writes: events created, changed, removed (core.writes builds the bodies) -----------------
+
+
+def _event_headers(body_type: BodyType) -> tuple[tuple[str, str], ...]:
+    """Delta's headers without its page size: the answer then has the ids, times (UTC) and body
+    type a delta round sees, so the mirror row written from a write's answer is the row the next
+    delta round finds unchanged (whatever delta comes to prefer, writes prefer it too)."""
+    out = []
+    for name, value in _delta_headers(body_type):
+        if name.lower() == "prefer":
+            kept = [p for p in value.split(", ") if not p.startswith("odata.maxpagesize")]
+            value = ", ".join(kept)
+        out.append((name, value))
+    return tuple(out)
+
+
+def _event_path(key: MailboxKey, event_id: str, tail: str = "") -> str:
+    if not event_id or event_id.strip() in {".", ".."}:
+        raise InputError(f"eventId {event_id!r} is not a Graph event id")
+    return f"users/{key.user_id}/events/{quote(event_id, safe='')}{tail}"
+
+
+def origin_filter(property_id: str, value: str) -> str:
+    """`$filter` matching events whose single-value extended property `property_id` is `value`.
+    https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get"""
+    quoted = value.replace("'", "''")
+    return (
+        f"singleValueExtendedProperties/any(ep: ep/id eq '{property_id}' and ep/value eq "
+        f"'{quoted}')"
+    )
+
+
+def _expand(property_id: str) -> tuple[str, str]:
+    return ("$expand", f"singleValueExtendedProperties($filter=id eq '{property_id}')")
+
+
+def event_create(
+    key: MailboxKey, body: Mapping[str, Any], *, transaction_id: str, body_type: BodyType
+) -> GraphRequest:
+    """Create an event (a series when `body` has a recurrence) in the default calendar;
+    `transactionId` lets Graph refuse a repeated POST of the same write.
+    https://learn.microsoft.com/graph/api/user-post-events (resources/event: transactionId)"""
+    return GraphRequest(
+        "POST",
+        f"users/{key.user_id}/events",
+        key.tenant_id,
+        "event",
+        headers=_event_headers(body_type),
+        body={**body, "transactionId": transaction_id},
+        mailbox=key.user_id,
+    )
+
+
+def event_update(
+    key: MailboxKey,
+    event_id: str,
+    body: Mapping[str, Any],
+    *,
+    change_key: str,
+    body_type: BodyType,
+) -> GraphRequest:
+    """Change an event, an occurrence (it becomes an exception) or a series master (its
+    pattern), only if its changeKey is still `change_key` (If-Match; a stale one is 412).
+    https://learn.microsoft.com/graph/api/event-update"""
+    headers = _event_headers(body_type)
+    if change_key:
+        headers += (("If-Match", f'W/"{change_key}"'),)
+    return GraphRequest(
+        "PATCH",
+        _event_path(key, event_id),
+        key.tenant_id,
+        "event",
+        headers=headers,
+        body=dict(body),
+        mailbox=key.user_id,
+    )
+
+
+def event_delete(key: MailboxKey, event_id: str) -> GraphRequest:
+    """Delete an event, an occurrence or a whole series.
+    https://learn.microsoft.com/graph/api/event-delete"""
+    return GraphRequest(
+        "DELETE", _event_path(key, event_id), key.tenant_id, "event", mailbox=key.user_id
+    )
+
+
+def event_cancel(key: MailboxKey, event_id: str, comment: str) -> GraphRequest:
+    """The organizer cancels a meeting (attendees get the comment); it leaves the calendar.
+    https://learn.microsoft.com/graph/api/event-cancel"""
+    return GraphRequest(
+        "POST",
+        _event_path(key, event_id, "/cancel"),
+        key.tenant_id,
+        "event",
+        body={"Comment": comment},
+        mailbox=key.user_id,
+    )
+
+
+def event_get(
+    key: MailboxKey, event_id: str, *, origin_property: str, body_type: BodyType
+) -> GraphRequest:
+    """One event as it is now, with our origin marker expanded.
+    https://learn.microsoft.com/graph/api/event-get,
+    https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get"""
+    return GraphRequest(
+        "GET",
+        _event_path(key, event_id),
+        key.tenant_id,
+        "event",
+        query=(_expand(origin_property),),
+        headers=_event_headers(body_type),
+        mailbox=key.user_id,
+    )
+
+
+def event_instances(
+    key: MailboxKey, master_id: str, window: Window, *, body_type: BodyType
+) -> GraphRequest:
+    """The occurrences and exceptions of a series within `window`, paged by @odata.nextLink.
+    https://learn.microsoft.com/graph/api/event-list-instances"""
+    return GraphRequest(
+        "GET",
+        _event_path(key, master_id, "/instances"),
+        key.tenant_id,
+        "event",
+        query=(
+            ("startDateTime", iso_utc(window.start)),
+            ("endDateTime", iso_utc(window.end)),
+            ("$top", str(PAGE_SIZE)),
+        ),
+        headers=_event_headers(body_type),
+        mailbox=key.user_id,
+    )
+
+
+def events_by_origin(
+    key: MailboxKey, *, origin_property: str, value: str, body_type: BodyType
+) -> GraphRequest:
+    """The events (singles and series masters) carrying origin marker `value`: how a write
+    whose answer was lost finds the event it made.
+    https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get"""
+    return GraphRequest(
+        "GET",
+        f"users/{key.user_id}/events",
+        key.tenant_id,
+        "event",
+        query=(("$filter", origin_filter(origin_property, value)), _expand(origin_property)),
+        headers=_event_headers(body_type),
+        mailbox=key.user_id,
+    )
+
+
 # ---- Answers ----------------------------------------------------------------------------------
 
 
@@ -372,8 +526,28 @@ def decipher(
     if status == 404 and request.kind == "user":
         user = unquote(request.path.rsplit("/", 1)[-1])
         raise NotFoundError(f"Graph has no user {user!r} in tenant {request.tenant_id}")
+    if request.kind == "event" and status in (400, 404, 412):
+        _event_error(request, status, code, message)
     if status >= 500:
         raise GraphServerError(
             f"{what} {code}: {message}; retry later", status=status, graph_code=code
         )
     raise GraphError(f"{what} {code}: {message}", status=status, graph_code=code)
+
+
+def _event_error(request: GraphRequest, status: int, code: str, message: str) -> None:
+    """A write's refusals in the caller's terms: 412 a conflict, 404 no such event, 400 a body
+    Graph would not take (what Graph said is kept)."""
+    what = f"Graph {request.describe()} answered {status}"
+    if status == 412:
+        raise WriteConflict(
+            f"{what} {code}: the event changed since the changeKey sent; read the current "
+            "version and decide again",
+            graph_code=code,
+        )
+    if status == 404:
+        raise NotFoundError(
+            f"{what} {code}: no such event in this mailbox (deleted, or the id is of another "
+            "mailbox)"
+        )
+    raise InputError(f"{what} {code}: {message}")

@@ -78,3 +78,28 @@ def decode_subscription_page(payload: Any) -> SubscriptionPage:
     if link is not None and not (isinstance(link, str) and link.startswith(ABSOLUTE)):
         raise _unexpected("subscription list page", f"@odata.nextLink is {link!r}")
     return SubscriptionPage(tuple(decode_subscription(s) for s in payload["value"]), link or None)
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """One page of an event list (instances, a filtered /events): the events as Graph sent
+    them (normalised later by core.events), and @odata.nextLink while more follow."""
+
+    items: tuple[dict[str, Any], ...]
+    next_link: str | None
+
+
+def decode_event(payload: Any) -> dict[str, Any]:
+    """An event answer: a JSON object with a string id."""
+    if not isinstance(payload, dict) or not _text(payload, "id"):
+        raise _unexpected("event", "it has no string id")
+    return payload
+
+
+def decode_event_page(payload: Any) -> EventPage:
+    if not isinstance(payload, dict) or not isinstance(payload.get("value"), list):
+        raise _unexpected("event list page", "it has no `value` list")
+    link = payload.get("@odata.nextLink")
+    if link is not None and not (isinstance(link, str) and link.startswith(ABSOLUTE)):
+        raise _unexpected("event list page", f"@odata.nextLink is {link!r}")
+    return EventPage(tuple(decode_event(e) for e in payload["value"]), link or None)

@@ -43,6 +43,12 @@ class MailboxOptions:
     body_type: BodyType = "html"
     time_zone: str = "UTC"
     reference: str = ""  # the caller's own name for the mailbox (its downstream user), or ""
+    # Write options: applied to the events calsync creates (core.writes).
+    reminder_on_new: bool = True  # Outlook's own default for a new event
+    reminder_minutes: int = 15
+    write_time_zone: str = ""  # "" = `time_zone`
+    write_private: bool = False
+    write_body_type: BodyType = "html"
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ MODES = ("webhook", "poll")
 PRIVATE_HANDLING = ("mirror", "mask", "exclude")
 MAX_REFERENCE_CHARS = 256
 BODY_TYPES = ("html", "text")
+# Graph takes any non-negative Int32; Outlook offers up to two weeks (20,160 minutes).
+MAX_REMINDER_MINUTES = 20_160
 
 # JSON key -> MailboxOptions field.
 OPTION_KEYS: dict[str, str] = {
@@ -35,6 +37,11 @@ OPTION_KEYS: dict[str, str] = {
     "bodyType": "body_type",
     "timeZone": "time_zone",
     "reference": "reference",
+    "reminderOnNew": "reminder_on_new",
+    "reminderMinutes": "reminder_minutes",
+    "writeTimeZone": "write_time_zone",
+    "writePrivate": "write_private",
+    "writeBodyType": "write_body_type",
 }
 
 
@@ -100,6 +107,26 @@ def _reference(value: Any, problems: list[str]) -> str | None:
     return value
 
 
+def _bool(key: str, value: Any, problems: list[str]) -> bool | None:
+    if not isinstance(value, bool):
+        problems.append(f"{key}: must be true or false, got {value!r}")
+        return None
+    return value
+
+
+def _write_zone(value: Any, problems: list[str]) -> str | None:
+    """ "" (the mailbox's `timeZone`) or a zone name, stored canonical."""
+    if value == "":
+        return ""
+    canonical = canonical_zone_name(value) if isinstance(value, str) else None
+    if canonical is None:
+        problems.append(
+            f'writeTimeZone: must be "" (the mailbox\'s timeZone) or an IANA or Windows time '
+            f"zone name, got {value!r}"
+        )
+    return canonical
+
+
 def parse_options(body: Mapping[str, Any], current: MailboxOptions | None = None) -> MailboxOptions:
     """Validate a JSON options object over `current` (or the defaults); InputError lists all."""
     if not isinstance(body, Mapping):
@@ -123,6 +150,13 @@ def parse_options(body: Mapping[str, Any], current: MailboxOptions | None = None
         "bodyType": lambda v: _choice("bodyType", v, BODY_TYPES, problems),
         "timeZone": lambda v: _time_zone(v, problems),
         "reference": lambda v: _reference(v, problems),
+        "reminderOnNew": lambda v: _bool("reminderOnNew", v, problems),
+        "reminderMinutes": lambda v: _int_in(
+            "reminderMinutes", v, 0, MAX_REMINDER_MINUTES, problems
+        ),
+        "writeTimeZone": lambda v: _write_zone(v, problems),
+        "writePrivate": lambda v: _bool("writePrivate", v, problems),
+        "writeBodyType": lambda v: _choice("writeBodyType", v, BODY_TYPES, problems),
     }
     for key, check in checks.items():
         if key in body:

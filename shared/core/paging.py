@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 from shared.core.delta import decode_delta_page
 from shared.core.graph import GraphRequest
-from shared.core.graph_types import GraphSubscription, decode_subscription_page
+from shared.core.graph_types import GraphSubscription, decode_event_page, decode_subscription_page
 from shared.core.model import DeltaPageData
 from shared.errors import GraphProtocolError
 
@@ -72,4 +72,12 @@ def iter_subscriptions(
 ) -> Iterator[GraphSubscription]:
     """Every subscription of a GET /subscriptions list, across its pages."""
     for page in iter_pages(first, send, decode_subscription_page, max_pages=max_pages):
+        yield from page.items
+
+
+def iter_events(
+    first: GraphRequest, send: Send, *, max_pages: int = MAX_PAGES
+) -> Iterator[dict[str, Any]]:
+    """Every event of an event list (a series' instances, a filtered /events), across pages."""
+    for page in iter_pages(first, send, decode_event_page, max_pages=max_pages):
         yield from page.items

@@ -185,13 +185,11 @@ def _permissions(token: str) -> dx.Step:
             fix="add them to the app registration and grant admin consent (deploy guide, 1-2)",
             code="missing_permissions",
         )
-    optional = [
-        n.feature
-        for n, ok in dx.plan_permissions(roles)
-        if not ok and not n.required and "optional" in n.feature
-    ]
-    absent = f"; optional, not granted: {', '.join(optional)}" if optional else ""
-    return dx.Step("permissions", "ok", detail=f"granted: {granted}{absent}")
+    optional = "".join(
+        f"; {n.feature} need {' or '.join(sorted(n.any_of))} (not granted: refused)"
+        for n in dx.missing_optional(roles)
+    )
+    return dx.Step("permissions", "ok", detail=f"granted: {granted}{optional}")
 
 
 def _mailbox(svc: Services, tenant: str, mailbox: str) -> dx.Step:

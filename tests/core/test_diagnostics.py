@@ -50,6 +50,22 @@ def test_missing_permissions(roles: list[str], missing: list[str]) -> None:
     assert [n.feature for n in dx.missing_permissions(roles)] == missing
 
 
+REGISTRATION = "app registration credential dates (expiry watch, optional)"
+
+
+@pytest.mark.parametrize(
+    ("roles", "missing"),
+    [
+        (["Calendars.Read", "User.ReadBasic.All"], ["writes (the write API)", REGISTRATION]),
+        (["Calendars.ReadWrite", "User.ReadBasic.All"], [REGISTRATION]),
+        (["Calendars.ReadWrite", "User.ReadBasic.All", "Application.Read.All"], []),
+    ],
+)
+def test_writes_need_calendars_readwrite(roles: list[str], missing: list[str]) -> None:
+    """The write API is optional and needs Calendars.ReadWrite; Calendars.Read does not do."""
+    assert [n.feature for n in dx.missing_optional(roles)] == missing
+
+
 @pytest.mark.parametrize(
     ("aadsts", "error", "words"),
     [

@@ -78,6 +78,12 @@ def test_edges_and_zone_names_accepted(body: dict[str, Any], field: str, value: 
         ({"timeZone": "../etc/passwd"}, "timeZone: must be an IANA time zone name"),
         ({"timeZone": 1}, "timeZone: must be an IANA time zone name"),
         ({"weeks_back": 1}, "unknown option(s) weeks_back"),
+        ({"reminderOnNew": "yes"}, "reminderOnNew: must be true or false"),
+        ({"reminderMinutes": -1}, "reminderMinutes: must be from 0 to 20160"),
+        ({"reminderMinutes": 20161}, "reminderMinutes: must be from 0 to 20160"),
+        ({"writeTimeZone": "Mars/Olympus"}, "writeTimeZone: must be"),
+        ({"writePrivate": 1}, "writePrivate: must be true or false"),
+        ({"writeBodyType": "rtf"}, 'writeBodyType: must be "html" or "text"'),
     ],
 )
 def test_each_problem_named(body: dict[str, Any], expected: str) -> None:
@@ -125,6 +131,11 @@ def test_round_trip_through_json_form(options: MailboxOptions) -> None:
         "reference",
         "bodyType",
         "timeZone",
+        "reminderOnNew",
+        "reminderMinutes",
+        "writeTimeZone",
+        "writePrivate",
+        "writeBodyType",
     }
     assert parse_options(as_dict) == options
 
@@ -134,3 +145,26 @@ def test_reference_refused_when_long_unprintable_or_not_text(value: object) -> N
     """reference is printable text of at most 256 characters, else an InputError naming it."""
     with pytest.raises(InputError, match="reference: must be text"):
         parse_options({"reference": value})
+
+
+def test_write_options_parsed_with_their_defaults() -> None:
+    """The write options default to Outlook's new-event behaviour and parse every key."""
+    assert parse_options({}) == MailboxOptions(
+        reminder_on_new=True,
+        reminder_minutes=15,
+        write_time_zone="",
+        write_private=False,
+        write_body_type="html",
+    )
+    body = {
+        "reminderOnNew": False,
+        "reminderMinutes": 0,
+        "writeTimeZone": "w. europe standard time",
+        "writePrivate": True,
+        "writeBodyType": "text",
+    }
+    parsed = parse_options(body)
+    assert (parsed.reminder_on_new, parsed.reminder_minutes) == (False, 0)
+    assert (parsed.write_time_zone, parsed.write_private) == ("W. Europe Standard Time", True)
+    assert parsed.write_body_type == "text"
+    assert parse_options({"writeTimeZone": ""}, parsed).write_time_zone == ""

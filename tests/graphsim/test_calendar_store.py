@@ -207,18 +207,38 @@ def test_invalid_patch_leaves_the_event_unchanged() -> None:
     assert store.version() == version
 
 
-def test_transaction_id_makes_create_idempotent() -> None:
-    """A repeated create with the same transactionId returns the first event unchanged."""
+def test_transaction_id_refuses_a_repeated_create() -> None:
+    """A repeated create with a known transactionId is 409 and makes no second event."""
     store = CalendarStore("u@contoso.com", seed=1)
     first = store.create(_body(transactionId="tx-42"), NOW)
-    again = store.create(_body(subject="different", transactionId="tx-42"), NOW)
-    assert again == first
-    by_argument = store.create(_body(subject="third"), NOW, transaction_id="tx-42")
-    assert by_argument == first
+    again = _error(store.create, _body(subject="different", transactionId="tx-42"), NOW)
+    assert (again.status, again.code) == (409, "ErrorDuplicateTransactionId")
+    assert first["id"] not in again.message
+    by_argument = _error(store.create, _body(subject="third"), NOW, transaction_id="tx-42")
+    assert by_argument.status == 409
     assert len(store.list_events()) == 1
     other = store.create(_body(transactionId="tx-43"), NOW)
     assert other["id"] != first["id"]
     assert other["transactionId"] == "tx-43"
+
+
+def test_extended_properties_kept_apart_merged_by_patch_and_found() -> None:
+    """Extended properties are stored on create, merged by PATCH, never rendered, inherited by
+    occurrences, and found by id (any case) and value."""
+    store = CalendarStore("u@contoso.com", seed=1)
+    prop = "String {4f1c5e2a-8b3d-4c6e-9a7f-2d5b8e1c0a93} Name origin"
+    other = "String {4f1c5e2a-8b3d-4c6e-9a7f-2d5b8e1c0a93} Name other"
+    doc = store.create(_body(singleValueExtendedProperties=[{"id": prop, "value": "a"}]), NOW)
+    assert "singleValueExtendedProperties" not in doc
+    assert store.extended(doc["id"]) == {prop: "a"}
+    store.update(doc["id"], {"singleValueExtendedProperties": [{"id": other, "value": "b"}]}, NOW)
+    assert store.extended(doc["id"]) == {prop: "a", other: "b"}
+    assert [d["id"] for d in store.with_extended(prop.upper(), "a")] == [doc["id"]]
+    assert store.with_extended(prop, "b") == []
+    bad = _error(
+        store.create, _body(singleValueExtendedProperties=[{"id": "x", "value": "a"}]), NOW
+    )
+    assert bad.status == 400
 
 
 def test_on_change_reports_every_change_and_version_increases() -> None:

@@ -117,15 +117,52 @@ def test_stale_if_match_is_412(world: World) -> None:
     assert "innerError" in stale.json()["error"]
 
 
-def test_transaction_id_makes_repeated_post_idempotent(world: World) -> None:
-    """A second POST with the same transactionId returns the first event, not a new one."""
+def test_transaction_id_refuses_a_repeated_post(world: World) -> None:
+    """A second POST with the same transactionId is 409 ErrorDuplicateTransactionId; one event."""
     graph = world.graph()
     body = event("Once", "2027-01-12T09:00:00", "2027-01-12T09:30:00", transactionId="tx-42")
     first = graph.post(path(world, "/events"), json=body).json()
-    second = graph.post(path(world, "/events"), json=body).json()
-    assert first["id"] == second["id"]
+    second = graph.post(path(world, "/events"), json=body)
+    assert second.status_code == 409
+    assert second.json()["error"]["code"] == "ErrorDuplicateTransactionId"
     listed = graph.get(path(world, "/events"), params={"$top": "100"}).json()["value"]
     assert [e["id"] for e in listed].count(first["id"]) == 1
+    assert [e["transactionId"] for e in listed].count("tx-42") == 1
+
+
+PROP = "String {4f1c5e2a-8b3d-4c6e-9a7f-2d5b8e1c0a93} Name calsyncOrigin"
+EXPAND = f"singleValueExtendedProperties($filter=id eq '{PROP}')"
+
+
+def test_extended_property_expanded_and_filtered(world: World) -> None:
+    """An extended property set by POST is absent unless $expand'ed (event, calendarView), and
+    $filter by it on /events finds exactly the events carrying that value."""
+    graph = world.graph()
+    marker = [{"id": PROP, "value": "calsync;writer=w;write=1"}]
+    body = event("Marked", "2027-01-13T09:00:00", "2027-01-13T09:30:00")
+    made = graph.post(
+        path(world, "/events"), json={**body, "singleValueExtendedProperties": marker}
+    )
+    assert made.status_code == 201
+    assert "singleValueExtendedProperties" not in made.json()
+    plain = graph.post(path(world, "/events"), json=event("Plain", *body_times(body))).json()
+    one = graph.get(path(world, f"/events/{eid(made.json()['id'])}"), params={"$expand": EXPAND})
+    assert one.json()["singleValueExtendedProperties"] == marker
+    bare = graph.get(path(world, f"/events/{eid(plain['id'])}"), params={"$expand": EXPAND})
+    assert "singleValueExtendedProperties" not in bare.json()
+    value = marker[0]["value"]
+    wanted = f"singleValueExtendedProperties/any(ep: ep/id eq '{PROP}' and ep/value eq '{value}')"
+    found = graph.get(path(world, "/events"), params={"$filter": wanted, "$expand": EXPAND})
+    assert [e["id"] for e in found.json()["value"]] == [made.json()["id"]]
+    listed = graph.get(path(world, "/calendarView"), params={**WINDOW, "$expand": EXPAND})
+    marked = [e for e in listed.json()["value"] if "singleValueExtendedProperties" in e]
+    assert [e["id"] for e in marked] == [made.json()["id"]]
+    other = graph.get(path(world, "/events"), params={"$filter": "subject eq 'x'"})
+    assert other.status_code == 400
+
+
+def body_times(body: dict[str, Any]) -> tuple[str, str]:
+    return body["start"]["dateTime"], body["end"]["dateTime"]
 
 
 def test_prefer_timezone_and_text_body(world: World) -> None:

@@ -11,6 +11,7 @@ start, all-day at midnight) are checked after merging, in rules.py.
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 from graphsim.errors import GraphRequestError
@@ -80,6 +81,7 @@ WRITABLE = frozenset(
         "categories",
         "organizer",
         "reminderMinutesBeforeStart",
+        "singleValueExtendedProperties",
     }
 )
 _ATTENDEE_TYPES = ("required", "optional", "resource")
@@ -154,6 +156,8 @@ def _parse_one(key: str, value: Any) -> dict[str, Any]:
         return {key: _recipient(value, key)}
     if key == "attendees":
         return {key: _attendees(value)}
+    if key == "singleValueExtendedProperties":
+        return {"extended": extended_properties(value)}
     if key == "location":
         loc = parse_location(value, key)
         return {"location": loc, "locations": [loc] if loc["displayName"] else []}
@@ -162,6 +166,38 @@ def _parse_one(key: str, value: Any) -> dict[str, Any]:
         raise _convert_error(value, "Collection(microsoft.graph.location)", key)
     locs = [parse_location(v, f"locations[{i}]") for i, v in enumerate(value)]
     return {"locations": locs, "location": locs[0] if locs else empty_location()}
+
+
+def extended_properties(value: Any) -> dict[str, str]:
+    """singleValueExtendedProperties of a POST or PATCH: {id: value}, ids as sent. An id is
+    `<type> {<guid>} Name <name>` or `<type> {<guid>} Id 0x<hex>`, or a proptag `<type> 0x<hex>`
+    (resources/extended-properties-overview); values are strings.
+    Stored apart from the event's own properties: Graph returns them only when `$expand`ed."""
+    if not isinstance(value, list):
+        raise _convert_error(
+            value, "Collection(microsoft.graph.singleValueLegacyExtendedProperty)", "value"
+        )
+    out: dict[str, str] = {}
+    for item in value:
+        if not isinstance(item, dict) or set(item) - {"id", "value", "@odata.type"}:
+            raise _read_error("A singleValueExtendedProperty is an object {id, value}.")
+        prop_id, text = item.get("id"), item.get("value")
+        if not isinstance(prop_id, str) or not _EXTENDED_ID.match(prop_id):
+            raise GraphRequestError(
+                400,
+                "ErrorInvalidProperty",
+                f"The extended property id '{prop_id}' is not valid: use "
+                "'String {guid} Name name', 'String {guid} Id 0x..' or 'String 0x....'.",
+            )
+        if not isinstance(text, str):
+            raise _convert_error(text, "Edm.String", "singleValueExtendedProperties.value")
+        out[prop_id] = text
+    return out
+
+
+_EXTENDED_ID = re.compile(
+    r"^\w+ (\{[0-9a-fA-F-]{36}\} (Name \S.*|Id 0x[0-9a-fA-F]+)|0x[0-9a-fA-F]+)$"
+)
 
 
 def _body(value: Any) -> dict[str, str]:

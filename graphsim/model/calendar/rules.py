@@ -55,6 +55,8 @@ def apply_props(item: Item, props: dict[str, Any]) -> None:
     for key, value in props.items():
         if key in ("start", "end", "startZone", "endZone", "isAllDay", "recurrence"):
             continue
+        if key == "extended":  # a PATCH creates or updates the ones it names, keeps the rest
+            value = {**item.props.get("extended", {}), **value}
         item.props[key] = value
     item.start = props.get("start", item.start)
     item.end = props.get("end", item.end)

@@ -6,8 +6,13 @@ occurrence makes it an exception with the same id; deleting or cancelling one re
 from calendarView; both also change the master (Exchange keeps exceptions on the master),
 so the master and every occurrence get a new changeKey. Changing a master's recurrence
 or start keeps only the exceptions and cancellations that still fall on the new pattern.
-A repeated create with a known transactionId returns the first event unchanged
-(resources/event: transactionId). A stale If-Match is 412 ErrorIrresolvableConflict.
+A repeated create with a known transactionId is refused, 409 ErrorDuplicateTransactionId,
+without the first event's id: resources/event says only that transactionId lets "the server
+avoid redundant POST operations", not what the repeat answers, so the harsher reading (the
+client must find its event itself) is modelled. A stale If-Match is 412
+ErrorIrresolvableConflict. Single-value extended properties are kept per item, apart from
+what an event renders (Graph returns them only when `$expand`ed); an occurrence has its
+master's.
 Cancel (api/event-cancel) removes the event from the organizer's calendar, like delete;
 isCancelled is therefore always false on what remains.
 
@@ -124,10 +129,13 @@ class CalendarStore:
             if transaction_id is not None
             else (body.get("transactionId") if isinstance(body, dict) else None)
         )
-        if isinstance(tx, str) and tx in self._transactions:
-            first = self._items.get(self._transactions[tx])
-            if first is not None:
-                return canonical(single_instance(first))
+        if isinstance(tx, str) and self._transactions.get(tx) in self._items:
+            raise GraphRequestError(
+                409,
+                "ErrorDuplicateTransactionId",
+                f"An event with transactionId '{tx[:80]}' was created already; it is not "
+                "created again.",
+            )
         props = parse_body(body, partial=False)
         if isinstance(tx, str):
             props["transactionId"] = tx
@@ -242,6 +250,28 @@ class CalendarStore:
             return canonical(occurrence)
         assert item is not None
         return canonical(single_instance(item))
+
+    def extended(self, event_id: str) -> dict[str, str]:
+        """The single-value extended properties of an event ({id: value}); an occurrence has
+        its master's."""
+        item, _ = self._resolve(event_id)
+        assert item is not None
+        return dict(item.props.get("extended") or {})
+
+    def with_extended(self, prop_id: str, value: str) -> list[dict[str, Any]]:
+        """/events (singles and masters) whose extended property `prop_id` (any case) is
+        `value`, by start."""
+        wanted = prop_id.lower()
+        found = [
+            i
+            for i in self._items.values()
+            if any(
+                k.lower() == wanted and v == value
+                for k, v in (i.props.get("extended") or {}).items()
+            )
+        ]
+        found.sort(key=lambda i: (i.start, i.id))
+        return [canonical(single_instance(i)) for i in found]
 
     def list_events(self) -> list[dict[str, Any]]:
         """/events: singles and series masters (no occurrences), by start."""

@@ -1,0 +1,117 @@
+"""Read your writes: what a done write made, from Graph's answer into the mirror at once, and
+the versions it wrote into the write records.
+
+Rule: everything goes through services.mirror.apply_items (the one way into the mirror, where
+the change feed hooks in). A single event is its answer; a write that touched a series (its
+master, or one instance: Exchange then gives the master and every instance a new changeKey)
+reads the series' instances in the window back and removes the mirrored ones Graph no longer
+lists; a delete or cancel removes what it removed. The answer is rendered as delta renders it
+(UTC, the mailbox's body type), so the next delta round finds these rows unchanged. Each
+(event id, resulting changeKey) is recorded as written by the write ("" for a removal).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from shared.compose import Services
+from shared.core import writes as core
+from shared.core.graph import event_get, event_instances
+from shared.core.graph_types import decode_event
+from shared.core.model import DeltaItem
+from shared.core.paging import iter_events
+from shared.core.state import MailboxRecord
+from shared.core.window import plan_window
+from shared.core.writes import ORIGIN_PROPERTY, WriteRecord
+from shared.errors import CalsyncError
+from shared.services import mirror
+
+if TYPE_CHECKING:
+    from shared.adapters.write_tables import WriteStore
+
+log = logging.getLogger("calsync.writes")
+
+
+def current_version(svc: Services, mailbox: MailboxRecord, event_id: str) -> dict[str, Any] | None:
+    """The event as it is now (mirrored too), or None when it cannot be read."""
+    try:
+        event = decode_event(
+            svc.graph.send(
+                event_get(
+                    mailbox.key,
+                    event_id,
+                    origin_property=ORIGIN_PROPERTY,
+                    body_type=mailbox.options.body_type,
+                )
+            )
+        )
+        if not core.is_series(event):
+            mirror.apply_items(svc, mailbox, [DeltaItem(event["id"], event)])
+    except CalsyncError as exc:
+        log.warning("conflict on %s: the current version could not be read: %s", event_id, exc)
+        return None
+    return event
+
+
+def _mirrored_series(svc: Services, mailbox: MailboxRecord) -> dict[str, str]:
+    """Mirrored event id -> its series master id ("" for a single event): one partition query
+    of two columns."""
+    rows = svc.state.list_events(mailbox.key, columns=["event_id", "series_master_id"])
+    return {str(r["event_id"]): str(r.get("series_master_id") or "") for r in rows}
+
+
+def _series_items(
+    svc: Services, mailbox: MailboxRecord, master_id: str, mirrored: Mapping[str, str]
+) -> tuple[list[DeltaItem], list[tuple[str, str]]]:
+    """The series' instances in the window as Graph has them now, and removals of the mirrored
+    ones it no longer lists; with their (id, changeKey). Editing, cancelling or deleting one
+    instance changes the master and every instance's changeKey (Exchange keeps exceptions on
+    the master), so the whole series is read back, and the next delta round finds it as is."""
+    cursor = svc.state.get_cursor(mailbox.key)
+    window = cursor.window or plan_window(svc.now(), mailbox.options)
+    request = event_instances(mailbox.key, master_id, window, body_type=mailbox.options.body_type)
+    instances = list(iter_events(request, svc.graph.send))
+    seen = {str(i["id"]) for i in instances}
+    items = [DeltaItem(str(i["id"]), i) for i in instances]
+    gone = [e for e, m in mirrored.items() if m == master_id and e not in seen]
+    items += [DeltaItem(e, removed="deleted") for e in gone]
+    versions = [(str(i["id"]), str(i.get("changeKey", ""))) for i in instances]
+    return items, versions + [(e, "") for e in gone]
+
+
+def mirror_write(
+    svc: Services, mailbox: MailboxRecord, record: WriteRecord, store: WriteStore
+) -> None:
+    """Mirror what the write made from Graph's answer, and record the versions it wrote: the
+    event; a whole series when the write touched a series (its master or one instance); a
+    removal ("" as changeKey) for what a delete or cancel removed."""
+    event: Mapping[str, Any] | None = record.event
+    mirrored = _mirrored_series(svc, mailbox)
+    items: list[DeltaItem] = []
+    versions: list[tuple[str, str]] = []
+    if event is None:  # deleted or cancelled: the event, or every instance of a series
+        master_id = mirrored.get(record.event_id, "")
+        gone = [record.event_id, *(e for e, m in mirrored.items() if m == record.event_id)]
+        items = [DeltaItem(event_id, removed="deleted") for event_id in gone]
+        versions = [(event_id, "") for event_id in gone]
+        if master_id:  # one instance of a series: the rest of it changed too
+            more, written = _series_items(svc, mailbox, master_id, mirrored)
+            items, versions = items + more, versions + written
+    elif core.is_series(event):
+        items, versions = _series_items(svc, mailbox, str(event["id"]), mirrored)
+        versions.append((str(event["id"]), str(event.get("changeKey", ""))))
+    elif event.get("seriesMasterId"):
+        items, versions = _series_items(svc, mailbox, str(event["seriesMasterId"]), mirrored)
+    else:
+        items = [DeltaItem(str(event["id"]), dict(event))]
+        versions = [(str(event["id"]), str(event.get("changeKey", "")))]
+    mirror.apply_items(svc, mailbox, items)
+    store.record_written(
+        mailbox.key,
+        versions,
+        idempotency_key=record.idempotency_key,
+        writer=record.request.writer,
+        write_id=record.write_id,
+    )
