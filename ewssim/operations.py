@@ -184,6 +184,10 @@ def sync_folder_items(world: World, box: Mailbox, req: SoapRequest) -> etree._El
         changes, new_state, done = world.sync(box, state or None, int(max_el.text or "0"))
     except EwsFault as exc:
         error_message(messages, "SyncFolderItems", exc.code, exc.message)
+        # Exchange writes both elements into an error message too (exchangelib reads them).
+        msg = messages[-1]
+        etree.SubElement(msg, m("SyncState"))
+        etree.SubElement(msg, m("IncludesLastItemInRange")).text = "true"
         return root
     msg = message(messages, "SyncFolderItems")
     etree.SubElement(msg, m("SyncState")).text = new_state

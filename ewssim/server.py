@@ -189,7 +189,7 @@ async def view(request: Request) -> Response:
             {
                 "id": i.item_id,
                 "kind": i.kind,
-                "masterId": i.item_id if i.kind == "Single" else None,
+                "masterId": i.appointment.item_id,
                 "uid": i.appointment.uid,
                 "subject": i.appointment.subject,
                 "start": i.appointment.start.isoformat(),

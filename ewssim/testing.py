@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -97,7 +98,8 @@ def run_ewssim(*, server_version: str = "Exchange2016", timeout: float = 30.0) -
             log.flush()
             detail = (state_dir / "stderr.log").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"ewssim: {exc}; stderr:\n{detail}") from None
-        with httpx.Client(verify=ready["ca_pem_path"], timeout=10) as http:
+        verify = ssl.create_default_context(cafile=ready["ca_pem_path"])
+        with httpx.Client(verify=verify, timeout=10) as http:
             yield EwsSim(ready["ews_url"], ready["control_url"], ready["ca_pem_path"], proc, http)
     finally:
         proc.terminate()
@@ -107,4 +109,6 @@ def run_ewssim(*, server_version: str = "Exchange2016", timeout: float = 30.0) -
             proc.kill()
             proc.wait()
         log.close()
+        if proc.stdout is not None:
+            proc.stdout.close()
         shutil.rmtree(state_dir, ignore_errors=True)

@@ -26,6 +26,7 @@ from shared.names import LOG_TABLE
 from shared.settings import Settings
 
 if TYPE_CHECKING:
+    from shared.adapters.ews_exchangelib import EwsSource
     from shared.adapters.graph_httpx import GraphClient
     from shared.adapters.msal_tokens import MsalTokens
     from shared.adapters.oplog_tables import TableOpLog
@@ -85,6 +86,8 @@ class Services:
     metrics: telemetry.Metrics = field(default_factory=telemetry.Metrics)
     # The operations log (inbound POSTs, outbound Graph calls), written in the background.
     oplog: TableOpLog | None = None
+    # The EWS page source, when a tenant is on Exchange Server (MAILBOX_PROVIDERS).
+    ews: EwsSource | None = None
 
     def now(self) -> datetime:
         return self.clock()
@@ -175,6 +178,11 @@ def build_services(
     graph = GraphClient(http, settings.graph_base_url, tokens, clock=clock, observe=oplog.record)
     redact.install()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Graph call is noise
+    ews = None
+    if settings.ews_tenants:
+        from shared.adapters.ews_exchangelib import EwsSource  # exchangelib itself loads later
+
+        ews = EwsSource(secrets, ca_bundle=settings.ca_bundle)
     return Services(
         settings=settings,
         state=state,
@@ -187,6 +195,7 @@ def build_services(
         intake_state=TableState(intake_clients),
         intake_queue=SyncQueue(intake_clients),
         oplog=oplog,
+        ews=ews,
     )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 from shared.compose import Services
 from shared.core import lifecycle as lc
 from shared.core.graph import delta_follow, delta_start
-from shared.core.model import SyncRequest, Trigger, Window
+from shared.core.model import DeltaPageData, SyncRequest, Trigger, Window
 from shared.core.paging import MAX_PAGES, iter_delta_pages
 from shared.core.reconcile import plan_full_diff
 from shared.core.rounds import (
@@ -286,15 +287,11 @@ def _follow(
 ) -> SyncOutcome:
     """Follow the delta pages to the end, renewing the lease after each page applied; the
     outcome carries the new delta link."""
-    key, body_type = mailbox.key, mailbox.options.body_type
+    key = mailbox.key
     mirror = svc.state.stored_versions(key) if full else None
     seen: set[str] = set()
     upserts = deletes = pages = added = 0
-    if full or not delta_link:
-        first = delta_start(key, window, body_type=body_type)
-    else:
-        first = delta_follow(key, delta_link, body_type=body_type)
-    for pages, page in enumerate(iter_delta_pages(first, svc.graph.send, max_pages=MAX_PAGES), 1):
+    for pages, page in enumerate(_pages(svc, mailbox, delta_link, window, full=full), 1):
         ids = [item.event_id for item in page.items]
         if mirror is not None:
             stored = {i: mirror[i] for i in ids if i in mirror}
@@ -326,6 +323,30 @@ def _follow(
         status=None,
         graph_code="NoDeltaLink",
     )
+
+
+def _pages(
+    svc: Services, mailbox: MailboxRecord, delta_link: str, window: Window, *, full: bool
+) -> Iterator[DeltaPageData]:
+    """The round's pages from the mailbox's provider: EWS (SyncFolderItems, then a
+    CalendarView) for a tenant on Exchange Server, else Graph's calendarView/delta."""
+    key, body_type = mailbox.key, mailbox.options.body_type
+    ews = svc.settings.ews_for(key.tenant_id)
+    if ews is not None and svc.ews is not None:
+        return svc.ews.iter_pages(
+            ews,
+            mailbox.upn,
+            delta_link,
+            window,
+            full=full,
+            body_type=body_type,
+            mirror_ids=lambda: svc.state.stored_versions(key),
+        )
+    if full or not delta_link:
+        first = delta_start(key, window, body_type=body_type)
+    else:
+        first = delta_follow(key, delta_link, body_type=body_type)
+    return iter_delta_pages(first, svc.graph.send, max_pages=MAX_PAGES)
 
 
 def _lifecycle_step(
