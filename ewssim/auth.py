@@ -39,6 +39,7 @@ class Authenticator:
         self._lock = threading.Lock()
         self._pending: dict[Any, Any] = {}  # connection -> spnego context mid-handshake
         self._done: dict[Any, ServiceAccount] = {}  # connection -> authenticated account
+        self.handshakes = 0  # NTLM handshakes completed (one per connection when all is well)
         os.environ["NTLM_USER_FILE"] = str(user_file)
         self.write_users()
 
@@ -101,4 +102,5 @@ class Authenticator:
             raise Unauthorized()
         with self._lock:
             self._done[connection] = account
+            self.handshakes += 1
         return account

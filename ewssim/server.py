@@ -224,7 +224,10 @@ async def knobs(request: Request) -> Response:
 
 
 async def calls(request: Request) -> Response:
-    return JSONResponse(dict(request.app.state.world.calls))
+    """Operations answered, by name, and `ntlm_handshakes` completed."""
+    counts = dict(request.app.state.world.calls)
+    counts["ntlm_handshakes"] = request.app.state.auth.handshakes
+    return JSONResponse(counts)
 
 
 def build_app(world: World, auth: Authenticator) -> Starlette:
