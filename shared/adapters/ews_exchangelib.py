@@ -259,17 +259,45 @@ class EwsSource:
         self._accounts: dict[tuple[str, ...], Any] = {}
 
     def account(self, ews: EwsSettings, smtp: str) -> Any:
-        """An exchangelib Account impersonating `smtp` (built without I/O, then cached)."""
-        from exchangelib import BASIC, IMPERSONATION, NTLM, Account, Configuration, Credentials
-        from exchangelib.protocol import FailFast
-        from exchangelib.version import Build, Version
-
+        """An exchangelib Account impersonating `smtp` (built without I/O, then cached: its
+        calendar folder is looked up once)."""
         password = self._secrets.get(ews.password_secret_name)
         key = (ews.url, ews.username, password, ews.auth, ews.version, smtp.lower())
         with self._lock:
             found = self._accounts.get(key)
         if found is not None:
             return found
+        account = self._new_account(ews, smtp, password)
+        with self._lock:
+            if len(self._accounts) >= _ACCOUNTS_MAX:
+                self._accounts.clear()
+            self._accounts[key] = account
+        return account
+
+    def probe(self, ews: EwsSettings, smtp: str) -> None:
+        """Look the mailbox's calendar up afresh (test connection): raises what a round would."""
+        password = self._secrets.get(ews.password_secret_name)
+        with _deciphered(ews, smtp):
+            self._new_account(ews, smtp, password).calendar  # noqa: B018 - GetFolder
+
+    def probe_view(self, ews: EwsSettings, smtp: str, start: datetime, end: datetime) -> int:
+        """How many instances a CalendarView of [start, end) shows (test connection)."""
+        from exchangelib import EWSDateTime
+
+        password = self._secrets.get(ews.password_secret_name)
+        with _deciphered(ews, smtp):
+            folder = self._new_account(ews, smtp, password).calendar
+            view = folder.view(
+                start=EWSDateTime.from_datetime(start.astimezone(UTC)),
+                end=EWSDateTime.from_datetime(end.astimezone(UTC)),
+            ).only("subject")
+            return sum(1 for _ in view)
+
+    def _new_account(self, ews: EwsSettings, smtp: str, password: str) -> Any:
+        from exchangelib import BASIC, IMPERSONATION, NTLM, Account, Configuration, Credentials
+        from exchangelib.protocol import FailFast
+        from exchangelib.version import Build, Version
+
         builds = {
             "Exchange2007_SP1": Build(8, 1),
             "Exchange2010": Build(14, 0),
@@ -299,10 +327,6 @@ class EwsSource:
         )
         if protocol is not None and account.protocol is not protocol:
             account.protocol = protocol
-        with self._lock:
-            if len(self._accounts) >= _ACCOUNTS_MAX:
-                self._accounts.clear()
-            self._accounts[key] = account
         return account
 
     def iter_pages(
