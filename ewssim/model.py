@@ -167,6 +167,7 @@ class World:
         self.seq = itertools.count(1)
         self.busy: dict[str, list[int]] = {}  # smtp or "*" -> back-off ms of the next answers
         self.calls: dict[str, int] = {}
+        self.garbled = 0  # the next answers are cut short (malformed SOAP)
 
     # --- accounts and mailboxes -------------------------------------------------------------
     def add_account(self, username: str, password: str, impersonates: tuple[str, ...]) -> None:

@@ -52,6 +52,10 @@ async def ews(request: Request) -> Response:
     handler = OPERATIONS.get(req.operation)
     if handler is None:
         return _fault(world, "ErrorInvalidRequest", f"{req.operation} is not simulated.")
+    if world.garbled > 0:
+        world.garbled -= 1
+        cut = b'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xml'
+        return Response(cut, 200, media_type=XML)
     back_off = world.take_busy(req.impersonate or "")
     if back_off is not None:
         return _fault(
@@ -216,6 +220,8 @@ async def knobs(request: Request) -> Response:
         world.throttle(
             body.get("smtp", ""), int(body.get("count", 1)), int(body.get("back_off_ms", 1000))
         )
+    elif kind == "garble":
+        world.garbled += int(body.get("count", 1))
     elif kind == "deny-calendar":
         world.mailbox(body["smtp"]).calendar_denied = bool(body.get("denied", True))
     else:

@@ -226,6 +226,13 @@ def _deciphered(ews: EwsSettings, smtp: str) -> Iterator[None]:
             status=200,
             graph_code="ErrorAccessDenied",
         ) from None
+    except (x.MalformedResponseError, x.SOAPError) as exc:
+        raise ExchangeUnreachable(
+            f"{where}: a malformed EWS answer ({type(exc).__name__}: {exc}); the round is "
+            "retried and the cursor was not advanced",
+            status=200,
+            graph_code=type(exc).__name__,
+        ) from None
     except x.TransportError as exc:
         raise ExchangeUnreachable(
             f"{where}: no usable answer ({type(exc).__name__}: {exc}); check the URL, DNS, the "

@@ -303,3 +303,78 @@ def test_refusals_are_recorded_with_the_ews_code(
     assert record.status.last_error_code == code
     assert "ApplicationImpersonation" in record.status.last_error or change != "impersonation"
     svc.graph.close()
+
+
+def test_mailbox_options_apply_to_ews_events(sim: EwsSim, azurite: str) -> None:
+    """Private events are masked, bodies come as text, and an all-day event in Tokyo keeps its
+    date in a mailbox whose zone is Asia/Tokyo."""
+    tenant = str(uuid.uuid4())
+    smtp = f"opts.{uuid.uuid4().hex[:6]}@contoso.example"
+    sim.add_account("CONTOSO\\svc-calsync", PASSWORD, ["*"])
+    sim.add_mailbox(smtp)
+    svc = build_services(
+        _settings(sim, azurite, tenant), secrets=EnvSecrets({"SECRET_EWS_PASSWORD": PASSWORD})
+    )
+    options = {"private": "mask", "bodyType": "text", "timeZone": "Asia/Tokyo", "weeksAhead": 2}
+    mailboxes.enrol(svc, tenant, smtp, options)
+    key = MailboxKey(tenant, ews_user_id(smtp))
+    day = NOW.date() + timedelta(days=3)
+    tokyo_midnight = datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(hours=9)
+    holiday = sim.create(
+        smtp,
+        subject="Holiday",
+        start=tokyo_midnight.isoformat(),
+        end=(tokyo_midnight + timedelta(days=1)).isoformat(),
+        is_all_day=True,
+        time_zone="Tokyo Standard Time",
+        body="<p>Closed &amp; <b>quiet</b></p>",
+    )
+    secret = sim.create(
+        smtp, subject="Doctor", start=_at(1, 9), end=_at(1, 10), sensitivity="Private"
+    )
+    assert _round(svc, key).startswith("ok")
+    mirror = _mirror(svc, key)
+    assert mirror[holiday]["all_day_start_date"] == day.isoformat()
+    assert mirror[holiday]["start"] == tokyo_midnight
+    assert mirror[holiday]["start_time_zone"] == "Asia/Tokyo"
+    assert (mirror[holiday]["body_content_type"], mirror[holiday]["body"]) == (
+        "text",
+        "Closed & quiet",
+    )
+    assert mirror[secret]["subject"] == "Private appointment"
+    assert mirror[secret]["masked"] is True
+    svc.graph.close()
+
+
+def test_a_large_calendar_comes_in_pages(
+    sim: EwsSim, world: tuple[Services, MailboxKey, str, Clock]
+) -> None:
+    """230 items take three SyncFolderItems requests and three pages of the round."""
+    svc, key, smtp, _ = world
+    for n in range(230):
+        sim.create(smtp, subject=f"Item {n}", start=_at(n % 20, 9), end=_at(n % 20, 10))
+    before = sim.calls().get("SyncFolderItems", 0)
+    outcome = _run(svc, key)
+    assert (outcome.result, outcome.pages, outcome.upserts) == ("ok", 3, 230)
+    assert sim.calls()["SyncFolderItems"] - before == 3
+    _assert_equal(sim, svc, key, smtp)
+
+
+def test_a_malformed_answer_fails_the_round_and_the_next_one_heals(
+    sim: EwsSim, world: tuple[Services, MailboxKey, str, Clock]
+) -> None:
+    """A SOAP answer cut short is recorded on the status and retried; the cursor did not
+    move, so the next round brings the change it hid."""
+    svc, key, smtp, _ = world
+    assert _round(svc, key).startswith("ok")
+    cursor = svc.state.get_cursor(key).delta_link
+    sim.create(smtp, subject="Late", start=_at(1, 9), end=_at(1, 10))
+    sim.knob("garble", count=1)
+    assert _round(svc, key) == "retrying"
+    record = svc.state.find_mailbox(key)
+    assert record is not None
+    assert record.status.last_error_code == "MalformedResponseError"
+    assert "malformed EWS answer" in record.status.last_error
+    assert svc.state.get_cursor(key).delta_link == cursor
+    assert _round(svc, key) == "ok delta +1 -0"
+    _assert_equal(sim, svc, key, smtp)
