@@ -19,7 +19,7 @@ from shared.core.model import MailboxKey, SyncRequest, Trigger
 from shared.core.rounds import stamp_request
 from shared.core.window import plan_window
 from shared.secrets import EnvSecrets
-from shared.services import mailboxes
+from shared.services import mailboxes, timers
 from shared.services.sync import SyncOutcome, run_sync_request
 from shared.settings import Settings
 
@@ -378,3 +378,22 @@ def test_a_malformed_answer_fails_the_round_and_the_next_one_heals(
     assert svc.state.get_cursor(key).delta_link == cursor
     assert _round(svc, key) == "ok delta +1 -0"
     _assert_equal(sim, svc, key, smtp)
+
+
+def test_the_poll_timer_runs_ews_mailboxes_and_the_admin_api_shows_them(
+    sim: EwsSim, world: tuple[Services, MailboxKey, str, Clock]
+) -> None:
+    """An EWS mailbox is polled by the poll timer at its interval (not before), and its
+    status and mirrored events read like a Graph mailbox's."""
+    svc, key, smtp, clock = world
+    sim.create(smtp, subject="Polled", start=_at(1, 9), end=_at(1, 10))
+    assert timers.run_poll(svc)["polled"] == 1
+    assert timers.run_poll(svc)["polled"] == 0  # within pollSeconds
+    clock.now += timedelta(seconds=301)
+    assert timers.run_poll(svc)["polled"] == 1
+    assert _round(svc, key).startswith("ok")
+    status = mailboxes.status(svc, key.tenant_id, smtp)
+    assert status["userId"] == key.user_id
+    assert status["status"]["eventCount"] == 1
+    listed = mailboxes.events(svc, key.tenant_id, smtp, None, None)
+    assert [e["subject"] for e in listed["value"]] == ["Polled"]
