@@ -171,6 +171,15 @@ def read_item(item: Any) -> core.EwsItem:
     )
 
 
+def _raised_in_exchangelib(exc: BaseException) -> bool:
+    """Whether the innermost frame of `exc` is exchangelib's (or a library below it)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    module = str(tb.tb_frame.f_globals.get("__name__", "")) if tb is not None else ""
+    return not module.startswith(("shared.", "ewssim.", "tests."))
+
+
 @contextlib.contextmanager
 def _deciphered(ews: EwsSettings, smtp: str) -> Iterator[None]:
     """exchangelib's exceptions as the project's, each message naming the fix."""
@@ -246,7 +255,10 @@ def _deciphered(ews: EwsSettings, smtp: str) -> Iterator[None]:
         ) from None
     except CalsyncError:
         raise
-    except Exception as exc:  # exchangelib tripping over an answer it cannot parse
+    except Exception as exc:
+        if not _raised_in_exchangelib(exc):
+            raise  # our own bug: not to be dressed up as the server's
+        # exchangelib tripping over an answer it cannot parse
         log.warning("%s: an answer exchangelib could not read", where, exc_info=True)
         raise ExchangeUnreachable(
             f"{where}: a malformed EWS answer ({type(exc).__name__}: {exc}); the round is "
@@ -359,8 +371,7 @@ class EwsSource:
             )
         with _deciphered(ews, smtp):
             folder = self.account(ews, smtp).calendar
-            changes = list(self._changes(folder, state))
-            new_state = folder.item_sync_state
+            changes, new_state = self._changes(folder, state)
             if state is None:
                 masters = {c.uid: c.item_id for c in changes if c.item_type == "RecurringMaster"}
                 plan = core.plan_full(self._view(folder, window), masters, body_type=body_type)
@@ -378,17 +389,29 @@ class EwsSource:
                 plan = core.RoundPlan(())
         yield from core.pages(plan, new_state)
 
-    def _changes(self, folder: Any, state: str | None) -> Iterator[core.SyncChange]:
-        # The folder object is cached with its account and remembers the last state it saw;
-        # exchangelib falls back to that for sync_state=None, so a full round must clear it.
-        folder.item_sync_state = state
-        for kind, obj in folder.sync_items(
+    def _changes(self, folder: Any, state: str | None) -> tuple[list[core.SyncChange], str]:
+        """Every change since `state` (None: every item) and the state after them. Through
+        FolderCollection, whose SyncCompleted carries the new state: the cached folder object
+        is not written to (two rounds of one mailbox may meet after a lease takeover)."""
+        from exchangelib.folders.collections import FolderCollection, SyncCompleted
+
+        changes: list[core.SyncChange] = []
+        walk = FolderCollection(account=folder.account, folders=[folder]).sync_items(
             sync_state=state, only_fields=["uid", "type"], max_changes_returned=100
-        ):
-            if kind == "delete":
-                yield core.SyncChange("delete", obj.id)
-            elif kind in ("create", "update"):
-                yield core.SyncChange(kind, obj.id, _text(obj.uid), _text(obj.type))
+        )
+        try:
+            for kind, obj in walk:
+                if kind == "delete":
+                    changes.append(core.SyncChange("delete", obj.id))
+                elif kind in ("create", "update"):
+                    changes.append(core.SyncChange(kind, obj.id, _text(obj.uid), _text(obj.type)))
+        except SyncCompleted as done:
+            return changes, str(done.sync_state)
+        raise ExchangeUnreachable(
+            "SyncFolderItems ended without a sync state; the cursor was not advanced",
+            status=200,
+            graph_code="NoSyncState",
+        )
 
     def _view(self, folder: Any, window: Window) -> list[core.EwsItem]:
         from exchangelib import EWSDateTime

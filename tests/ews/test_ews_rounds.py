@@ -97,6 +97,12 @@ def _round(svc: Services, key: MailboxKey) -> str:
     return f"ok {'full' if out.full else 'delta'} +{out.upserts} -{out.deletes}"
 
 
+def _next_poll(svc: Services, key: MailboxKey) -> datetime | None:
+    record = svc.state.find_mailbox(key)
+    assert record is not None
+    return record.status.next_poll
+
+
 def _at(days: int, hour: int) -> str:
     day = NOW.date() + timedelta(days=days)
     return datetime(day.year, day.month, day.day, hour, tzinfo=UTC).isoformat()
@@ -387,10 +393,14 @@ def test_the_poll_timer_runs_ews_mailboxes_and_the_admin_api_shows_them(
     status and mirrored events read like a Graph mailbox's."""
     svc, key, smtp, clock = world
     sim.create(smtp, subject="Polled", start=_at(1, 9), end=_at(1, 10))
-    assert timers.run_poll(svc)["polled"] == 1
-    assert timers.run_poll(svc)["polled"] == 0  # within pollSeconds
+    timers.run_poll(svc)  # other tests' mailboxes share the tables: read this one's status
+    first = _next_poll(svc, key)
+    assert first == clock.now + timedelta(seconds=300)
+    timers.run_poll(svc)
+    assert _next_poll(svc, key) == first  # not again within pollSeconds
     clock.now += timedelta(seconds=301)
-    assert timers.run_poll(svc)["polled"] == 1
+    timers.run_poll(svc)
+    assert _next_poll(svc, key) == clock.now + timedelta(seconds=300)
     assert _round(svc, key).startswith("ok")
     status = mailboxes.status(svc, key.tenant_id, smtp)
     assert status["userId"] == key.user_id
