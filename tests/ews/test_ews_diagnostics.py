@@ -44,9 +44,15 @@ def _report(
     password: str | None = PASSWORD,
     url: str = "",
     ca: str = "",
+    version: str = "Exchange2016",
 ) -> dict[str, dict[str, str]]:
     tenant = str(uuid.uuid4())
-    provider = {"provider": "ews", "ewsUrl": url or sim.ews_url, "username": user}
+    provider = {
+        "provider": "ews",
+        "ewsUrl": url or sim.ews_url,
+        "username": user,
+        "exchangeVersion": version,
+    }
     settings = Settings.from_env(
         {
             "TENANT_IDS": tenant,
@@ -122,3 +128,13 @@ def test_each_cause_is_named(
     assert words in found["fix"] + found["cause"]
     names = list(steps)
     assert all(steps[n]["status"] == "skipped" for n in names[names.index(step) + 1 :])
+
+
+def test_a_server_older_than_the_pinned_version_is_still_read(azurite: str) -> None:
+    """Pinned at Exchange2016 against an Exchange 2013 server (ErrorInvalidServerVersion for
+    the first request), the client steps down and the calendar is read."""
+    with run_ewssim(server_version="Exchange2013") as old:
+        old.add_account(USER, PASSWORD, ["*"])
+        old.add_mailbox("ann@contoso.example")
+        steps = _report(old, azurite, "ann@contoso.example", version="Exchange2016")
+        assert [s["status"] for s in steps.values()] == ["ok"] * 6
