@@ -37,7 +37,12 @@ from shared.secrets import SecretStore
 
 log = logging.getLogger("calsync.ews")
 
-VIEW_SLICE = timedelta(days=366)  # EWS refuses a CalendarView of more than two years
+# EWS refuses a CalendarView of more than two years, and Exchange's throttling policy cuts a
+# FindItem at EWSFindCountLimit (1,000 by default) without an error: the window is read in
+# slices, and a slice that comes back that full is refused rather than diffed (a cut listing
+# would delete real events from the mirror).
+VIEW_SLICE = timedelta(days=92)
+FIND_COUNT_LIMIT = 1000
 VIEW_FIELDS = (
     "subject",
     "body",
@@ -271,8 +276,15 @@ def _deciphered(ews: EwsSettings, smtp: str) -> Iterator[None]:
 class EwsSource:
     """The page source of EWS mailboxes, one per process (accounts and sessions reused)."""
 
-    def __init__(self, secrets: SecretStore, *, ca_bundle: str | None = None) -> None:
+    def __init__(
+        self,
+        secrets: SecretStore,
+        *,
+        ca_bundle: str | None = None,
+        find_count_limit: int = FIND_COUNT_LIMIT,
+    ) -> None:
         self._secrets = secrets
+        self._find_count_limit = find_count_limit  # the server's EWSFindCountLimit
         self._ca_bundle = ca_bundle
         self._lock = threading.Lock()
         self._accounts: dict[tuple[str, ...], Any] = {}
@@ -424,9 +436,20 @@ class EwsSource:
                 start=EWSDateTime.from_datetime(start.astimezone(UTC)),
                 end=EWSDateTime.from_datetime(end.astimezone(UTC)),
             ).only(*VIEW_FIELDS)
+            seen = 0
             for item in view:
                 if isinstance(item, Exception):
                     raise item
+                seen += 1
                 out.setdefault(item.id, read_item(item))
+            if seen >= self._find_count_limit:
+                raise ExchangeError(
+                    f"a CalendarView of {start:%Y-%m-%d} to {end:%Y-%m-%d} returned {seen} "
+                    "instances, the server's EWSFindCountLimit: the listing may be cut, so "
+                    "the round stops before changing the mirror; raise EWSFindCountLimit in the "
+                    "service account's throttling policy, or shorten the mailbox's window",
+                    status=200,
+                    graph_code="CalendarViewFull",
+                )
             start = end
         return list(out.values())

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ewssim.testing import EwsSim, run_ewssim
+from shared.adapters.ews_exchangelib import EwsSource
 from shared.compose import Services, build_services
 from shared.core.entity import join_properties
 from shared.core.ews import ews_user_id
@@ -407,3 +408,21 @@ def test_the_poll_timer_runs_ews_mailboxes_and_the_admin_api_shows_them(
     assert status["status"]["eventCount"] == 1
     listed = mailboxes.events(svc, key.tenant_id, smtp, None, None)
     assert [e["subject"] for e in listed["value"]] == ["Polled"]
+
+
+def test_a_calendar_view_at_the_find_count_limit_changes_nothing(
+    sim: EwsSim, world: tuple[Services, MailboxKey, str, Clock]
+) -> None:
+    """A CalendarView slice as full as the server's EWSFindCountLimit may be cut: the round
+    fails with CalendarViewFull and the mirror keeps what it had."""
+    svc, key, smtp, _ = world
+    for n in range(3):
+        sim.create(smtp, subject=f"Kept {n}", start=_at(n, 9), end=_at(n, 10))
+    assert _round(svc, key).startswith("ok")
+    svc.ews = EwsSource(svc.secrets, ca_bundle=sim.ca_pem_path, find_count_limit=4)
+    sim.create(smtp, subject="Fourth", start=_at(4, 9), end=_at(4, 10))
+    assert _round(svc, key) == "retrying"
+    record = svc.state.find_mailbox(key)
+    assert record is not None
+    assert record.status.last_error_code == "CalendarViewFull"
+    assert len(_mirror(svc, key)) == 3
