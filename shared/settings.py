@@ -112,8 +112,8 @@ SETTINGS: tuple[SettingDoc, ...] = (
     SettingDoc(
         "CA_BUNDLE",
         "",
-        "Path to a PEM CA bundle trusted for Graph, Entra and Key Vault "
-        "calls (local simulator only). Empty: the system's trust store.",
+        "Path to a PEM CA bundle trusted for Graph, Entra, Key Vault and EWS "
+        "calls (local simulators only). Empty: the system's trust store.",
     ),
     SettingDoc(
         "PUBLIC_BASE_URL",

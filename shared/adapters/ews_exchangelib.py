@@ -176,8 +176,9 @@ def read_item(item: Any) -> core.EwsItem:
     )
 
 
-def _raised_in_exchangelib(exc: BaseException) -> bool:
-    """Whether the innermost frame of `exc` is exchangelib's (or a library below it)."""
+def _raised_below_us(exc: BaseException) -> bool:
+    """Whether the innermost frame of `exc` is a library's (exchangelib, requests, lxml...)
+    rather than this project's: only those read as the server's malformed answer."""
     tb = exc.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
@@ -261,7 +262,7 @@ def _deciphered(ews: EwsSettings, smtp: str) -> Iterator[None]:
     except CalsyncError:
         raise
     except Exception as exc:
-        if not _raised_in_exchangelib(exc):
+        if not _raised_below_us(exc):
             raise  # our own bug: not to be dressed up as the server's
         # exchangelib tripping over an answer it cannot parse
         log.warning("%s: an answer exchangelib could not read", where, exc_info=True)
@@ -381,7 +382,7 @@ class EwsSource:
                 status=None,
                 graph_code="NotAnEwsSyncState",
             )
-        with _deciphered(ews, smtp):
+        with self._rereading_on_401(ews), _deciphered(ews, smtp):
             folder = self.account(ews, smtp).calendar
             changes, new_state = self._changes(folder, state)
             if state is None:
@@ -400,6 +401,18 @@ class EwsSource:
             else:
                 plan = core.RoundPlan(())
         yield from core.pages(plan, new_state)
+
+    @contextlib.contextmanager
+    def _rereading_on_401(self, ews: EwsSettings) -> Iterator[None]:
+        """A refused password is read again past the secret cache, so a rotated one is used
+        by the next round instead of after the cache's time."""
+        try:
+            yield
+        except ExchangeError as exc:
+            if exc.detail_code == "Unauthorized":
+                with contextlib.suppress(CalsyncError):
+                    self._secrets.refresh(ews.password_secret_name)
+            raise
 
     def _changes(self, folder: Any, state: str | None) -> tuple[list[core.SyncChange], str]:
         """Every change since `state` (None: every item) and the state after them. Through

@@ -426,3 +426,36 @@ def test_a_calendar_view_at_the_find_count_limit_changes_nothing(
     assert record is not None
     assert record.status.last_error_code == "CalendarViewFull"
     assert len(_mirror(svc, key)) == 3
+
+
+class CachingSecrets:
+    """A secret store that caches like Key Vault's adapter: `get` gives the cached value,
+    `refresh` reads the vault (`self.vault`) again."""
+
+    def __init__(self, vault: dict[str, str], cached: dict[str, str]) -> None:
+        self.vault, self.cached = vault, cached
+
+    def get(self, name: str) -> str:
+        return self.cached.setdefault(name, self.vault[name])
+
+    def refresh(self, name: str) -> str:
+        self.cached[name] = self.vault[name]
+        return self.cached[name]
+
+
+def test_a_rotated_password_is_read_again_after_a_401(sim: EwsSim, azurite: str) -> None:
+    """A 401 with the cached password makes the store read it again, so the next round
+    authenticates with the rotated one instead of waiting out the cache."""
+    tenant = str(uuid.uuid4())
+    user = f"CONTOSO\\svc-rot{uuid.uuid4().hex[:4]}"
+    smtp = f"rot.{uuid.uuid4().hex[:6]}@contoso.example"
+    sim.add_account(user, "rotated-Passw0rd", ["*"])
+    sim.add_mailbox(smtp)
+    secrets = CachingSecrets({"ews-password": "rotated-Passw0rd"}, {"ews-password": "old"})
+    svc = build_services(_settings(sim, azurite, tenant, username=user), secrets=secrets)
+    mailboxes.enrol(svc, tenant, smtp, {})
+    key = MailboxKey(tenant, ews_user_id(smtp))
+    assert _round(svc, key) == "retrying"
+    assert secrets.cached["ews-password"] == "rotated-Passw0rd"
+    assert _round(svc, key).startswith("ok")
+    svc.graph.close()
