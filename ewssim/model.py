@@ -101,6 +101,19 @@ class Mailbox:
 
 
 @dataclass
+class PushSubscription:
+    """A push subscription on one mailbox's calendar: Exchange POSTs SendNotification to
+    `url` for every change and a StatusEvent every `status_minutes` when quiet."""
+
+    subscription_id: str
+    smtp: str
+    url: str
+    status_minutes: int
+    watermark: int = 0
+    failures: int = 0
+
+
+@dataclass
 class ServiceAccount:
     username: str  # DOMAIN\user or user@domain
     password: str
@@ -168,6 +181,9 @@ class World:
         self.busy: dict[str, list[int]] = {}  # smtp or "*" -> back-off ms of the next answers
         self.calls: dict[str, int] = {}
         self.garbled = 0  # the next answers are cut short (malformed SOAP)
+        self.subscriptions: dict[str, PushSubscription] = {}
+        # (subscription id, event element, item id or ""): what delivery sends next
+        self.outbox: list[tuple[str, str, str]] = []
 
     # --- accounts and mailboxes -------------------------------------------------------------
     def add_account(self, username: str, password: str, impersonates: tuple[str, ...]) -> None:
@@ -218,6 +234,34 @@ class World:
     # --- appointments ----------------------------------------------------------------------
     def _touch(self, box: Mailbox, item_id: str, kind: str) -> None:
         box.log.append((next(self.seq), item_id, kind))
+        event = {"create": "CreatedEvent", "update": "ModifiedEvent", "delete": "DeletedEvent"}
+        for sub in self.subscriptions.values():
+            if sub.smtp == box.smtp:
+                self.outbox.append((sub.subscription_id, event[kind], item_id))
+
+    # --- push subscriptions ----------------------------------------------------------------
+    def subscribe(self, box: Mailbox, url: str, status_minutes: int) -> PushSubscription:
+        if not url.startswith("https://"):
+            raise EwsFault("ErrorInvalidPushSubscriptionUrl", "The push URL must be https.")
+        if not 1 <= status_minutes <= 1440:
+            raise EwsFault(
+                "ErrorInvalidArgument", "StatusFrequency must be between 1 and 1440 minutes."
+            )
+        sub = PushSubscription(_new_id("sub"), box.smtp, url, status_minutes)
+        self.subscriptions[sub.subscription_id] = sub
+        return sub
+
+    def unsubscribe(self, subscription_id: str) -> None:
+        if self.subscriptions.pop(subscription_id, None) is None:
+            raise EwsFault("ErrorSubscriptionNotFound", "The specified subscription was not found.")
+
+    def keepalive(self, smtp: str) -> int:
+        """Queue a StatusEvent for every subscription of `smtp` (the status frequency's
+        keep-alive, sent now instead of after its minutes)."""
+        with self.lock:
+            subs = [s for s in self.subscriptions.values() if s.smtp == smtp.lower()]
+            self.outbox.extend((s.subscription_id, "StatusEvent", "") for s in subs)
+            return len(subs)
 
     def create(self, smtp: str, **fields: Any) -> Appointment:
         with self.lock:

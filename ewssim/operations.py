@@ -10,8 +10,10 @@ with no additional properties gives ids and change keys only.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from lxml import etree
 
@@ -256,7 +258,48 @@ def get_item(world: World, box: Mailbox, req: SoapRequest) -> etree._Element:
     return root
 
 
+def subscribe(world: World, box: Mailbox, req: SoapRequest) -> etree._Element:
+    root, messages = response("Subscribe")
+    push = req.body.find(m("PushSubscriptionRequest"))
+    try:
+        if push is None:
+            raise EwsFault(
+                "ErrorInvalidSubscriptionRequest", "Only push subscriptions are simulated."
+            )
+        folders = push.find(t("FolderIds"))
+        _require_calendar(world, box, folders[0] if folders is not None and len(folders) else None)
+        frequency = (push.findtext(t("StatusFrequency")) or "").strip()
+        url = (push.findtext(t("URL")) or "").strip()
+        if not frequency.isdigit():
+            raise SoapError("ErrorSchemaValidation", "StatusFrequency is required.")
+        sub = world.subscribe(box, url, int(frequency))
+    except EwsFault as exc:
+        error_message(messages, "Subscribe", exc.code, exc.message)
+        return root
+    msg = message(messages, "Subscribe")
+    etree.SubElement(msg, m("SubscriptionId")).text = sub.subscription_id
+    etree.SubElement(msg, m("Watermark")).text = watermark(sub)
+    return root
+
+
+def unsubscribe(world: World, box: Mailbox, req: SoapRequest) -> etree._Element:
+    root, messages = response("Unsubscribe")
+    try:
+        world.unsubscribe((req.body.findtext(m("SubscriptionId")) or "").strip())
+    except EwsFault as exc:
+        error_message(messages, "Unsubscribe", exc.code, exc.message)
+        return root
+    message(messages, "Unsubscribe")
+    return root
+
+
+def watermark(sub: Any) -> str:
+    return base64.b64encode(f"wm|{sub.subscription_id}|{sub.watermark}".encode()).decode()
+
+
 OPERATIONS: dict[str, Handler] = {
+    "Subscribe": subscribe,
+    "Unsubscribe": unsubscribe,
     "GetFolder": get_folder,
     "SyncFolderItems": sync_folder_items,
     "FindItem": find_item,

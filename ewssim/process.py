@@ -33,10 +33,10 @@ async def serve(args: argparse.Namespace) -> None:
     world = World(server_version=args.server_version)
     auth = Authenticator(world, args.state_dir / "ntlm-users.txt")
     config = uvicorn.Config(
-        build_app(world, auth),
+        build_app(world, auth, str(tls.ca_pem_path)),
         http="h11",
         loop="asyncio",
-        lifespan="off",
+        lifespan="on",
         access_log=False,
         log_level="warning",
         ssl_certfile=str(tls.server_cert_path),
@@ -56,6 +56,9 @@ async def serve(args: argparse.Namespace) -> None:
         "ews_url": f"{base}/EWS/Exchange.asmx",
         "control_url": f"{base}/_sim",
         "ca_pem_path": str(tls.ca_pem_path),
+        # A certificate of the same CA for a receiver of push notifications on loopback.
+        "host_cert_path": str(tls.host_cert_path),
+        "host_key_path": str(tls.host_key_path),
     }
     sys.stdout.write(json.dumps(ready) + "\n")
     sys.stdout.flush()

@@ -8,7 +8,10 @@ response messages as HTTP 200).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Any
 
@@ -19,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ewssim.auth import Authenticator, Unauthorized
+from ewssim.delivery import deliver_forever
 from ewssim.model import EwsFault, Recurrence, World
 from ewssim.operations import OPERATIONS
 from ewssim.soap import SoapError, envelope, fault, parse_request
@@ -220,6 +224,8 @@ async def knobs(request: Request) -> Response:
         world.throttle(
             body.get("smtp", ""), int(body.get("count", 1)), int(body.get("back_off_ms", 1000))
         )
+    elif kind == "keepalive":
+        world.keepalive(body["smtp"])
     elif kind == "garble":
         world.garbled += int(body.get("count", 1))
     elif kind == "deny-calendar":
@@ -229,6 +235,22 @@ async def knobs(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def subscriptions(request: Request) -> Response:
+    """The live push subscriptions (id, mailbox, URL)."""
+    world: World = request.app.state.world
+    with world.lock:
+        subs = [
+            {
+                "id": s.subscription_id,
+                "smtp": s.smtp,
+                "url": s.url,
+                "statusMinutes": s.status_minutes,
+            }
+            for s in world.subscriptions.values()
+        ]
+    return JSONResponse(subs)
+
+
 async def calls(request: Request) -> Response:
     """Operations answered, by name, and `ntlm_handshakes` completed."""
     counts = dict(request.app.state.world.calls)
@@ -236,7 +258,7 @@ async def calls(request: Request) -> Response:
     return JSONResponse(counts)
 
 
-def build_app(world: World, auth: Authenticator) -> Starlette:
+def build_app(world: World, auth: Authenticator, ca_pem_path: str) -> Starlette:
     routes = [
         Route("/EWS/Exchange.asmx", ews, methods=["POST"]),
         Route("/_sim/accounts", add_account, methods=["POST"]),
@@ -250,8 +272,20 @@ def build_app(world: World, auth: Authenticator) -> Starlette:
         Route("/_sim/mailboxes/{smtp}/view", view, methods=["GET"]),
         Route("/_sim/knobs/{knob}", knobs, methods=["POST"]),
         Route("/_sim/calls", calls, methods=["GET"]),
+        Route("/_sim/subscriptions", subscriptions, methods=["GET"]),
     ]
-    app = Starlette(routes=routes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(deliver_forever(world, ca_pem_path))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.world = world
     app.state.auth = auth
     return app

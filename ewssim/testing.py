@@ -28,6 +28,8 @@ class EwsSim:
     ews_url: str
     control_url: str
     ca_pem_path: str
+    host_cert_path: str
+    host_key_path: str
     process: subprocess.Popen[bytes]
     http: httpx.Client
 
@@ -69,6 +71,9 @@ class EwsSim:
     def knob(self, name: str, **body: Any) -> None:
         self._call("POST", f"/knobs/{name}", body)
 
+    def subscriptions(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/subscriptions"))
+
     def calls(self) -> dict[str, int]:
         return dict(self._call("GET", "/calls"))
 
@@ -100,7 +105,15 @@ def run_ewssim(*, server_version: str = "Exchange2016", timeout: float = 30.0) -
             raise RuntimeError(f"ewssim: {exc}; stderr:\n{detail}") from None
         verify = ssl.create_default_context(cafile=ready["ca_pem_path"])
         with httpx.Client(verify=verify, timeout=10) as http:
-            yield EwsSim(ready["ews_url"], ready["control_url"], ready["ca_pem_path"], proc, http)
+            yield EwsSim(
+                ready["ews_url"],
+                ready["control_url"],
+                ready["ca_pem_path"],
+                ready["host_cert_path"],
+                ready["host_key_path"],
+                proc,
+                http,
+            )
     finally:
         proc.terminate()
         try:

@@ -27,6 +27,7 @@ from shared.settings import Settings
 
 if TYPE_CHECKING:
     from shared.adapters.ews_exchangelib import EwsSource
+    from shared.adapters.ews_push_tables import PushTable
     from shared.adapters.graph_httpx import GraphClient
     from shared.adapters.msal_tokens import MsalTokens
     from shared.adapters.oplog_tables import TableOpLog
@@ -88,6 +89,7 @@ class Services:
     oplog: TableOpLog | None = None
     # The EWS page source, when a tenant is on Exchange Server (MAILBOX_PROVIDERS).
     ews: EwsSource | None = None
+    ews_push: PushTable | None = None  # the EWS mailboxes' push subscriptions
 
     def now(self) -> datetime:
         return self.clock()
@@ -178,11 +180,15 @@ def build_services(
     graph = GraphClient(http, settings.graph_base_url, tokens, clock=clock, observe=oplog.record)
     redact.install()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Graph call is noise
-    ews = None
+    ews, ews_push = None, None
     if settings.ews_tenants:
         from shared.adapters.ews_exchangelib import EwsSource  # exchangelib itself loads later
+        from shared.adapters.ews_push_tables import EWS_PUSH_TABLE, PushTable
 
         ews = EwsSource(secrets, ca_bundle=settings.ca_bundle)
+        ews_push = PushTable(clients.table(EWS_PUSH_TABLE))
+        if ensure:
+            ews_push.ensure()
     return Services(
         settings=settings,
         state=state,
@@ -196,6 +202,7 @@ def build_services(
         intake_queue=SyncQueue(intake_clients),
         oplog=oplog,
         ews=ews,
+        ews_push=ews_push,
     )
 
 

@@ -71,6 +71,7 @@ VIEW_FIELDS = (
     "last_modified_time",
 )
 _ACCOUNTS_MAX = 512
+PUSH_EVENTS = ("CreatedEvent", "ModifiedEvent", "DeletedEvent", "MovedEvent", "CopiedEvent")
 
 
 @functools.cache
@@ -324,6 +325,19 @@ class EwsSource:
                 end=EWSDateTime.from_datetime(end.astimezone(UTC)),
             ).only("subject")
             return sum(1 for _ in view)
+
+    def subscribe_push(
+        self, ews: EwsSettings, smtp: str, url: str, status_minutes: int
+    ) -> tuple[str, str]:
+        """A push subscription on the mailbox's calendar to `url`: (SubscriptionId,
+        Watermark). Exchange keeps it while `url` answers OK, with a StatusEvent every
+        `status_minutes` when nothing changes."""
+        with self._rereading_on_401(ews), _deciphered(ews, smtp):
+            folder = self.account(ews, smtp).calendar
+            sub_id, watermark = folder.subscribe_to_push(
+                callback_url=url, event_types=list(PUSH_EVENTS), status_frequency=status_minutes
+            )
+        return str(sub_id), str(watermark or "")
 
     def _new_account(self, ews: EwsSettings, smtp: str, password: str) -> Any:
         from exchangelib import BASIC, IMPERSONATION, NTLM, Account, Configuration, Credentials
