@@ -290,6 +290,7 @@ class EwsSource:
         self._ca_bundle = ca_bundle
         self._lock = threading.Lock()
         self._accounts: dict[tuple[str, ...], Any] = {}
+        self._protocols: dict[int, Any] = {}  # every protocol used, probes' too, for close()
 
     def account(self, ews: EwsSettings, smtp: str) -> Any:
         """An exchangelib Account impersonating `smtp` (built without I/O, then cached: its
@@ -325,6 +326,17 @@ class EwsSource:
                 end=EWSDateTime.from_datetime(end.astimezone(UTC)),
             ).only("subject")
             return sum(1 for _ in view)
+
+    def close(self) -> None:
+        """Close every session of the accounts made here, and drop their protocols from
+        exchangelib's process-wide cache (a host shutting down, a test ending)."""
+        with self._lock:
+            accounts, self._accounts = list(self._accounts.values()), {}
+            protocols, self._protocols = list(self._protocols.values()), {}
+        for protocol in {id(p): p for p in [*protocols, *(a.protocol for a in accounts)]}.values():
+            with contextlib.suppress(Exception):  # closing is best effort
+                protocol.close()
+                del type(protocol)[protocol.config]
 
     def subscribe_push(
         self, ews: EwsSettings, smtp: str, url: str, status_minutes: int
@@ -373,6 +385,8 @@ class EwsSource:
         )
         if protocol is not None and account.protocol is not protocol:
             account.protocol = protocol
+        with self._lock:
+            self._protocols[id(account.protocol)] = account.protocol
         return account
 
     def iter_pages(

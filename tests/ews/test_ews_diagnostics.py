@@ -67,6 +67,8 @@ def _report(
     try:
         report = run_test_connection(svc, tenant, mailbox).as_dict()
     finally:
+        if svc.ews is not None:
+            svc.ews.close()
         svc.graph.close()
     return {step["name"]: step for step in report["steps"]}
 

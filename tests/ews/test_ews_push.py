@@ -29,6 +29,7 @@ from shared.core.model import MailboxKey, SyncRequest, Trigger
 from shared.secrets import EnvSecrets
 from shared.services import ews_push, mailboxes
 from shared.settings import Settings
+from tests.ews.helpers import retire
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 USER, PASSWORD = "CONTOSO\\svc-push", "push-Passw0rd"
@@ -60,29 +61,31 @@ def receiver(sim: EwsSim) -> Iterator[tuple[str, dict[str, Services]]]:
         status, body = ews_push.run_notification(
             by_tenant[tenant], tenant, user, await request.body()
         )
-        return Response(body, status, media_type="text/xml")
+        # Connection: close, so no keep-alive connection outlives the receiver's event loop.
+        return Response(body, status, media_type="text/xml", headers={"Connection": "close"})
 
     app = Starlette(
         routes=[Route("/api/ews/notifications/{tenant}/{user}", notify, methods=["POST"])]
     )
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
+    with socket.socket() as probe:  # a free port; uvicorn binds (and closes) its own socket
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     config = uvicorn.Config(
         app,
+        host="127.0.0.1",
+        port=port,
         log_level="warning",
         ssl_certfile=sim.host_cert_path,
         ssl_keyfile=sim.host_key_path,
         timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_for(lambda: server.started, what="the receiver to start")
     yield f"https://127.0.0.1:{port}", by_tenant
     server.should_exit = True
     thread.join(timeout=5)
-    sock.close()
 
 
 @pytest.fixture
@@ -113,7 +116,7 @@ def world(
     key = MailboxKey(tenant, ews_user_id(smtp))
     _drain(svc, key)  # the enrolment's own round request
     yield svc, key, smtp, clock
-    svc.graph.close()
+    retire(svc, tenant, smtp)
 
 
 def _drain(svc: Services, key: MailboxKey) -> list[SyncRequest]:

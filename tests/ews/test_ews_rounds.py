@@ -23,6 +23,7 @@ from shared.secrets import EnvSecrets
 from shared.services import mailboxes, timers
 from shared.services.sync import SyncOutcome, run_sync_request
 from shared.settings import Settings
+from tests.ews.helpers import retire
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PASSWORD = "Sv(-passw0rd"
@@ -79,7 +80,7 @@ def world(sim: EwsSim, azurite: str) -> Iterator[tuple[Services, MailboxKey, str
     assert created
     assert view["options"]["mode"] == "poll"
     yield svc, MailboxKey(tenant, ews_user_id(smtp)), smtp, clock
-    svc.graph.close()
+    retire(svc, tenant, smtp)
 
 
 def _run(svc: Services, key: MailboxKey) -> SyncOutcome:
@@ -309,7 +310,7 @@ def test_refusals_are_recorded_with_the_ews_code(
     assert record is not None
     assert record.status.last_error_code == code
     assert "ApplicationImpersonation" in record.status.last_error or change != "impersonation"
-    svc.graph.close()
+    retire(svc, tenant, smtp)
 
 
 def test_mailbox_options_apply_to_ews_events(sim: EwsSim, azurite: str) -> None:
@@ -350,7 +351,7 @@ def test_mailbox_options_apply_to_ews_events(sim: EwsSim, azurite: str) -> None:
     )
     assert mirror[secret]["subject"] == "Private appointment"
     assert mirror[secret]["masked"] is True
-    svc.graph.close()
+    retire(svc, tenant, smtp)
 
 
 def test_a_large_calendar_comes_in_pages(
@@ -458,4 +459,4 @@ def test_a_rotated_password_is_read_again_after_a_401(sim: EwsSim, azurite: str)
     assert _round(svc, key) == "retrying"
     assert secrets.cached["ews-password"] == "rotated-Passw0rd"
     assert _round(svc, key).startswith("ok")
-    svc.graph.close()
+    retire(svc, tenant, smtp)
