@@ -4,10 +4,11 @@ callback, and turn what arrives there into sync requests.
 Rule: SyncFolderItems stays the truth (the poll timer runs it at the mailbox's interval
 whatever happens here); a push notification only brings the next round forward. The poll timer
 subscribes an EWS mailbox when PUBLIC_BASE_URL is set and Exchange has not been heard from
-(a notification or the StatusFrequency keep-alive) for STALE_AFTER. At the callback, a
-notification for a subscription that is not the mailbox's current one is answered Unsubscribe
-and ignored; one with a malformed watermark is ignored (answered OK: the subscription is the
-right one); a keep-alive only records that Exchange is there; a change queues a round.
+(a notification or the StatusFrequency keep-alive) for STALE_AFTER; a failed attempt waits as
+long. At the callback, a notification for a subscription that is not the mailbox's current one
+is answered Unsubscribe and ignored; one with a malformed watermark is ignored (answered OK:
+the subscription is the right one); a keep-alive only records that Exchange is there; a change
+queues a round.
 https://learn.microsoft.com/exchange/client-developer/exchange-web-services/how-to-stream-notifications-about-mailbox-events-by-using-ews-in-exchange
 """
 
@@ -51,7 +52,10 @@ def run_ensure(svc: Services) -> int:
         try:
             sub_id, watermark = svc.ews.subscribe_push(ews, mailbox.upn, url, STATUS_MINUTES)
         except CalsyncError as exc:
+            # Tried now: the next try waits STALE_AFTER like a quiet subscription, so a server
+            # that refuses (or cannot reach the app) is not asked every 30 s.
             log.warning("push subscription of %s not made: %s", mailbox.upn, exc.message)
+            svc.ews_push.put(mailbox.key, PushRecord("", "", now, now))
             continue
         svc.ews_push.put(mailbox.key, PushRecord(sub_id, watermark, now, now))
         made += 1

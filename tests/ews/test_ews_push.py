@@ -180,6 +180,23 @@ def test_keep_alives_record_exchange_and_stale_subscriptions_are_ended(
     assert len(_subs(sim, smtp)) == 1
 
 
+def test_a_refused_subscription_is_not_asked_again_at_once(
+    sim: EwsSim, world: tuple[Services, MailboxKey, str, Clock]
+) -> None:
+    """A subscription the server refuses (its calendar denied) is tried again only after
+    STALE_AFTER, not at every poll run."""
+    svc, _, smtp, clock = world
+    sim.knob("deny-calendar", smtp=smtp)
+    assert ews_push.run_ensure(svc) == 0
+    asked = sim.calls().get("GetFolder", 0)
+    ews_push.run_ensure(svc)
+    assert sim.calls().get("GetFolder", 0) == asked
+    sim.knob("deny-calendar", smtp=smtp, denied=False)
+    clock.now += ews_push.STALE_AFTER
+    assert ews_push.run_ensure(svc) >= 1
+    assert len(_subs(sim, smtp)) == 1
+
+
 NOTE = (
     '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" '
     'xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" '
