@@ -74,7 +74,9 @@ def receiver(sim: EwsSim) -> Iterator[tuple[str, dict[str, Services]]]:
         app,
         host="127.0.0.1",
         port=port,
-        log_level="warning",
+        # No logging setup: uvicorn's would set its loggers' levels for the whole test session.
+        log_config=None,
+        access_log=False,
         ssl_certfile=sim.host_cert_path,
         ssl_keyfile=sim.host_key_path,
         timeout_graceful_shutdown=1,
