@@ -84,6 +84,25 @@ async def lifecycle(req: func.HttpRequest) -> func.HttpResponse:
     return await _graph_callback(req, "lifecycle")
 
 
+@app.function_name("ews_notifications")
+@app.route(
+    route="ews/notifications/{tenant}/{user}",
+    methods=["POST"],
+    auth_level=func.AuthLevel.ANONYMOUS,
+)
+def ews_notifications(req: func.HttpRequest) -> func.HttpResponse:
+    """EWS push notifications (anonymous: Exchange sends no keys; the subscription id is
+    checked against the mailbox's): a hint that queues a round, answered in SOAP."""
+    from shared.services.ews_push import run_notification
+
+    try:
+        tenant, user = req.route_params.get("tenant", ""), req.route_params.get("user", "")
+        status, body = run_notification(_services(), tenant, user, req.get_body())
+        return func.HttpResponse(body, status_code=status, mimetype="text/xml", charset="utf-8")
+    except Exception as exc:
+        return web.error_response(exc)
+
+
 @app.function_name("mailboxes_list")
 @app.route(route="mailboxes", methods=["GET"])
 def mailboxes_list(req: func.HttpRequest) -> func.HttpResponse:

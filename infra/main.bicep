@@ -73,6 +73,9 @@ param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
 @description('Token scope for Graph, <resource>/.default. Empty: derived from graphBaseUrl (its scheme and host + /.default), which is right for the public and sovereign clouds.')
 param graphScope string = ''
 
+@description('Tenants on Exchange Server on premises (EWS), as a JSON object keyed by tenant id (see docs/deploy.md, "Exchange Server on premises"). Empty: every tenant uses Graph.')
+param mailboxProviders string = ''
+
 @description('Microsoft Entra authority host. Sovereign clouds: https://login.microsoftonline.us, https://login.chinacloudapi.cn.')
 param authorityHost string = 'https://login.microsoftonline.com'
 
@@ -214,6 +217,7 @@ module functionApp 'app/function.bicep' = {
     changesRetentionDays: changesRetentionDays
     graphBaseUrl: graphBaseUrl
     graphScope: graphScope
+    mailboxProviders: mailboxProviders
     authorityHost: authorityHost
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB

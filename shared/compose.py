@@ -26,6 +26,8 @@ from shared.names import ICALUIDS_TABLE, LOG_TABLE
 from shared.settings import Settings
 
 if TYPE_CHECKING:
+    from shared.adapters.ews_exchangelib import EwsSource
+    from shared.adapters.ews_push_tables import PushTable
     from shared.adapters.feed_tables import ChangeLog
     from shared.adapters.graph_httpx import GraphClient
     from shared.adapters.icaluid_tables import TableIcalIndex
@@ -100,6 +102,9 @@ class Services:
     # The write API's records and its retry queue (services.writes); None: writes refused.
     writes: WriteStore | None = None
     write_queue: WriteQueue | None = None
+    # The EWS page source, when a tenant is on Exchange Server (MAILBOX_PROVIDERS).
+    ews: EwsSource | None = None
+    ews_push: PushTable | None = None  # the EWS mailboxes' push subscriptions
 
     def now(self) -> datetime:
         return self.clock()
@@ -207,6 +212,15 @@ def build_services(
     )
     redact.install()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Graph call is noise
+    ews, ews_push = None, None
+    if settings.ews_tenants:
+        from shared.adapters.ews_exchangelib import EwsSource  # exchangelib itself loads later
+        from shared.adapters.ews_push_tables import EWS_PUSH_TABLE, PushTable
+
+        ews = EwsSource(secrets, ca_bundle=settings.ca_bundle)
+        ews_push = PushTable(clients.table(EWS_PUSH_TABLE))
+        if ensure:
+            ews_push.ensure()
     return Services(
         settings=settings,
         state=state,
@@ -225,6 +239,8 @@ def build_services(
         sender=WebhookSender(hooks_http),
         writes=WriteStore(clients),
         write_queue=WriteQueue(clients),
+        ews=ews,
+        ews_push=ews_push,
     )
 
 

@@ -19,9 +19,15 @@
           ├── DeltaExpired            no   410 SyncStateNotFound: resync the window from scratch
           ├── SubscriptionGone        no   404 on a subscription: create a new one, don't retry
           ├── WriteConflict           no   412 on a write: the event changed since the changeKey
-                                           sent (HTTP 409 with the current version): re-read
-          └── GraphProtocolError      no   an answer we cannot use (malformed page, no delta
-                                           link, runaway paging): a bug to report, not to retry
+          │                                sent (HTTP 409 with the current version): re-read
+          ├── GraphProtocolError      no   an answer we cannot use (malformed page, no delta
+          │                                link, runaway paging): a bug to report, not to retry
+          └── ExchangeError           no   Exchange Server (EWS) refused: 401, impersonation
+               │                           denied, no such mailbox (graph_code: EWS's code)
+               └── ExchangeUnreachable yes no answer, or a broken one (DNS, TLS, SOAP)
+
+An EWS mailbox reuses Throttled (ErrorServerBusy, BackOffMilliseconds as retry_after) and
+DeltaExpired (ErrorInvalidSyncStateData), so the sync engine treats both providers alike.
 
 `transient` (a class attribute) says whether the same call is worth retrying later unchanged.
 A failed sync round re-queues its request whatever the error (core.rounds.plan_recovery: backoff
@@ -236,3 +242,18 @@ class GraphProtocolError(GraphError):
     answer: the cursor is not advanced and the round is recorded as failed; report it."""
 
     code = "graph_protocol_error"
+
+
+class ExchangeError(GraphError):
+    """Exchange Server answered EWS with an error; `graph_code` is EWS's ResponseCode (or
+    `Unauthorized` for a 401). The message names the fix."""
+
+    code = "exchange_error"
+
+
+class ExchangeUnreachable(ExchangeError):
+    """No usable answer from the EWS endpoint (DNS, connection, TLS, a malformed SOAP answer):
+    retry later; the test connection names which."""
+
+    code = "exchange_unreachable"
+    transient = True

@@ -16,6 +16,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from shared.errors import ConfigError
+from shared.ews_settings import EwsSettings, parse_providers
 
 CredentialType = Literal["secret", "certificate", "managed_identity"]
 CREDENTIAL_TYPES: tuple[CredentialType, ...] = ("secret", "certificate", "managed_identity")
@@ -129,8 +130,8 @@ SETTINGS: tuple[SettingDoc, ...] = (
     SettingDoc(
         "CA_BUNDLE",
         "",
-        "Path to a PEM CA bundle trusted for Graph, Entra and Key Vault "
-        "calls (local simulator only). Empty: the system's trust store.",
+        "Path to a PEM CA bundle trusted for Graph, Entra, Key Vault and EWS "
+        "calls (local simulators only). Empty: the system's trust store.",
     ),
     SettingDoc(
         "PUBLIC_BASE_URL",
@@ -138,6 +139,14 @@ SETTINGS: tuple[SettingDoc, ...] = (
         "Public https base URL of this app that Graph calls back "
         "(…/api/notifications, …/api/lifecycle); plain http only for a loopback host "
         "(localhost, 127.0.0.1, ::1). Empty: mailboxes sync in poll mode.",
+    ),
+    SettingDoc(
+        "MAILBOX_PROVIDERS",
+        "",
+        "JSON object keyed by tenant id: which tenants are Exchange Server on premises reached "
+        'through EWS (`{"<tenant>": {"provider": "ews", "ewsUrl": "https://…/EWS/Exchange.asmx", '
+        '"exchangeVersion": "Exchange2016", "auth": "NTLM", "username": "DOMAIN\\svc", '
+        '"passwordSecretName": "ews-password"}}`). Empty, or a tenant not named: Graph.',
     ),
     SettingDoc(
         "AzureWebJobsStorage",
@@ -222,6 +231,11 @@ class Settings:
     appinsights_authentication: str = ""
     storage: StorageSettings = field(default_factory=StorageSettings)
     managed_identity_client_id: str | None = None
+    ews_tenants: tuple[EwsSettings, ...] = ()
+
+    def ews_for(self, tenant_id: str) -> EwsSettings | None:
+        """The tenant's EWS settings when its mailboxes are on Exchange Server, else None."""
+        return next((e for e in self.ews_tenants if e.tenant_id == tenant_id.lower()), None)
 
     @property
     def graph_scope(self) -> str:
@@ -341,6 +355,7 @@ class Settings:
             )
 
         storage = _storage(env, problems)
+        ews_tenants = parse_providers(get("MAILBOX_PROVIDERS"), tenants, problems)
         if problems:
             raise ConfigError(problems)
         return cls(
@@ -364,6 +379,7 @@ class Settings:
             appinsights_authentication=get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"),
             storage=storage,
             managed_identity_client_id=get("AZURE_CLIENT_ID") or None,
+            ews_tenants=ews_tenants,
         )
 
 

@@ -55,6 +55,12 @@ EXPECTED = {
         "methods": ["POST"],
         "authLevel": "anonymous",
     },
+    "ews_notifications": {
+        "type": "httpTrigger",
+        "route": "ews/notifications/{tenant}/{user}",
+        "methods": ["POST"],
+        "authLevel": "anonymous",
+    },
     "mailboxes_list": {
         "type": "httpTrigger",
         "route": "mailboxes",

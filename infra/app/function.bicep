@@ -90,6 +90,9 @@ param graphBaseUrl string
 @description('Token scope for Graph (<resource>/.default); empty: derived from graphBaseUrl.')
 param graphScope string
 
+@description('Tenants on Exchange Server (EWS), JSON keyed by tenant id; empty: all Graph.')
+param mailboxProviders string
+
 @description('Microsoft Entra authority host.')
 param authorityHost string
 
@@ -227,6 +230,8 @@ var appSettings = {
   AUTHORITY_HOST: authorityHost
   // Where Graph calls back: PUBLIC_BASE_URL/api/notifications and /api/lifecycle.
   PUBLIC_BASE_URL: publicBaseUrl
+  // Which tenants are Exchange Server on premises, reached through EWS (JSON; empty: Graph).
+  MAILBOX_PROVIDERS: mailboxProviders
   // Identity-based storage for the host and the app: the account (no connection string, no key),
   AzureWebJobsStorage__accountName: storage.name
   // reached with a managed identity,

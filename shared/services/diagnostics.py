@@ -54,6 +54,11 @@ def run_test_connection(svc: Services, tenant_id: str, mailbox: str = "") -> dx.
     settings = _timed("settings", lambda: _settings(svc, tenant))
     if settings.status == "failed":
         return dx.Report(tenant, mailbox, (settings,))
+    ews = svc.settings.ews_for(tenant)
+    if ews is not None:  # Exchange Server on premises: the EWS steps instead of Entra's
+        from shared.services.diagnostics_ews import run_ews_steps
+
+        return dx.Report(tenant, mailbox, tuple(run_ews_steps(svc, ews, mailbox, settings, _timed)))
     credential = _timed("credential", lambda: _credential(svc))
     steps = [settings, credential]
     token_holder: list[str] = []

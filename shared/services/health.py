@@ -103,6 +103,7 @@ def run_health(
         "key_vault": bool(settings.key_vault_url),
         "credential_type": settings.credential_type,
         "webhooks": bool(settings.public_base_url),
+        "ews_tenants": len(settings.ews_tenants),
     }
     storage = _check_storage(settings)
     body["storage"] = storage
@@ -110,7 +111,10 @@ def run_health(
     if not ok:
         body["status"] = "unhealthy"
         return HealthReport(False, body)
-    tokens = token_check(settings).report(settings.tenant_ids)
+    # Entra tokens for the Graph tenants only: an EWS tenant's server is checked by the test
+    # connection (POST /api/diagnostics/test-connection), not by an anonymous probe.
+    graph_tenants = [t for t in settings.tenant_ids if settings.ews_for(t) is None]
+    tokens = token_check(settings).report(graph_tenants)
     body["credentials"] = tokens
     tokens_ok = all(t["ok"] for t in tokens.values())
     expiry = _credential_expiry(settings)

@@ -13,6 +13,7 @@ from typing import Any
 from shared.compose import Services
 from shared.core import lifecycle as lc
 from shared.core.entity import join_properties
+from shared.core.ews import ews_user_id
 from shared.core.graph import user_lookup
 from shared.core.graph_types import decode_user
 from shared.core.model import MailboxKey, Trigger
@@ -36,7 +37,10 @@ def _tenant(svc: Services, tenant_id: str) -> str:
 
 
 def _resolve_user(svc: Services, tenant: str, user: str) -> tuple[str, str]:
-    """(object id, UPN) of a user given by id or UPN, asked of Graph (NotFoundError if none)."""
+    """(object id, UPN) of a user given by id or UPN, asked of Graph (NotFoundError if none);
+    on Exchange Server (EWS) the mailbox's SMTP address and an id derived from it."""
+    if svc.settings.ews_for(tenant) is not None:
+        return ews_user_id(user), user.strip().lower()
     found = decode_user(svc.graph.send(user_lookup(tenant, user)))
     return found.id.lower(), found.user_principal_name or user
 
@@ -65,6 +69,8 @@ def enrol(
     except NotFoundError:
         existing = None
     options = parse_options(body, existing.options if existing else None)
+    if svc.settings.ews_for(tenant) is not None and options.mode != "poll":
+        options = replace(options, mode="poll")  # EWS mailboxes are polled (SyncFolderItems)
     now = svc.now()
     if existing is None:
         user_id, upn = _resolve_user(svc, tenant, user)

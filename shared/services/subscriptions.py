@@ -319,6 +319,8 @@ def _delete_graph_orphans(svc: Services, desired: set[MailboxKey]) -> int:
     on_record = {MailboxKey(s.tenant_id, s.user_id) for s in records}
     deleted = 0
     for tenant_id in svc.settings.tenant_ids:
+        if svc.settings.ews_for(tenant_id) is not None:
+            continue  # Exchange Server on premises: no Graph subscriptions there
         try:
             listed = _list_graph_subscriptions(svc, tenant_id)
         except (GraphError, TokenError) as exc:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from shared.core import lifecycle as lc
 from shared.core.graph import delta_follow, delta_start, series_master_get
 from shared.core.model import (
     DeltaItem,
+    DeltaPageData,
     MirrorEvent,
     StoredVersion,
     SyncRequest,
@@ -297,16 +299,12 @@ def _follow(
 ) -> SyncOutcome:
     """Follow the delta pages to the end, renewing the lease after each page applied; the
     outcome carries the new delta link."""
-    key, body_type = mailbox.key, mailbox.options.body_type
+    key = mailbox.key
     mirror = svc.state.stored_versions(key) if full else None
     seen: set[str] = set()
     touched: set[str] = set()  # series whose instances changed: their masters are fetched
     upserts = deletes = pages = added = 0
-    if full or not delta_link:
-        first = delta_start(key, window, body_type=body_type)
-    else:
-        first = delta_follow(key, delta_link, body_type=body_type)
-    for pages, page in enumerate(iter_delta_pages(first, svc.graph.send, max_pages=MAX_PAGES), 1):
+    for pages, page in enumerate(_pages(svc, mailbox, delta_link, window, full=full), 1):
         ids = [item.event_id for item in page.items]
         if mirror is not None:
             stored = {i: mirror[i] for i in ids if i in mirror}
@@ -325,17 +323,22 @@ def _follow(
         added += sum(1 for ev in plan.upserts if ev.event_id not in stored)
         if page.delta_link:
             drift, total = 0, None
+            # Graph's delta never lists masters: the round fetches them (a full round checks
+            # every master it holds). EWS pages carry a series' master with its instances.
+            graph = svc.settings.ews_for(key.tenant_id) is None
             if mirror is not None:
-                # Delta never lists masters: a full round checks every master it holds.
-                masters = {i for i, v in mirror.items() if v.kind == "seriesMaster"}
+                masters = (
+                    {i for i, v in mirror.items() if v.kind == "seriesMaster"} if graph else set()
+                )
                 touched |= masters
                 stale = plan_full_diff(seen | masters, set(mirror))
                 mirror_writes.delete_ids(svc, mailbox, mirror, stale)
                 for gone in stale:
                     mirror.pop(gone, None)
                 deletes += len(stale)
-            more, fewer, new = _refresh_masters(svc, mailbox, touched, mirror)
-            upserts, deletes, added = upserts + more, deletes + fewer, added + new
+            if graph:
+                more, fewer, new = _refresh_masters(svc, mailbox, touched, mirror)
+                upserts, deletes, added = upserts + more, deletes + fewer, added + new
             if mirror is not None:
                 drift = upserts + deletes if count_drift else 0
                 total = len(mirror)
@@ -401,6 +404,30 @@ def _refresh_masters(
                 mirror.pop(gone, None)
         upserts, deletes = upserts + len(plan.upserts), deletes + len(plan.deletes)
     return upserts, deletes, added
+
+
+def _pages(
+    svc: Services, mailbox: MailboxRecord, delta_link: str, window: Window, *, full: bool
+) -> Iterator[DeltaPageData]:
+    """The round's pages from the mailbox's provider: EWS (SyncFolderItems, then a
+    CalendarView) for a tenant on Exchange Server, else Graph's calendarView/delta."""
+    key, body_type = mailbox.key, mailbox.options.body_type
+    ews = svc.settings.ews_for(key.tenant_id)
+    if ews is not None and svc.ews is not None:
+        return svc.ews.iter_pages(
+            ews,
+            mailbox.upn,
+            delta_link,
+            window,
+            full=full,
+            body_type=body_type,
+            mirror_ids=lambda: svc.state.stored_versions(key),
+        )
+    if full or not delta_link:
+        first = delta_start(key, window, body_type=body_type)
+    else:
+        first = delta_follow(key, delta_link, body_type=body_type)
+    return iter_delta_pages(first, svc.graph.send, max_pages=MAX_PAGES)
 
 
 def _lifecycle_step(

@@ -16,7 +16,7 @@ from shared.compose import Services
 from shared.core import lifecycle as lc
 from shared.core.model import Trigger
 from shared.errors import CalsyncError, TokenError
-from shared.services import credential_watch, feed, oplog, subscriptions
+from shared.services import credential_watch, ews_push, feed, oplog, subscriptions
 from shared.services.lifecycle import advance, queue_sync, restore_credentials
 
 log = logging.getLogger("calsync.timers")
@@ -27,6 +27,7 @@ def run_poll(svc: Services) -> dict[str, int]:
     subscribing fallbacks."""
     counts = {"polled": 0, "resubscribed": 0, "recreated": subscriptions.recreate_expired(svc)}
     counts["restored"] = _heal_credentials(svc)
+    counts["ews_subscribed"] = ews_push.run_ensure(svc)  # push hints for EWS mailboxes
     now = svc.now()
     for mailbox in svc.state.list_mailboxes():
         if not mailbox.enabled:
