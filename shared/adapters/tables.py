@@ -313,6 +313,7 @@ class TableState:
         *,
         at: datetime,
         mailbox_ref: str = "",
+        origin: tuple[str, str] | None = None,
     ) -> list[ChangeEvent]:
         """Write `changes` (an upsert of the event in `upserts` with its id, or a delete) and
         their change events together: each batch transaction holds the event rows, one outbox
@@ -362,6 +363,8 @@ class TableState:
                     changed_fields=planned.changed_fields,
                     event=planned.event,
                     mailbox_ref=mailbox_ref,
+                    write_key=origin[0] if origin else "",
+                    writer=origin[1] if origin else "",
                 )
                 actions.append(op)
                 actions.append(

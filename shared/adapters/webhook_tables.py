@@ -69,6 +69,7 @@ def _subscriber(entity: Any) -> Subscriber:
             tuple(data.get("tenants", ())),
             tuple(data.get("mailboxes", ())),
             tuple(data.get("types", ())),
+            tuple(data.get("excludeWriters", ())),
         ),
         description=str(entity.get("description", "")),
         created_at=entity.get("created_at"),

@@ -86,6 +86,9 @@ class Filter:
     tenants: tuple[str, ...] = ()
     mailboxes: tuple[str, ...] = ()
     types: tuple[str, ...] = ()
+    # Writers (the `writer` of calsync writes) whose own changes this subscriber does not get:
+    # a system syncing both ways through calsync never receives the echo of its writes.
+    exclude_writers: tuple[str, ...] = ()
 
     def matches_mailbox(self, tenant_id: str, user_id: str) -> bool:
         return (not self.tenants or tenant_id.lower() in self.tenants) and (
@@ -93,8 +96,10 @@ class Filter:
         )
 
     def matches(self, change: ChangeEvent) -> bool:
-        return self.matches_mailbox(change.tenant_id, change.user_id) and (
-            not self.types or change.type in self.types
+        return (
+            self.matches_mailbox(change.tenant_id, change.user_id)
+            and (not self.types or change.type in self.types)
+            and not (change.writer and change.writer.lower() in self.exclude_writers)
         )
 
     def to_json(self) -> dict[str, list[str]]:
@@ -102,6 +107,7 @@ class Filter:
             "tenants": list(self.tenants),
             "mailboxes": list(self.mailboxes),
             "types": list(self.types),
+            "excludeWriters": list(self.exclude_writers),
         }
 
 
@@ -131,15 +137,22 @@ def parse_filter(data: Any, tenant_ids: Sequence[str]) -> Filter:
         return Filter()
     if not isinstance(data, dict):
         raise InputError("filter must be an object with tenants, mailboxes and types lists")
-    extra = sorted(set(data) - {"tenants", "mailboxes", "types"})
+    extra = sorted(set(data) - {"tenants", "mailboxes", "types", "excludeWriters"})
     if extra:
-        raise InputError(f"filter.{extra[0]} is not a filter field (tenants, mailboxes, types)")
+        raise InputError(
+            f"filter.{extra[0]} is not a filter field (tenants, mailboxes, types, excludeWriters)"
+        )
     tenants = _names(data, "tenants", None)
     known = {t.lower() for t in tenant_ids}
     strangers = [t for t in tenants if t not in known]
     if strangers:
         raise InputError(f"filter.tenants has {', '.join(strangers)}, not one of TENANT_IDS")
-    return Filter(tenants, _names(data, "mailboxes", None), _names(data, "types", CHANGE_TYPES))
+    return Filter(
+        tenants,
+        _names(data, "mailboxes", None),
+        _names(data, "types", CHANGE_TYPES),
+        _names(data, "excludeWriters", None),
+    )
 
 
 def _is_loopback(host: str) -> bool:

@@ -37,9 +37,13 @@ def apply_items(
     mailbox: MailboxRecord,
     items: Sequence[DeltaItem],
     stored: Mapping[str, StoredVersion] | None = None,
+    *,
+    origin: tuple[str, str] | None = None,
 ) -> tuple[PagePlan, list[ChangeEvent]]:
     """Plan `items` against the mirror (`stored` id -> version when the caller holds it, else
-    read for these ids), write the plan with its change events, and relay them."""
+    read for these ids), write the plan with its change events, and relay them. `origin`:
+    (write key, writer) of the calsync write these items are the answer of, carried by every
+    change event they make (so the feed can keep a writer's own changes from it)."""
     key = mailbox.key
     ids = [item.event_id for item in items]
     for attempt in range(1, PLAN_ATTEMPTS + 1):
@@ -53,6 +57,7 @@ def apply_items(
                 plan.changes,
                 at=svc.now(),
                 mailbox_ref=mailbox.options.reference,
+                origin=origin,
             )
         except StateConflict:
             if attempt == PLAN_ATTEMPTS:

@@ -107,7 +107,8 @@ def mirror_write(
     else:
         items = [DeltaItem(str(event["id"]), dict(event))]
         versions = [(str(event["id"]), str(event.get("changeKey", "")))]
-    mirror.apply_items(svc, mailbox, items)
+    origin = (record.idempotency_key or record.write_id, record.request.writer)
+    mirror.apply_items(svc, mailbox, items, origin=origin)
     store.record_written(
         mailbox.key,
         versions,

@@ -19,6 +19,7 @@ from shared.core.entity import join_properties
 from shared.core.graph import event_get
 from shared.core.model import MailboxKey, SyncRequest, Trigger
 from shared.core.rounds import stamp_request
+from shared.core.webhooks import Filter
 from shared.core.writes import ORIGIN_PROPERTY, origin_of
 from shared.errors import IdempotencyMismatch, InputError, NotFoundError, WriteConflict
 from shared.secrets import EnvSecrets
@@ -403,3 +404,23 @@ def test_bad_input_and_unknown_mailbox_call_no_graph(
     assert _requests(sim, key) == before
     with pytest.raises(NotFoundError):
         writes.get_write(svc, "0" * 32)
+
+
+def test_a_write_reaches_the_feed_once_marked_with_its_origin(
+    world: tuple[Services, MailboxKey, str],
+) -> None:
+    """A create through calsync is one change event carrying the write's key and writer; the
+    next delta round of the same version adds none, and a subscriber that excludes the writer
+    does not match it while others do (no echo loop)."""
+    svc, key, _ = world
+    view, _ = _write(
+        svc, key, {"action": "create", "event": _event("Booked"), "writer": "helpdesk"}, "b-1"
+    )
+    assert run_sync_request(svc, _poll(svc, key)).result.startswith("ok")
+    assert svc.changes is not None
+    mine = [c for c in svc.changes.read_after(key, limit=1000) if c.event_id == view["eventId"]]
+    assert [(c.type, c.write_key, c.writer) for c in mine] == [("created", "b-1", "helpdesk")]
+    assert mine[0].to_json()["origin"] == {"writeKey": "b-1", "writer": "helpdesk"}
+    assert not Filter(exclude_writers=("helpdesk",)).matches(mine[0])
+    assert Filter(exclude_writers=("crm",)).matches(mine[0])
+    assert Filter().matches(mine[0])
