@@ -267,6 +267,63 @@ def events_by_ical_uid(req: func.HttpRequest) -> func.HttpResponse:
         return web.error_response(exc)
 
 
+@app.function_name("mailbox_calendars")
+@app.route(route="mailboxes/{tenant}/{user}/calendars", methods=["GET"])
+def mailbox_calendars(req: func.HttpRequest) -> func.HttpResponse:
+    """The mailbox's calendars live from Graph: owner, default, what the app may do."""
+    from shared.services import connector
+
+    try:
+        tenant, user = req.route_params["tenant"], req.route_params["user"]
+        return web.json_response(connector.calendars(_services(), tenant, user))
+    except Exception as exc:
+        return web.error_response(exc)
+
+
+@app.function_name("mailbox_live")
+@app.route(route="mailboxes/{tenant}/{user}/live", methods=["GET"])
+def mailbox_live(req: func.HttpRequest) -> func.HttpResponse:
+    """The mailbox's events in ?start=&end= live from Graph (not the mirror)."""
+    from shared.services import connector
+
+    try:
+        tenant, user = req.route_params["tenant"], req.route_params["user"]
+        result = connector.live_events(
+            _services(), tenant, user, req.params.get("start"), req.params.get("end")
+        )
+        return web.json_response(result)
+    except Exception as exc:
+        return web.error_response(exc)
+
+
+@app.function_name("mailbox_live_event")
+@app.route(route="mailboxes/{tenant}/{user}/live/{event}", methods=["GET"])
+def mailbox_live_event(req: func.HttpRequest) -> func.HttpResponse:
+    """One event of the mailbox live from Graph."""
+    from shared.services import connector
+
+    try:
+        tenant, user = req.route_params["tenant"], req.route_params["user"]
+        event = req.route_params["event"]
+        return web.json_response(connector.live_event(_services(), tenant, user, event))
+    except Exception as exc:
+        return web.error_response(exc)
+
+
+@app.function_name("mailbox_graph")
+@app.route(route="mailboxes/{tenant}/{user}/graph", methods=["POST"])
+def mailbox_graph(req: func.HttpRequest) -> func.HttpResponse:
+    """A raw Graph request within the mailbox: {method, path, query?, body?, caller?}; Graph's
+    status and body come back in the answer (`status`, `body`, `retryAfter`)."""
+    from shared.services import connector
+
+    try:
+        tenant, user = req.route_params["tenant"], req.route_params["user"]
+        return web.json_response(connector.raw(_services(), tenant, user, web.json_body(req)))
+    except Exception as exc:
+        return web.error_response(exc)
+
+
 @app.function_name("now")
 @app.route(route="now", methods=["POST"])
 def now(req: func.HttpRequest) -> func.HttpResponse:

@@ -121,6 +121,14 @@ class IdempotencyMismatch(InputError):
     code = "idempotency_key_reused"
 
 
+class ForbiddenError(CalsyncError):
+    """A request this app will not make on the caller's behalf (a raw Graph path outside the
+    enrolled mailbox, a method not allowed): 403 naming the rule."""
+
+    http_status = 403
+    code = "forbidden"
+
+
 class NotFoundError(CalsyncError):
     """The requested resource does not exist."""
 

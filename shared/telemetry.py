@@ -50,6 +50,7 @@ DIMENSIONS = frozenset(
         "state",
         "lifecycle_event",
         "error_code",
+        "caller",  # who made a connector's raw Graph request (their own name for themselves)
         "items",
         "queued",
         "ignored",

@@ -173,6 +173,30 @@ EXPECTED = {
         "schedule": "20 */5 * * * *",
         "runOnStartup": "False",
     },
+    "mailbox_calendars": {
+        "type": "httpTrigger",
+        "route": "mailboxes/{tenant}/{user}/calendars",
+        "methods": ["GET"],
+        "authLevel": "function",
+    },
+    "mailbox_live": {
+        "type": "httpTrigger",
+        "route": "mailboxes/{tenant}/{user}/live",
+        "methods": ["GET"],
+        "authLevel": "function",
+    },
+    "mailbox_live_event": {
+        "type": "httpTrigger",
+        "route": "mailboxes/{tenant}/{user}/live/{event}",
+        "methods": ["GET"],
+        "authLevel": "function",
+    },
+    "mailbox_graph": {
+        "type": "httpTrigger",
+        "route": "mailboxes/{tenant}/{user}/graph",
+        "methods": ["POST"],
+        "authLevel": "function",
+    },
     "mailbox_writes": {
         "type": "httpTrigger",
         "route": "mailboxes/{tenant}/{user}/writes",

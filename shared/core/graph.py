@@ -37,7 +37,9 @@ from shared.errors import (
 )
 
 #: What a request addresses, so that a 404 means the right thing.
-Kind = Literal["delta", "subscription", "subscriptions", "user", "calendar", "event", "application"]
+Kind = Literal[
+    "delta", "subscription", "subscriptions", "user", "calendar", "event", "application", "raw"
+]
 
 PAGE_SIZE = 100  # Outlook's largest page for calendarView/delta (odata.maxpagesize)
 CHANGE_TYPES = "created,updated,deleted"
@@ -244,6 +246,57 @@ def application_credentials(tenant_id: str, client_id: str) -> GraphRequest:
         tenant_id,
         "application",
         query=(("$select", "passwordCredentials,keyCredentials"),),
+    )
+
+
+def calendars_list(key: MailboxKey) -> GraphRequest:
+    """Every calendar of the mailbox with its owner and what the app may do in it.
+    https://learn.microsoft.com/graph/api/user-list-calendars"""
+    return GraphRequest(
+        "GET",
+        f"users/{key.user_id}/calendars",
+        key.tenant_id,
+        "calendar",
+        query=(
+            (
+                "$select",
+                "id,name,owner,isDefaultCalendar,canEdit,canShare,canViewPrivateItems,color",
+            ),
+            ("$top", "100"),
+        ),
+        mailbox=key.user_id,
+    )
+
+
+def calendar_view_live(key: MailboxKey, window: Window, *, body_type: BodyType) -> GraphRequest:
+    """The mailbox's events in `window`, live from Graph (instances, not masters), UTC.
+    https://learn.microsoft.com/graph/api/user-list-calendarview"""
+    return GraphRequest(
+        "GET",
+        f"users/{key.user_id}/calendarView",
+        key.tenant_id,
+        "event",
+        query=(
+            ("startDateTime", iso_utc(window.start)),
+            ("endDateTime", iso_utc(window.end)),
+            ("$top", str(PAGE_SIZE)),
+        ),
+        headers=_event_headers(body_type),
+        mailbox=key.user_id,
+    )
+
+
+def raw_request(
+    key: MailboxKey,
+    method: str,
+    path: str,
+    query: tuple[tuple[str, str], ...],
+    body: Mapping[str, Any] | None,
+) -> GraphRequest:
+    """A connector's raw call, already checked by core.connector (a path of this mailbox, an
+    allowed method); its answer is passed through (decipher returns status and body)."""
+    return GraphRequest(
+        method, path, key.tenant_id, "raw", query=query, body=body, mailbox=key.user_id
     )
 
 
@@ -484,6 +537,8 @@ def decipher(
     """The parsed JSON of a 2xx answer (None for 204 or an empty body), or the project error the
     answer means, in Graph's own precedence: 401, throttling, expired delta, gone, 5xx, other."""
     what = f"Graph {request.describe()} answered {status}"
+    if request.kind == "raw" and status != 401:  # a connector's call: its answer as it came
+        return _raw_answer(status, headers, body)
     if 200 <= status < 300:
         if status == 204 or not body.strip():
             return None
@@ -533,6 +588,21 @@ def decipher(
             f"{what} {code}: {message}; retry later", status=status, graph_code=code
         )
     raise GraphError(f"{what} {code}: {message}", status=status, graph_code=code)
+
+
+def _raw_answer(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+    """A raw call's answer as it came: status, JSON body (or text), Retry-After when given."""
+    parsed: Any = None
+    if body.strip():
+        try:
+            parsed = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            parsed = body.decode("utf-8", "replace")[:4096]
+    answer: dict[str, Any] = {"status": status, "body": parsed}
+    retry_after = _header(headers, "Retry-After")
+    if retry_after:
+        answer["retryAfter"] = retry_after
+    return answer
 
 
 def _event_error(request: GraphRequest, status: int, code: str, message: str) -> None:

@@ -56,6 +56,7 @@ from shared.errors import (
     DeltaExpired,
     GraphError,
     GraphProtocolError,
+    NotFoundError,
     StateConflict,
     StorageError,
     Throttled,
@@ -384,6 +385,8 @@ def _refresh_masters(
             request = series_master_get(key, master_id, body_type=mailbox.options.body_type)
             try:
                 event = svc.graph.send(request)
+            except NotFoundError:
+                pass  # the series is gone: its master goes too
             except GraphError as exc:
                 if exc.status != 404:
                     raise
