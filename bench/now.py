@@ -9,13 +9,15 @@ POSTs of /api/now naming every mailbox (each answer read from the mirror: one ma
 query per tenant, one bounded events query per mailbox), then as many repeats with the answer's
 latest ETag in If-None-Match, as a console refreshing would send (304, no body, unless an event
 began or ended meanwhile; the server still reads the mirror, the client is spared the bytes).
-Reported: p50/p99 of each, the answer's size, and how many repeats were 304.
+Then today's agenda (`GET /api/mailboxes/{tenant}/{user}/agenda`, the mailbox's day in its
+zone) `--requests` times, cycling over the mailboxes, and as many repeats with each mailbox's
+ETag in If-None-Match. Reported: p50/p99 of each, the answer's size, and how many repeats
+were 304.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -24,8 +26,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import table, write_json  # (it puts the repository on sys.path too)
 
 
 def _args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -102,6 +105,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
                 not_modified += again.status_code == 304
                 if again.status_code == 200:  # "now" moved on (an event began or ended)
                     etag = again.headers["etag"]
+            agenda = _agenda(api, stack.tenant_id, users, args.requests)
     result = {
         "mailboxes": args.mailboxes,
         "requests": args.requests,
@@ -112,11 +116,71 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         "repeat_304": not_modified,
         "repeat_p50_ms": _ms(repeat, 0.5),
         "repeat_p99_ms": _ms(repeat, 0.99),
+        "agenda": agenda,
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    a = agenda
+    table(
+        f"read API through the dev host: {args.mailboxes} mailboxes, {args.requests} requests each",
+        ["request", "p50 ms", "p99 ms", "bytes", "304s"],
+        [
+            [
+                f"POST /api/now ({args.mailboxes} mailboxes)",
+                result["p50_ms"],
+                result["p99_ms"],
+                size,
+                "",
+            ],
+            [
+                "  again with If-None-Match",
+                result["repeat_p50_ms"],
+                result["repeat_p99_ms"],
+                0,
+                f"{not_modified}/{args.requests}",
+            ],
+            ["GET agenda (one mailbox, today)", a["p50_ms"], a["p99_ms"], a["answer_bytes"], ""],
+            [
+                "  again with If-None-Match",
+                a["repeat_p50_ms"],
+                a["repeat_p99_ms"],
+                0,
+                f"{a['repeat_304']}/{args.requests}",
+            ],
+        ],
+    )
+    write_json(args.json, "now", vars(args), result)
     return result
+
+
+def _agenda(api: Any, tenant: str, users: list[str], requests: int) -> dict[str, Any]:
+    """Today's agenda of one mailbox per request (cycling), then the repeats with ETags."""
+    full: list[float] = []
+    repeat: list[float] = []
+    etags: dict[str, str] = {}
+    size = 0
+    not_modified = 0
+    for n in range(requests):
+        user = users[n % len(users)]
+        began = time.perf_counter()
+        answer = api.get(f"/mailboxes/{tenant}/{user}/agenda")
+        full.append(time.perf_counter() - began)
+        answer.raise_for_status()
+        etags[user], size = answer.headers["etag"], len(answer.content)
+    for n in range(requests):
+        user = users[n % len(users)]
+        began = time.perf_counter()
+        again = api.get(
+            f"/mailboxes/{tenant}/{user}/agenda", headers={"If-None-Match": etags[user]}
+        )
+        repeat.append(time.perf_counter() - began)
+        not_modified += again.status_code == 304
+    return {
+        "answer_bytes": size,
+        "p50_ms": _ms(full, 0.5),
+        "p99_ms": _ms(full, 0.99),
+        "repeat_304": not_modified,
+        "repeat_p50_ms": _ms(repeat, 0.5),
+        "repeat_p99_ms": _ms(repeat, 0.99),
+    }
 
 
 if __name__ == "__main__":
