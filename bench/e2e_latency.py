@@ -113,9 +113,10 @@ def _poller(
         (start - timedelta(weeks=4)).strftime(fmt),
         (start + timedelta(weeks=52)).strftime(fmt),
     )
-    # The token is fetched per poller; the virtual hour or two the timeline spans stays under
-    # its lifetime (3,599 s) for intervals up to 30 min.
-    token = token_for(stack.sim, stack.tenant_id, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
+
+    def token() -> str:
+        return token_for(stack.sim, stack.tenant_id, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
+
     with Poller(interval, stack.sim.graph_base_url, token, stack.sim.ssl_context(), window) as p:
         p.baseline(uid for _, uid in users)
         p.requests = 0

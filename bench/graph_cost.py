@@ -162,7 +162,10 @@ def _poller_day(stack: Any, users: list[tuple[str, str]]) -> float:
         (start - timedelta(weeks=4)).strftime(fmt),
         (start + timedelta(weeks=52)).strftime(fmt),
     )
-    token = token_for(stack.sim, stack.tenant_id, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
+
+    def token() -> str:
+        return token_for(stack.sim, stack.tenant_id, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
+
     with Poller(60, stack.sim.graph_base_url, token, stack.sim.ssl_context(), window) as poller:
         for _ in range(60):
             for _, uid in users:

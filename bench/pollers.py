@@ -3,7 +3,8 @@
 A poller lists each mailbox's `calendarView` every `interval` seconds (60 s, the fastest the
 products allow: "do not set this below 60 seconds, to avoid being banned"; 30 min, "changes may
 take up to 30 minutes") and diffs the listing with its previous one by id and changeKey: that is
-how it learns of a change. It uses a bare httpx client and one app token, paging by 100.
+how it learns of a change. It uses a bare httpx client and an app token (fetched again when
+Graph answers 401, as MSAL-based products do when a token expires), paging by 100.
 
 The interval runs on a virtual clock so that a 30 min poller can be measured in seconds: the
 caller owns the timeline and calls `poll(user, at)` at each of the poller's ticks, after moving
@@ -14,7 +15,7 @@ to the simulator, and its real duration is added to the change's latency.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,7 @@ class Poller:
 
     interval: float
     graph_base_url: str
-    token: str
+    token_source: Callable[[], str]
     verify: Any
     window: tuple[str, str]
     requests: int = 0
@@ -40,11 +41,9 @@ class Poller:
         self._client = httpx.Client(
             verify=self.verify,
             timeout=60,
-            headers={
-                "Authorization": f"Bearer {self.token}",
-                "Prefer": f'odata.maxpagesize={PAGE}, outlook.timezone="UTC"',
-            },
+            headers={"Prefer": f'odata.maxpagesize={PAGE}, outlook.timezone="UTC"'},
         )
+        self._client.headers["Authorization"] = f"Bearer {self.token_source()}"
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -63,8 +62,12 @@ class Poller:
         }
         found: dict[str, str] = {}
         while url:
-            page = self._client.get(url, params=params).raise_for_status().json()
+            answer = self._client.get(url, params=params)
             self.requests += 1
+            if answer.status_code == 401:  # expired (the virtual clock moved): a new token
+                self._client.headers["Authorization"] = f"Bearer {self.token_source()}"
+                continue
+            page = answer.raise_for_status().json()
             found.update({item["id"]: item.get("changeKey", "") for item in page["value"]})
             url, params = page.get("@odata.nextLink"), None
         return found
