@@ -23,6 +23,11 @@ Reported, from the simulator's counters and its subscription list:
 - each timer's run time per invocation, p50/p99/max.
 With `--hosts 2` the PUTs reach both hosts at once: the pacer in shared/core/renewals.py is one
 per process, so the two hosts together may write up to twice its limit.
+
+`--storm` then sends `subscriptionRemoved` for every subscription at once (as Graph does when
+it drops a tenant's subscriptions), so every host's queue workers recreate them together; the
+writes per 20 s and the 429s of that phase are reported apart, until every mailbox has a live
+subscription again (the poll timer, run every 30 virtual seconds, retries the paced ones).
 """
 
 from __future__ import annotations
@@ -53,6 +58,11 @@ def _args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hosts", type=int, default=1)
     p.add_argument("--days", type=float, default=7.0)
     p.add_argument("--step", type=float, default=900.0, help="virtual seconds per timer step")
+    p.add_argument(
+        "--storm",
+        action="store_true",
+        help="then remove every subscription at once (subscriptionRemoved) and measure the rebuild",
+    )
     p.add_argument("--json", help="write the report here")
     return p.parse_args(argv)
 
@@ -126,6 +136,34 @@ def _not_subscribed(stack: Any) -> int:
     return sum(1 for m in state.list_mailboxes() if m.state is not State.SUBSCRIBED)
 
 
+def _storm(stack: Any, mailboxes: int) -> dict[str, Any]:
+    """subscriptionRemoved for every live subscription at once; the rebuild's writes and 429s."""
+    subs = [s["id"] for s in stack.sim.control.subscriptions()]
+    began = time.monotonic()
+    with WriteSampler(stack) as sampler:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(
+                pool.map(lambda sub: stack.sim.control.lifecycle(sub, "subscriptionRemoved"), subs)
+            )
+        deadline = time.monotonic() + 900
+        while len(stack.sim.control.subscriptions()) < mailboxes:
+            if time.monotonic() > deadline:
+                break
+            stack.advance(30)
+            stack.run_function("poll_mailboxes")
+            time.sleep(1.0)
+        time.sleep(1.0)
+    first = sampler.samples[0] if sampler.samples else (0.0, 0, 0)
+    last = sampler.samples[-1] if sampler.samples else (0.0, 0, 0)
+    return {
+        "removed": len(subs),
+        "rebuilt_s": round(time.monotonic() - began, 1),
+        "live_after": len(stack.sim.control.subscriptions()),
+        "max_writes_per_20s": sampler.max_per_window(),
+        "throttled_429": last[2] - first[2],
+    }
+
+
 def _timed(stack: Any, name: str, runs: dict[str, list[float]]) -> None:
     began = time.perf_counter()
     stack.run_function(name)
@@ -157,6 +195,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             time.sleep(1.0)
         counters = stack.sim.control.counters()
         live = len(stack.sim.control.subscriptions())
+        storm = _storm(stack, args.mailboxes) if args.storm else None
         not_subscribed = _not_subscribed(stack)
     result = {
         "mailboxes": args.mailboxes,
@@ -171,6 +210,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         "live_at_end": live,
         "not_subscribed_at_end": not_subscribed,
         "writes_total": sampler.samples[-1][1] if sampler.samples else 0,
+        "storm": storm,
         "timers": {
             name: {"runs": len(t), "p50_s": median(t), "p99_s": pct(t, 0.99), "max_s": max(t)}
             for name, t in runs.items()
@@ -197,7 +237,18 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{t['p50_s']:.2f} / {t['p99_s']:.2f} / {t['max_s']:.2f}",
             ]
             for name, t in r["timers"].items()
-        ],
+        ]
+        + (
+            [
+                ["storm: subscriptions removed at once", r["storm"]["removed"]],
+                ["storm: rebuilt in (s)", r["storm"]["rebuilt_s"]],
+                ["storm: live afterwards", r["storm"]["live_after"]],
+                ["storm: most subscription writes in 20 s", r["storm"]["max_writes_per_20s"]],
+                ["storm: 429 on subscription writes", r["storm"]["throttled_429"]],
+            ]
+            if r["storm"]
+            else []
+        ),
     )
     return write_json(args.json, "renewal_scale", vars(args), result)
 
