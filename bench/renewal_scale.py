@@ -115,7 +115,13 @@ def _enrol(stack: Any, upns: list[str], hosts: int) -> float:
 
     def put(n: int) -> None:
         upn = upns[n]
-        answer = clients[n % hosts].put(f"/mailboxes/{stack.tenant_id}/{upn}", json={})
+        for attempt in range(
+            5
+        ):  # 503 means "retry" (storage briefly unavailable), as a script would
+            answer = clients[n % hosts].put(f"/mailboxes/{stack.tenant_id}/{upn}", json={})
+            if answer.status_code != 503:
+                break
+            time.sleep(1.0 + attempt)
         if answer.status_code not in (200, 201):
             raise SystemExit(f"enrolling {upn}: {answer.status_code} {answer.text}")
 
