@@ -201,7 +201,11 @@ def run(argv: list[str] | None = None) -> list[dict[str, Any]]:
             f"{r['timeouts']:>9} {r['non_2xx']:>8} {r['mailboxes_missing_a_request']:>8}"
         )
     if args.json:
-        Path(args.json).write_text(json.dumps({"repo": str(repo), "rows": rows}, indent=2))
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from benchlib import machine
+
+        report = {"repo": str(repo), "machine": machine(), "rows": rows}
+        Path(args.json).write_text(json.dumps(report, indent=2))
     return rows
 
 

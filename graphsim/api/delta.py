@@ -1,4 +1,4 @@
-"""`GET /users/{id}/calendarView/delta`: the HTTP face of the calendar model's DeltaEngine.
+"""`GET /users/{id}/calendarView/delta` (or `delta()`): the HTTP face of the DeltaEngine.
 
 Rule: the first request needs startDateTime and endDateTime and refuses $select, $filter,
 $expand, $orderby, $search and $top (api/event-delta); later requests carry only the opaque
@@ -93,10 +93,14 @@ async def _delta_in_calendar(ctx: Ctx) -> GraphResult:
     return await calendar_view_delta(ctx)
 
 
-route("GET", "/users/{u}/calendarView/delta", "calendarView.delta", READ)(calendar_view_delta)
-route("GET", "/users/{u}/calendar/calendarView/delta", "calendarView.delta", READ)(
-    calendar_view_delta
-)
-route("GET", "/users/{u}/calendars/{c}/calendarView/delta", "calendarView.delta", READ)(
-    _delta_in_calendar
-)
+# Graph accepts the function-call form `delta()` too; it is the one the msgraph-sdk sends.
+for _call in ("delta", "delta()"):
+    route("GET", f"/users/{{u}}/calendarView/{_call}", "calendarView.delta", READ)(
+        calendar_view_delta
+    )
+    route("GET", f"/users/{{u}}/calendar/calendarView/{_call}", "calendarView.delta", READ)(
+        calendar_view_delta
+    )
+    route("GET", f"/users/{{u}}/calendars/{{c}}/calendarView/{_call}", "calendarView.delta", READ)(
+        _delta_in_calendar
+    )

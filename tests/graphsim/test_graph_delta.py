@@ -206,3 +206,13 @@ def test_empty_pages_can_occur(world: World) -> None:
         response = graph.get(page["@odata.nextLink"])
     assert [] in pages[:-1]
     assert len({i["id"] for p in pages for i in p}) == 30
+
+
+def test_function_call_form_delta_parens_pages_the_same(world: World) -> None:
+    """`calendarView/delta()` (the form the msgraph-sdk sends, which Graph accepts) pages the
+    same window as `calendarView/delta`."""
+    one(world, "Parens", "2027-03-01")
+    graph = world.graph()
+    items, delta_link, _ = follow(graph, graph.get(delta_url(world) + "()", params=WINDOW))
+    assert [i["subject"] for i in items] == ["Parens"]
+    assert "/calendarView/delta()?$deltatoken=" in delta_link
