@@ -21,10 +21,11 @@ from collections.abc import Mapping, MutableMapping, Sequence
 
 from shared.compose import Services
 from shared.core.feed import ChangeEvent
-from shared.core.model import DeltaItem, StoredVersion
+from shared.core.graph import series_master_get
+from shared.core.model import DeltaItem, MirrorEvent, StoredVersion
 from shared.core.reconcile import PagePlan, deletion, plan_page
 from shared.core.state import MailboxRecord
-from shared.errors import StateConflict
+from shared.errors import GraphError, NotFoundError, StateConflict
 from shared.services import feed, icaluid_index
 
 log = logging.getLogger("calsync.mirror")
@@ -97,3 +98,62 @@ def delete_ids(
     if written:
         feed.relay(svc, mailbox.key)
     return written
+
+
+def version_of(ev: MirrorEvent) -> StoredVersion:
+    """The version a planned upsert leaves in the mirror (for a round's in-memory mirror)."""
+    return StoredVersion(
+        ev.change_key,
+        ev.content_hash,
+        ev.digests,
+        str(ev.feed.get("seriesMasterId") or ""),
+        str(ev.feed.get("iCalUId") or ""),
+        str(ev.feed.get("type") or ""),
+    )
+
+
+def refresh_masters(
+    svc: Services,
+    mailbox: MailboxRecord,
+    masters: set[str],
+    mirror: dict[str, StoredVersion] | None,
+    *,
+    origin: tuple[str, str] | None = None,
+) -> tuple[int, int, int]:
+    """Bring the series masters whose instances changed up to date: fetched from Graph while
+    the mirror holds one of their instances, deleted when it holds none or Graph has no such
+    series (404). Returns (upserts, deletes, ids new to the mirror)."""
+    key = mailbox.key
+    upserts = deletes = added = 0
+    for master_id in sorted(masters):
+        if mirror is not None:
+            held = any(v.series_master_id == master_id for v in mirror.values())
+        else:
+            held = svc.state.has_instances(key, master_id)
+        item = DeltaItem(master_id, removed="deleted")
+        if held:
+            request = series_master_get(key, master_id, body_type=mailbox.options.body_type)
+            try:
+                event = svc.graph.send(request)
+            except NotFoundError:
+                pass  # the series is gone: its master goes too
+            except GraphError as exc:
+                if exc.status != 404:
+                    raise
+            else:
+                if isinstance(event, dict) and event.get("type") == "seriesMaster":
+                    item = DeltaItem(master_id, event)
+        if mirror is not None:
+            before = mirror.get(master_id)
+        else:
+            before = svc.state.stored_versions(key, [master_id]).get(master_id)
+        stored = {master_id: before} if before is not None else {}
+        plan, _ = apply_items(svc, mailbox, [item], stored, origin=origin)
+        added += len(plan.upserts) if before is None else 0
+        if mirror is not None:
+            for ev in plan.upserts:
+                mirror[ev.event_id] = version_of(ev)
+            for gone in plan.deletes:
+                mirror.pop(gone, None)
+        upserts, deletes = upserts + len(plan.upserts), deletes + len(plan.deletes)
+    return upserts, deletes, added

@@ -25,12 +25,9 @@ from typing import Any
 
 from shared.compose import Services
 from shared.core import lifecycle as lc
-from shared.core.graph import delta_follow, delta_start, series_master_get
+from shared.core.graph import delta_follow, delta_start
 from shared.core.model import (
-    DeltaItem,
     DeltaPageData,
-    MirrorEvent,
-    StoredVersion,
     SyncRequest,
     Trigger,
     Window,
@@ -54,9 +51,7 @@ from shared.core.times import parse_iso
 from shared.errors import (
     CalsyncError,
     DeltaExpired,
-    GraphError,
     GraphProtocolError,
-    NotFoundError,
     StateConflict,
     StorageError,
     Throttled,
@@ -315,7 +310,7 @@ def _follow(
         plan, _ = mirror_writes.apply_items(svc, mailbox, page.items, stored)
         if mirror is not None:
             for ev in plan.upserts:
-                mirror[ev.event_id] = _version_of(ev)
+                mirror[ev.event_id] = mirror_writes.version_of(ev)
             for gone in plan.deletes:
                 mirror.pop(gone, None)
                 seen.discard(gone)
@@ -338,7 +333,7 @@ def _follow(
                     mirror.pop(gone, None)
                 deletes += len(stale)
             if graph:
-                more, fewer, new = _refresh_masters(svc, mailbox, touched, mirror)
+                more, fewer, new = mirror_writes.refresh_masters(svc, mailbox, touched, mirror)
                 upserts, deletes, added = upserts + more, deletes + fewer, added + new
             if mirror is not None:
                 drift = upserts + deletes if count_drift else 0
@@ -351,62 +346,6 @@ def _follow(
         status=None,
         graph_code="NoDeltaLink",
     )
-
-
-def _version_of(ev: MirrorEvent) -> StoredVersion:
-    return StoredVersion(
-        ev.change_key,
-        ev.content_hash,
-        ev.digests,
-        str(ev.feed.get("seriesMasterId") or ""),
-        str(ev.feed.get("iCalUId") or ""),
-        str(ev.feed.get("type") or ""),
-    )
-
-
-def _refresh_masters(
-    svc: Services,
-    mailbox: MailboxRecord,
-    masters: set[str],
-    mirror: dict[str, StoredVersion] | None,
-) -> tuple[int, int, int]:
-    """Bring the series masters whose instances changed up to date: fetched from Graph while
-    the mirror holds one of their instances, deleted when it holds none or Graph has no such
-    series (404). Returns (upserts, deletes, ids new to the mirror)."""
-    key = mailbox.key
-    upserts = deletes = added = 0
-    for master_id in sorted(masters):
-        if mirror is not None:
-            held = any(v.series_master_id == master_id for v in mirror.values())
-        else:
-            held = svc.state.has_instances(key, master_id)
-        item = DeltaItem(master_id, removed="deleted")
-        if held:
-            request = series_master_get(key, master_id, body_type=mailbox.options.body_type)
-            try:
-                event = svc.graph.send(request)
-            except NotFoundError:
-                pass  # the series is gone: its master goes too
-            except GraphError as exc:
-                if exc.status != 404:
-                    raise
-            else:
-                if isinstance(event, dict) and event.get("type") == "seriesMaster":
-                    item = DeltaItem(master_id, event)
-        if mirror is not None:
-            before = mirror.get(master_id)
-        else:
-            before = svc.state.stored_versions(key, [master_id]).get(master_id)
-        stored = {master_id: before} if before is not None else {}
-        plan, _ = mirror_writes.apply_items(svc, mailbox, [item], stored)
-        added += len(plan.upserts) if before is None else 0
-        if mirror is not None:
-            for ev in plan.upserts:
-                mirror[ev.event_id] = _version_of(ev)
-            for gone in plan.deletes:
-                mirror.pop(gone, None)
-        upserts, deletes = upserts + len(plan.upserts), deletes + len(plan.deletes)
-    return upserts, deletes, added
 
 
 def _pages(

@@ -81,6 +81,23 @@ def _series_items(
     return items, versions + [(e, "") for e in gone]
 
 
+def _masters_touched(
+    record: WriteRecord, event: Mapping[str, Any] | None, mirrored: Mapping[str, str]
+) -> set[str]:
+    """The series master a write changed: the series written, the series of the instance
+    written, or (a delete) the series the deleted id was, or was an instance of."""
+    if event is None:
+        if mirrored.get(record.event_id):
+            return {mirrored[record.event_id]}
+        is_master = any(m == record.event_id for m in mirrored.values())
+        return {record.event_id} if is_master else set()
+    if core.is_series(event):
+        return {str(event["id"])}
+    if event.get("seriesMasterId"):
+        return {str(event["seriesMasterId"])}
+    return set()
+
+
 def mirror_write(
     svc: Services, mailbox: MailboxRecord, record: WriteRecord, store: WriteStore
 ) -> None:
@@ -109,6 +126,10 @@ def mirror_write(
         versions = [(str(event["id"]), str(event.get("changeKey", "")))]
     origin = (record.idempotency_key or record.write_id, record.request.writer)
     mirror.apply_items(svc, mailbox, items, origin=origin)
+    # The series' master changed with it (or went with its last instance): mirrored as Graph
+    # has it now, as a delta round would after a change to its instances.
+    if masters := _masters_touched(record, event, mirrored):
+        mirror.refresh_masters(svc, mailbox, masters, None, origin=origin)
     store.record_written(
         mailbox.key,
         versions,
