@@ -41,7 +41,9 @@ class Poller:
         self._client = httpx.Client(
             verify=self.verify,
             timeout=60,
-            headers={"Prefer": f'odata.maxpagesize={PAGE}, outlook.timezone="UTC"'},
+            headers={
+                "Prefer": f'IdType="ImmutableId", odata.maxpagesize={PAGE}, outlook.timezone="UTC"'
+            },
         )
         self._client.headers["Authorization"] = f"Bearer {self.token_source()}"
         return self
