@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.compose import Services
 from shared.core.feed import ChangeEvent, format_sequence, parse_sequence
@@ -19,16 +19,23 @@ from shared.errors import CalsyncError, InputError
 from shared.services import delivery
 from shared.services.mailboxes import find
 
+if TYPE_CHECKING:
+    from shared.adapters.feed_tables import ChangeLog
+
 log = logging.getLogger("calsync.feed")
 
 RELAY_BATCH = 500
 
 
+def _feed_log(svc: Services) -> ChangeLog:
+    if svc.changes is None:
+        raise CalsyncError("the change feed is not configured for these services")
+    return svc.changes
+
+
 def relay(svc: Services, key: MailboxKey) -> list[ChangeEvent]:
     """Move a mailbox's pending change events to the feed; returns them, oldest first."""
-    changes = svc.changes
-    if changes is None:
-        raise CalsyncError("the change feed is not configured for these services")
+    changes = _feed_log(svc)
     moved: list[ChangeEvent] = []
     while True:
         pending = svc.state.outbox(key, limit=RELAY_BATCH)
@@ -65,8 +72,7 @@ def run_prune(svc: Services) -> int:
 def _count(svc: Services, key: MailboxKey, batch: list[ChangeEvent]) -> None:
     """Count the batch per hour for the status page's chart; a count that fails is logged, never
     failing the relay (the feed itself is already written)."""
-    changes = svc.changes
-    assert changes is not None
+    changes = _feed_log(svc)
     hours: dict[datetime, int] = {}
     for change in batch:
         hour = change.occurred_at.replace(minute=0, second=0, microsecond=0)
@@ -106,9 +112,7 @@ def read(
         if not limit.isdigit() or not 1 <= int(limit) <= MAX_READ:
             raise InputError(f"limit={limit!r} must be a whole number from 1 to {MAX_READ}")
         count = int(limit)
-    changes = svc.changes
-    if changes is None:
-        raise CalsyncError("the change feed is not configured for these services")
+    changes = _feed_log(svc)
     page = changes.read_after(record.key, cursor, count)
     last = page[-1].sequence if page else cursor
     return {

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from graphsim.testing import SimHandle, run_simulator
+from shared.adapters.change_rows import queue_message
 from shared.compose import Services, build_services
 from shared.core.feed import ChangeEvent
 from shared.core.model import DeltaItem, MailboxKey, SyncRequest, Trigger
@@ -256,3 +257,29 @@ def test_a_series_with_an_exception_is_a_master_plus_instances(
     gone = {c.event_id for c in _feed(svc, key) if c.type == "deleted"}
     assert {master_id, *(c.event_id for c in instances)} <= gone
     assert master_id not in svc.state.stored_versions(key)
+
+
+def test_a_two_megabyte_body_fits_its_change_and_its_queue_message(
+    sim: SimHandle, world: tuple[Services, MailboxKey, str]
+) -> None:
+    """An event whose body is 2 MB still lands with its change event in one transaction: the
+    mirror row and the change keep a shortened body marked truncated, and the queue message
+    leaves the event out (eventOmitted) instead of failing the relay."""
+    svc, key, upn = world
+    made = sim.control.create_event(
+        upn,
+        {
+            "subject": "Huge notes",
+            "body": {"contentType": "text", "content": "x" * 2_000_000},
+            **_slot(9),
+        },
+    )
+    assert _round(svc, key).startswith("ok")
+    [change] = [c for c in _feed(svc, key) if c.event_id == made["id"]]
+    assert change.event is not None
+    assert change.event["body"]["truncated"] is True
+    assert 0 < len(change.event["body"]["content"]) < 2_000_000
+    assert svc.changes is not None
+    message = json.loads(queue_message(change))
+    assert message["eventOmitted"] is True
+    assert message["id"] == change.change_id
