@@ -17,6 +17,7 @@ so changes a crash left in the outbox are relayed by the next round of the mailb
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, MutableMapping, Sequence
 
 from shared.compose import Services
@@ -30,7 +31,7 @@ from shared.services import feed, icaluid_index
 
 log = logging.getLogger("calsync.mirror")
 
-PLAN_ATTEMPTS = 5
+PLAN_ATTEMPTS = 8
 
 
 def apply_items(
@@ -64,6 +65,8 @@ def apply_items(
             if attempt == PLAN_ATTEMPTS:
                 raise
             log.info("mirror of %s changed meanwhile: planning the page again", key.user_id)
+            # Writers that collided would collide again at once: a short jittered pause first.
+            time.sleep(svc.rng.uniform(0, 0.05 * attempt))
             stored = None
             continue
         break
