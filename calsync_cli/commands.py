@@ -347,7 +347,17 @@ def logs(
     show_rows([_log_row(r) for r in found["value"]], LOG_COLUMNS)
 
 
-LOG_COLUMNS = ("at", "direction", "method", "path", "status", "ms", "mailbox", "ids / counts")
+LOG_COLUMNS = (
+    "at",
+    "direction",
+    "method",
+    "path",
+    "status",
+    "ms",
+    "mailbox",
+    "caller",
+    "ids / counts",
+)
 
 
 def _log_row(r: dict[str, Any]) -> dict[str, Any]:

@@ -132,6 +132,7 @@ class GraphClient:
                     headers=dict(headers.items()),
                     client_request_id=call_id,
                     error=error,
+                    caller=request.caller,
                 )
             )
         except Exception:

@@ -30,6 +30,7 @@ RAW_RESOURCES = (
 )
 MAX_PATH = 2048
 MAX_QUERY = 20
+MAX_CALLER = 64
 _SEGMENT = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@%-]+$")
 
 
@@ -100,3 +101,16 @@ def raw_query(value: Any) -> tuple[tuple[str, str], ...]:
             raise InputError(f"query.{key} must be a string")
         pairs.append((key, item))
     return tuple(pairs)
+
+
+def raw_caller(value: Any) -> str:
+    """Who makes the raw call, as it names itself (logged with the call): absent, or 1 to 64
+    printable characters; InputError naming `caller` otherwise."""
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str):
+        raise InputError("caller must be a string: your own name for yourself, e.g. flow-7")
+    caller = value.strip()
+    if not caller or len(caller) > MAX_CALLER or not caller.isprintable():
+        raise InputError(f"caller must be 1 to {MAX_CALLER} printable characters")
+    return caller

@@ -72,6 +72,7 @@ class GraphRequest:
     headers: tuple[tuple[str, str], ...] = ()  # every Prefer is here; never Authorization
     body: Mapping[str, Any] | None = None  # sent as JSON
     mailbox: str = ""  # user id: keys the per-mailbox concurrency slot ("" = none)
+    caller: str = ""  # who asked for it (a connector's raw call): logged, never sent
 
     def __post_init__(self) -> None:
         """Every request asks for immutable ids, whatever its builder passed as headers."""
@@ -292,11 +293,20 @@ def raw_request(
     path: str,
     query: tuple[tuple[str, str], ...],
     body: Mapping[str, Any] | None,
+    caller: str = "",
 ) -> GraphRequest:
     """A connector's raw call, already checked by core.connector (a path of this mailbox, an
-    allowed method); its answer is passed through (decipher returns status and body)."""
+    allowed method); its answer is passed through (decipher returns status and body). The
+    `caller` goes to the operations log with the call."""
     return GraphRequest(
-        method, path, key.tenant_id, "raw", query=query, body=body, mailbox=key.user_id
+        method,
+        path,
+        key.tenant_id,
+        "raw",
+        query=query,
+        body=body,
+        mailbox=key.user_id,
+        caller=caller,
     )
 
 

@@ -35,6 +35,7 @@ DEFAULT_TOP = 100
 MAX_TOP = 1000
 DEFAULT_SINCE = timedelta(hours=24)
 DEFAULT_RETENTION_DAYS = 7
+MAX_LOGGED_PATH = 512
 STATUS_PARTITION = "status"  # status rows (the credential's); sorts after every day partition
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -60,6 +61,7 @@ class LogRecord:
     queued: int | None = None  # inbound: sync requests queued
     ignored: int | None = None  # inbound: items ignored
     mailboxes: int | None = None  # inbound: distinct mailboxes the POST named
+    caller: str = ""  # a connector's raw call: who asked for it (its own name for itself)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -126,6 +128,7 @@ def outbound(
     headers: Mapping[str, str],
     client_request_id: str,
     error: str = "",
+    caller: str = "",
 ) -> LogRecord:
     """The record of one Graph call; `headers` are the answer's (any case)."""
     lower = {k.lower(): v for k, v in headers.items()}
@@ -143,6 +146,37 @@ def outbound(
         client_request_id=lower.get("client-request-id", client_request_id)[:100],
         retry_after=lower.get("retry-after", "")[:40],
         error=error,
+        caller=caller,
+    )
+
+
+def refused_raw(
+    *,
+    at: datetime,
+    tenant_id: str,
+    user_id: str,
+    method: str,
+    path: str,
+    caller: str,
+    status: int,
+    error: str,
+    duration_ms: float,
+) -> LogRecord:
+    """The record of a connector's raw call refused before Graph (403 outside the rules): what
+    was asked for (the path as given, redacted and cut to 512 characters; never a body)."""
+    shown = redact_target(path.strip()[:MAX_LOGGED_PATH]) if path.strip() else ""
+    return LogRecord(
+        "out",
+        at,
+        tenant_id,
+        user_id,
+        (method.strip().upper() or "?")[:16],
+        shown,
+        status,
+        round(duration_ms, 1),
+        kind="raw",
+        error=error,
+        caller=caller,
     )
 
 
@@ -193,6 +227,7 @@ _FIELDS = (
     "queued",
     "ignored",
     "mailboxes",
+    "caller",
 )
 
 
@@ -232,6 +267,7 @@ def view(entity: Mapping[str, Any]) -> dict[str, Any]:
     names = {"request_id": "requestId", "client_request_id": "clientRequestId"}
     names |= {"retry_after": "retryAfter", "kind": "kind", "error": "error", "items": "items"}
     names |= {"queued": "queued", "ignored": "ignored", "mailboxes": "mailboxes"}
+    names |= {"caller": "caller"}
     for name, shown in names.items():
         if name in entity and entity[name] not in (None, ""):
             out[shown] = entity[name]

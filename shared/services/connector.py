@@ -7,16 +7,18 @@ caller, when it names itself, is logged with it."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from shared.compose import Services
 from shared.core import agenda as ag
 from shared.core import connector as rules
+from shared.core import oplog
 from shared.core.graph import calendar_view_live, calendars_list, raw_request
-from shared.core.model import Window
+from shared.core.model import MailboxKey, Window
 from shared.core.paging import iter_events
 from shared.core.zones import resolve_zone
-from shared.errors import InputError
+from shared.errors import ForbiddenError, InputError
 from shared.services.mailboxes import find
 from shared.telemetry import dims
 
@@ -75,22 +77,29 @@ def live_events(
 
 def raw(svc: Services, tenant_id: str, user: str, body: Any) -> dict[str, Any]:
     """A raw Graph request within the mailbox: {method, path, query?, body?, caller?}; the
-    answer is {status, body, retryAfter?} as Graph gave it. 403 outside the rules."""
+    answer is {status, body, retryAfter?} as Graph gave it. 403 outside the rules, and that
+    refusal is in the operations log too, with the caller (a call Graph answered is logged by
+    the Graph adapter, with the caller)."""
+    started = time.perf_counter()
     if not isinstance(body, dict):
         raise InputError("the body must be a JSON object: {method, path, query?, body?, caller?}")
     unknown = sorted(set(body) - {"method", "path", "query", "body", "caller"})
     if unknown:
         raise InputError(f"{unknown[0]} is not a field: use method, path, query, body, caller")
+    caller = rules.raw_caller(body.get("caller"))
     record = find(svc, tenant_id, user)
-    method = rules.raw_method(body.get("method"))
-    path = rules.raw_path(body.get("path"), user_id=record.key.user_id, upn=record.upn)
+    try:
+        method = rules.raw_method(body.get("method"))
+        path = rules.raw_path(body.get("path"), user_id=record.key.user_id, upn=record.upn)
+    except ForbiddenError as exc:
+        _log_refusal(svc, record.key, body, caller, exc, started)
+        raise
     query = rules.raw_query(body.get("query"))
     payload = body.get("body")
     if payload is not None and not isinstance(payload, dict):
         raise InputError("body must be a JSON object (Graph's request body) or absent")
     if payload is not None and method in ("GET", "DELETE"):
         raise InputError(f"body: a {method} request has no body")
-    caller = str(body.get("caller") or "")[:64]
     log.info(
         "raw Graph request %s %s for %s by %s",
         method,
@@ -99,8 +108,44 @@ def raw(svc: Services, tenant_id: str, user: str, body: Any) -> dict[str, Any]:
         caller or "an unnamed caller",
         extra=dims(caller=caller),
     )
-    answer: dict[str, Any] = svc.graph.send(raw_request(record.key, method, path, query, payload))
+    request = raw_request(record.key, method, path, query, payload, caller=caller)
+    answer: dict[str, Any] = svc.graph.send(request)
     return answer
+
+
+def _log_refusal(
+    svc: Services,
+    key: MailboxKey,
+    body: dict[str, Any],
+    caller: str,
+    exc: ForbiddenError,
+    started: float,
+) -> None:
+    """One outbound record of a raw call refused before Graph: status 403, what was asked for
+    (method and path as given; never its body), who asked."""
+    log.warning(
+        "raw Graph request refused for %s by %s: %s",
+        key.user_id,
+        caller or "an unnamed caller",
+        exc.message,
+        extra=dims(caller=caller),
+    )
+    if svc.oplog is None:
+        return
+    method, path = body.get("method"), body.get("path")
+    svc.oplog.record(
+        oplog.refused_raw(
+            at=svc.now(),
+            tenant_id=key.tenant_id,
+            user_id=key.user_id,
+            method=method if isinstance(method, str) else "",
+            path=path if isinstance(path, str) else "",
+            caller=caller,
+            status=exc.http_status,
+            error=exc.code,
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
+    )
 
 
 def live_event(svc: Services, tenant_id: str, user: str, event_id: str) -> dict[str, Any]:

@@ -62,3 +62,36 @@ def test_bad_log_parameters_are_400_naming_them(stack: Stack) -> None:
     refused = _logs(stack, "--user", "x")
     assert refused.returncode != 0
     assert "--tenant" in refused.stderr
+
+
+def test_raw_graph_calls_are_logged_with_their_caller(stack: Stack) -> None:
+    """POST .../graph answered by Graph and one refused (403) are both in GET /api/log and in
+    `calsync logs` with the caller, method, path and status; never the function key."""
+    mb = enrol(stack)
+    with stack.admin() as api:
+        made = api.post(
+            mb.path + "/graph",
+            json={"method": "GET", "path": f"/users/{mb.upn}/calendars", "caller": "flow-42"},
+        )
+        assert made.status_code == 200, made.text
+        refused = api.post(
+            mb.path + "/graph",
+            json={"method": "GET", "path": "/users/someone-else/events", "caller": "flow-43"},
+        )
+        assert refused.status_code == 403, refused.text
+
+    def both() -> dict[str, dict[str, Any]] | None:
+        done = _logs(stack, "--tenant", stack.tenant_id, "--user", mb.user_id, "-o", "json")
+        assert done.returncode == 0, done.stderr
+        rows = [r for r in json.loads(done.stdout)["value"] if r.get("kind") == "raw"]
+        found = {str(r.get("caller")): r for r in rows}
+        return found if {"flow-42", "flow-43"} <= found.keys() else None
+
+    found = wait_for(both, timeout=20, what="both raw calls in the log")
+    assert (found["flow-42"]["status"], found["flow-42"]["method"]) == (200, "GET")
+    assert found["flow-42"]["path"] == f"users/{mb.user_id}/calendars"
+    assert (found["flow-43"]["status"], found["flow-43"]["error"]) == (403, "forbidden")
+    assert FUNCTION_KEY not in json.dumps(found)
+    table = _logs(stack, "--tenant", stack.tenant_id, "--user", mb.user_id, "--direction", "out")
+    assert "flow-42" in table.stdout
+    assert "flow-43" in table.stdout

@@ -14,6 +14,7 @@ from shared.core.model import MailboxKey
 from shared.errors import ForbiddenError, InputError, NotFoundError
 from shared.secrets import EnvSecrets
 from shared.services import connector, mailboxes
+from shared.services import oplog as oplog_service
 from tests.services.simworld import app_settings, seed_tenant
 
 pytestmark = pytest.mark.integration
@@ -106,3 +107,41 @@ def test_raw_request_refused_outside_the_mailbox(
         )
     with pytest.raises(InputError, match="url is not a field"):
         connector.raw(svc, key.tenant_id, upn, {"method": "GET", "url": "x", "path": "/users"})
+
+
+def test_raw_calls_and_refusals_are_in_the_operations_log_with_the_caller(
+    world: tuple[Services, MailboxKey, str, str],
+) -> None:
+    """A raw call Graph answered and one refused (403) are both outbound records of the
+    mailbox with method, path, status, duration and the caller; no token, no query value."""
+    svc, key, upn, other = world
+    secret = {"$filter": "subject eq 'token-like-query-value-0123456789'"}
+    answer = connector.raw(
+        svc,
+        key.tenant_id,
+        upn,
+        {"method": "GET", "path": f"/users/{upn}/events", "query": secret, "caller": "flow-7"},
+    )
+    with pytest.raises(ForbiddenError):
+        connector.raw(
+            svc,
+            key.tenant_id,
+            upn,
+            {"method": "GET", "path": f"/users/{other}/events", "caller": "flow-8"},
+        )
+    with pytest.raises(InputError, match="caller must be"):
+        connector.raw(svc, key.tenant_id, upn, {"method": "GET", "path": "/x", "caller": 7})
+    params = {"tenant": key.tenant_id, "user": key.user_id, "direction": "out"}
+    rows = [r for r in oplog_service.run_log_query(svc, params)["value"] if r["kind"] == "raw"]
+    by_caller = {r.get("caller"): r for r in rows}
+    made, refused = by_caller["flow-7"], by_caller["flow-8"]
+    assert (made["method"], made["status"]) == ("GET", answer["status"])
+    assert made["path"].startswith(f"users/{key.user_id}/events?")
+    assert made["requestId"]
+    assert made["durationMs"] > 0
+    assert (refused["method"], refused["status"], refused["error"]) == ("GET", 403, "forbidden")
+    assert refused["path"] == f"/users/{other}/events"
+    text = str(rows)
+    assert "token-like-query-value" not in text
+    assert "Bearer" not in text
+    assert SECRET not in text
