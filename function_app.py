@@ -267,6 +267,24 @@ def events_by_ical_uid(req: func.HttpRequest) -> func.HttpResponse:
         return web.error_response(exc)
 
 
+@app.function_name("tenant_changes")
+@app.route(route="tenants/{tenant}/changes", methods=["GET"])
+def tenant_changes(req: func.HttpRequest) -> func.HttpResponse:
+    """Every mailbox's changes of a tenant after ?after= (one opaque cursor), ?limit= a page."""
+    from shared.services import tenant_feed
+
+    try:
+        result = tenant_feed.read(
+            _services(),
+            req.route_params["tenant"],
+            req.params.get("after"),
+            req.params.get("limit"),
+        )
+        return web.read_response(req, result)
+    except Exception as exc:
+        return web.error_response(exc)
+
+
 @app.function_name("mailbox_calendars")
 @app.route(route="mailboxes/{tenant}/{user}/calendars", methods=["GET"])
 def mailbox_calendars(req: func.HttpRequest) -> func.HttpResponse:
