@@ -6,6 +6,8 @@
     calsync resync --all --wait
     calsync test-connection <tenant> --mailbox <user>              (exit 1 when a step failed)
     calsync webhooks add https://hooks.example.com/in --types deleted   (prints the secret once)
+    calsync writes create <tenant> <user> --subject X --start 2026-12-02T09:00 --end ...
+    calsync feed <tenant> [<user>] [--after CURSOR] [--follow]     (a mailbox's, or the tenant's)
 
 `--url`, `--key`, `--ca` default to CALSYNC_URL, CALSYNC_FUNCTION_KEY and CALSYNC_CA_BUNDLE.
 Every command takes `-o table|json`; destructive ones ask first unless `--yes`. Errors are one
@@ -21,6 +23,7 @@ import click
 from calsync_cli import commands
 from calsync_cli.api import Api
 from calsync_cli.webhooks import webhooks
+from calsync_cli.writes import feed, writes
 
 
 @click.group()
@@ -59,6 +62,8 @@ cli.add_command(mailboxes)
 for command in commands.OTHER_COMMANDS:
     cli.add_command(command)
 cli.add_command(webhooks)
+cli.add_command(writes)
+cli.add_command(feed)
 
 
 def main() -> None:
