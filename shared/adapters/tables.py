@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import fields, replace
 from datetime import datetime
 from typing import Any
@@ -314,12 +314,14 @@ class TableState:
         at: datetime,
         mailbox_ref: str = "",
         origin: tuple[str, str] | None = None,
+        origins: Mapping[str, tuple[str, str]] | None = None,
     ) -> list[ChangeEvent]:
         """Write `changes` (an upsert of the event in `upserts` with its id, or a delete) and
         their change events together: each batch transaction holds the event rows, one outbox
         row per change, and the partition's sequence row (ETag-guarded), so a change event
         exists exactly when its change landed. StateConflict when the partition changed
-        meanwhile (another writer's sequence, a row already gone): plan again and retry."""
+        meanwhile (another writer's sequence, a row already gone): plan again and retry.
+        `origin`: (write key, writer) of every change; else `origins`, per event id."""
         partition = key.partition
         by_id = {ev.event_id: ev for ev in upserts}
         units: list[tuple[PlannedChange, Any]] = []
@@ -337,6 +339,10 @@ class TableState:
             else:
                 entity = _event_entity(key, by_id[planned.event_id])
                 units.append((planned, ("upsert", entity, {"mode": UpdateMode.REPLACE})))
+
+        def _origin(event_id: str) -> tuple[str, str] | None:
+            return origin or (origins or {}).get(event_id)
+
         written: list[ChangeEvent] = []
         # Two operations a change and one for the sequence: at most 49 changes a transaction.
         known: tuple[int, str] | None = None  # the sequence row as our last batch left it
@@ -363,8 +369,8 @@ class TableState:
                     changed_fields=planned.changed_fields,
                     event=planned.event,
                     mailbox_ref=mailbox_ref,
-                    write_key=origin[0] if origin else "",
-                    writer=origin[1] if origin else "",
+                    write_key=marked[0] if (marked := _origin(planned.event_id)) else "",
+                    writer=marked[1] if marked else "",
                 )
                 actions.append(op)
                 actions.append(

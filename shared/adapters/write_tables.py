@@ -28,6 +28,7 @@ from shared.errors import StateConflict, StorageError
 from shared.names import WRITES_TABLE
 
 WRITE_ROW = "write"
+MAX_POINT_IDS = 45  # past it one partition read is cheaper than the point queries
 MAX_EVENT_JSON = 400_000  # characters; past it the stored answer drops the body
 
 
@@ -154,6 +155,41 @@ class WriteStore:
             str(entity.get("idempotency_key", "")),
             str(entity.get("writer", "")),
         )
+
+    def written_versions(
+        self, key: MailboxKey, event_ids: Sequence[str]
+    ) -> dict[str, tuple[str, str, str]]:
+        """event id -> (changeKey, write key, writer) of the last calsync write of each of
+        these events that has one (the write key: its Idempotency-Key, else its write id, as
+        the write's own change events carry it). Up to 45 ids: point queries of 14 ids each;
+        more: the mailbox's whole partition of written versions, once."""
+        unique = list(dict.fromkeys(event_ids))
+        if not unique:
+            return {}
+        partition = _versions_partition(key)
+        select = ["RowKey", "event_id", "change_key", "idempotency_key", "writer", "write_id"]
+        queries: list[tuple[str, dict[str, Any]]] = []
+        if len(unique) > MAX_POINT_IDS:
+            queries.append(("PartitionKey eq @p", {"p": partition}))
+        else:
+            for i in range(0, len(unique), 14):  # at most 15 comparisons per filter
+                chunk = unique[i : i + 14]
+                rows = " or ".join(f"RowKey eq @r{j}" for j in range(len(chunk)))
+                params = {"p": partition} | {f"r{j}": encode_key(v) for j, v in enumerate(chunk)}
+                queries.append((f"PartitionKey eq @p and ( {rows} )", params))
+        wanted, out = set(unique), {}
+        with _mapped("reading written versions"):
+            for query, params in queries:
+                for e in self.table.query_entities(query, parameters=params, select=select):
+                    event_id = str(e.get("event_id", ""))
+                    if event_id in wanted:
+                        write_key = str(e.get("idempotency_key") or e.get("write_id") or "")
+                        out[event_id] = (
+                            str(e.get("change_key", "")),
+                            write_key,
+                            str(e.get("writer", "")),
+                        )
+        return out
 
 
 def _record(entity: Any) -> WriteRecord:

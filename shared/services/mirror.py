@@ -23,7 +23,7 @@ from collections.abc import Mapping, MutableMapping, Sequence
 from shared.compose import Services
 from shared.core.feed import ChangeEvent
 from shared.core.graph import series_master_get
-from shared.core.model import DeltaItem, MirrorEvent, StoredVersion
+from shared.core.model import DeltaItem, MailboxKey, MirrorEvent, PlannedChange, StoredVersion
 from shared.core.reconcile import PagePlan, deletion, plan_page
 from shared.core.state import MailboxRecord
 from shared.errors import GraphError, NotFoundError, StateConflict
@@ -60,6 +60,7 @@ def apply_items(
                 at=svc.now(),
                 mailbox_ref=mailbox.options.reference,
                 origin=origin,
+                origins=echoes(svc, key, plan.changes) if origin is None else None,
             )
         except StateConflict:
             if attempt == PLAN_ATTEMPTS:
@@ -86,6 +87,26 @@ def apply_items(
     return plan, written
 
 
+def echoes(
+    svc: Services, key: MailboxKey, changes: Sequence[PlannedChange]
+) -> dict[str, tuple[str, str]]:
+    """event id -> (write key, writer) of the changes a round found that are calsync's own
+    writes: the version Graph gave (its changeKey) is the one a write recorded ("" for a write
+    that removed the event). A round that read Graph right after a write, before the write
+    mirrored its answer, finds the write's version first; marked, it reaches no subscriber
+    that excludes the writer as someone else's change."""
+    if svc.writes is None or not changes:
+        return {}
+    written = svc.writes.written_versions(key, [c.event_id for c in changes])
+    return {
+        c.event_id: (write_key, writer)
+        for c in changes
+        if (found := written.get(c.event_id)) is not None
+        for change_key, write_key, writer in [found]
+        if writer and change_key == ("" if c.type == "deleted" else c.change_key)
+    }
+
+
 def delete_ids(
     svc: Services,
     mailbox: MailboxRecord,
@@ -96,7 +117,12 @@ def delete_ids(
     with its deletion event; `versions` is the mirror as the round holds it."""
     changes = [deletion(i, versions.get(i)) for i in ids]
     written = svc.state.apply_changes(
-        mailbox.key, (), changes, at=svc.now(), mailbox_ref=mailbox.options.reference
+        mailbox.key,
+        (),
+        changes,
+        at=svc.now(),
+        mailbox_ref=mailbox.options.reference,
+        origins=echoes(svc, mailbox.key, changes),
     )
     if written:
         feed.relay(svc, mailbox.key)

@@ -124,12 +124,8 @@ def mirror_write(
     else:
         items = [DeltaItem(str(event["id"]), dict(event))]
         versions = [(str(event["id"]), str(event.get("changeKey", "")))]
-    origin = (record.idempotency_key or record.write_id, record.request.writer)
-    mirror.apply_items(svc, mailbox, items, origin=origin)
-    # The series' master changed with it (or went with its last instance): mirrored as Graph
-    # has it now, as a delta round would after a change to its instances.
-    if masters := _masters_touched(record, event, mirrored):
-        mirror.refresh_masters(svc, mailbox, masters, None, origin=origin)
+    # Recorded first: a round that reads Graph meanwhile finds these versions ours (the
+    # mirror's `echoes`) instead of emitting them as someone else's changes.
     store.record_written(
         mailbox.key,
         versions,
@@ -137,3 +133,9 @@ def mirror_write(
         writer=record.request.writer,
         write_id=record.write_id,
     )
+    origin = (record.idempotency_key or record.write_id, record.request.writer)
+    mirror.apply_items(svc, mailbox, items, origin=origin)
+    # The series' master changed with it (or went with its last instance): mirrored as Graph
+    # has it now, as a delta round would after a change to its instances.
+    if masters := _masters_touched(record, event, mirrored):
+        mirror.refresh_masters(svc, mailbox, masters, None, origin=origin)

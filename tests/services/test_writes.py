@@ -16,7 +16,7 @@ from graphsim.testing import SimHandle, run_simulator
 from shared.adapters.queues import decode_write_message
 from shared.compose import Services, build_services
 from shared.core.entity import join_properties
-from shared.core.graph import event_get
+from shared.core.graph import event_get, event_update
 from shared.core.model import MailboxKey, SyncRequest, Trigger
 from shared.core.rounds import stamp_request
 from shared.core.webhooks import Filter
@@ -433,3 +433,39 @@ def test_a_write_reaches_the_feed_once_marked_with_its_origin(
     assert not Filter(exclude_writers=("helpdesk",)).matches(mine[0])
     assert Filter(exclude_writers=("crm",)).matches(mine[0])
     assert Filter().matches(mine[0])
+
+
+def test_a_round_that_meets_a_write_before_its_mirror_marks_it_as_the_write(
+    sim: SimHandle, world: tuple[Services, MailboxKey, str]
+) -> None:
+    """The race of a round with a write: Graph has answered the write and its version is
+    recorded, but the round reads Graph before the write mirrors its answer. The round's change
+    carries the write's key and writer (so `excludeWriters` keeps it from its writer), and a
+    change by someone else afterwards carries none."""
+    svc, key, upn = world
+    event_id = sim.control.create_event(upn, _event("Raced"))["id"]
+    assert run_sync_request(svc, _poll(svc, key)).result.startswith("ok")
+    assert svc.writes is not None
+    # The write, up to its mirror step: Graph's answer, then the versions recorded first.
+    answer = svc.graph.send(
+        event_update(
+            key, event_id, {"subject": "Raced (by the crm)"}, change_key="", body_type="html"
+        )
+    )
+    svc.writes.record_written(
+        key, [(event_id, answer["changeKey"])], idempotency_key="crm-1", writer="crm", write_id="w1"
+    )
+    assert run_sync_request(svc, _poll(svc, key)).result.startswith("ok")  # the round, first
+    sim.control.update_event(upn, event_id, {"subject": "Raced (by a person)"})
+    assert run_sync_request(svc, _poll(svc, key)).result.startswith("ok")
+    sim.control.delete_event(upn, event_id)
+    assert run_sync_request(svc, _poll(svc, key)).result.startswith("ok")
+    assert svc.changes is not None
+    mine = [c for c in svc.changes.read_after(key, limit=1000) if c.event_id == event_id]
+    assert [(c.type, c.write_key, c.writer) for c in mine] == [
+        ("created", "", ""),
+        ("updated", "crm-1", "crm"),
+        ("updated", "", ""),
+        ("deleted", "", ""),
+    ]
+    assert not Filter(exclude_writers=("crm",)).matches(mine[1])
