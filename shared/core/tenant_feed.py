@@ -14,7 +14,8 @@ Rules:
   per mailbox (15 characters). A mailbox absent from it starts from its oldest kept change.
 - A page merges each mailbox's next changes, each mailbox in sequence order, the mailboxes
   interleaved by (occurredAt, user id, sequence): the same cursor over the same rows gives the
-  same page.
+  same page. Each mailbox is read only for its share of the page (`run_size`); a page ends
+  where a mailbox read short runs out, so the interleaving never guesses past what was read.
 - Each mailbox's run is read from its position on (the row at the position included): that row
   present, the run is what follows it without a hole; it gone (past the retention), the run
   starts at the oldest kept. A hole in a run (a change not relayed yet while a later one is)
@@ -37,6 +38,7 @@ from shared.errors import InputError
 VERSION = 1
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
+MIN_RUN = 8  # changes read per mailbox and page, at least
 _DIGEST = 8
 _TENANT_DIGEST = 4
 _ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
@@ -148,7 +150,8 @@ def plan_page(
 ) -> Page:
     """The next `limit` changes of the mailboxes' runs (user id -> run, in sequence order),
     interleaved by (occurredAt, user id, sequence), and the positions after them. `truncated`:
-    mailboxes whose run was cut by the read size (more may follow them)."""
+    mailboxes whose run was cut by the read size (more may follow them): the page ends with
+    the last change read of such a mailbox, since its next one might come before any other."""
     merged = heapq.merge(
         *(
             [((c.occurred_at, user, c.sequence), user, c) for c in run]
@@ -164,7 +167,18 @@ def plan_page(
         page.append(change)
         after[user] = change.sequence
         taken[user] = taken.get(user, 0) + 1
+        if user in truncated and taken[user] == len(runs[user]):
+            break  # what follows this mailbox is unread: nothing later can be placed yet
     more = any(taken.get(u, 0) < len(r) for u, r in runs.items()) or any(
         taken.get(u, 0) == len(runs.get(u, ())) for u in truncated
     )
     return Page(page, after, more)
+
+
+def run_size(limit: int, mailboxes: int) -> int:
+    """How many changes to read of each mailbox for a page of `limit`: enough for its share
+    twice over (at least MIN_RUN), never more than the page. A mailbox read short bounds the
+    page (see plan_page), so a busy mailbox among idle ones costs pages, never order."""
+    if mailboxes <= 0:
+        return limit
+    return min(limit, max(MIN_RUN, -(-2 * limit // mailboxes)))

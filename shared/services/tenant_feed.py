@@ -2,8 +2,9 @@
 the tenant behind one opaque cursor (core.tenant_feed's rules), read from what the `changes`
 table holds (the relay is not involved).
 
-Cost per page: one partition range read per mailbox of the tenant (each at most `limit` + 1
-rows), run side by side on a small pool of threads, plus one query listing the mailboxes.
+Cost per page: one partition range read per mailbox of the tenant (each of its share of the
+page: `core.tenant_feed.run_size` + 1 rows), run side by side on a small pool of threads, plus
+one query listing the mailboxes. An idle poll costs the same reads, each empty.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def read(svc: Services, tenant: str, after: str | None, limit: str | None) -> di
     changes = svc.changes
     users = sorted({r.key.user_id for r in svc.state.list_mailboxes(tenant_id)})
     positions = {u: held.get(rules.mailbox_digest(u), -1) for u in users}
-    size = count + 1  # the row at the position comes back too
+    size = rules.run_size(count, len(users)) + 1  # the row at the position comes back too
 
     def fetch(user: str) -> tuple[str, list[ChangeEvent], bool]:
         position = positions[user]

@@ -119,3 +119,32 @@ def test_a_run_cut_by_the_read_size_says_more() -> None:
     """All of a truncated mailbox's run given: more may follow it, so `more` is true."""
     page = tf.plan_page({"a": [_c("a", 0)]}, {}, 10, truncated=frozenset({"a"}))
     assert page.more is True
+
+
+def test_a_mailbox_read_short_ends_the_page_where_it_runs_out() -> None:
+    """Mailbox a was read short (two changes of more): the page stops after its second, even
+    with room left, since a's third might come before b's later one."""
+    runs = {
+        "a": [_c("a", 1, 0), _c("a", 2, 10)],
+        "b": [_c("b", 5, 3), _c("b", 6, 4), _c("b", 7, 20)],
+    }
+    page = tf.plan_page(runs, {}, 100, truncated=frozenset({"a"}))
+    assert [(c.user_id, c.sequence) for c in page.changes] == [
+        ("a", 1),
+        ("b", 5),
+        ("b", 6),
+        ("a", 2),
+    ]
+    assert page.positions == {"a": 2, "b": 6}
+    assert page.more is True
+
+
+@pytest.mark.parametrize(
+    ("limit", "mailboxes", "size"),
+    [(100, 1, 100), (100, 10, 20), (100, 100, 8), (1000, 100, 20), (5, 1, 5), (5, 100, 5)],
+)
+def test_each_mailbox_is_read_for_its_share_of_the_page(
+    limit: int, mailboxes: int, size: int
+) -> None:
+    """Twice its share, at least eight, never more than the page."""
+    assert tf.run_size(limit, mailboxes) == size
