@@ -5,10 +5,11 @@ receives back through the write API as its own writer. Agent A mirrors mailbox 1
 with idempotency keys derived from the source change (`<writer>:<change id>`).
 
 What is pinned:
-- With each subscriber's `excludeWriters` naming both agents' writers, a minute of people's
-  edits on both sides (creates, renames, deletes, some on the copies) ends with both mailboxes
-  holding exactly the expected events (no duplicate, none missing), and the agents' writes stop
-  once the people stop.
+- With each subscriber's `excludeWriters` naming both agents' writers (or both agents writing
+  as one sync product's writer, each excluding that one), a minute of people's edits on both
+  sides (creates, renames, deletes, some on the copies) ends with both mailboxes holding exactly
+  the expected events (no duplicate, none missing), and the agents' writes stop once the
+  people stop.
 - With `excludeWriters` naming only the subscriber itself (or nothing, which is the same here:
   an agent never reads the mailbox it writes into), it loops: each agent's write reaches the
   other agent as someone else's change, and the idempotency keys cannot stop it, since every
@@ -68,6 +69,7 @@ class Agent:
     the change into the target mailbox through the write API, in the order received."""
 
     name: str
+    writer: str
     stack: Stack
     source: Mailbox
     target: Mailbox
@@ -115,7 +117,7 @@ class Agent:
         started = time.monotonic()  # a write counts from when it was sent
         response = api.post(
             self.target.path + "/writes",
-            json=body | {"writer": self.name},
+            json=body | {"writer": self.writer},
             headers={"Idempotency-Key": key},
         )
         self.writes.append((started, body["action"], response.status_code))
@@ -149,9 +151,15 @@ class Agent:
 
 @contextmanager
 def _agents(
-    stack: Stack, one: Mailbox, two: Mailbox, exclude: dict[str, list[str]]
+    stack: Stack,
+    one: Mailbox,
+    two: Mailbox,
+    exclude: dict[str, list[str]],
+    writers: dict[str, str] | None = None,
 ) -> Iterator[tuple[Agent, Agent]]:
-    """Agents A (mailbox 1 -> 2) and B (2 -> 1) with their receivers and subscriptions."""
+    """Agents A (mailbox 1 -> 2) and B (2 -> 1) with their receivers and subscriptions, each
+    writing as its own name unless `writers` names another."""
+    writers = writers or {A: A, B: B}
     cert = (stack.sim.host_cert_path, stack.sim.host_key_path)
     links = Links()
     with run_receiver(cert=cert) as hook_a, run_receiver(cert=cert) as hook_b:
@@ -168,7 +176,16 @@ def _agents(
                 )
                 assert made.status_code == 201, made.text
             agents.append(
-                Agent(name, stack, source, target, receiver, made.json()["secret"], links)
+                Agent(
+                    name,
+                    writers[name],
+                    stack,
+                    source,
+                    target,
+                    receiver,
+                    made.json()["secret"],
+                    links,
+                )
             )
         threads = [threading.Thread(target=a.run, name=a.name, daemon=True) for a in agents]
         for thread in threads:
@@ -191,14 +208,28 @@ def _writes_after(agents: tuple[Agent, ...], moment: float) -> int:
     return sum(1 for a in agents for at_, _, _ in a.writes if at_ > moment)
 
 
-def test_two_agents_mirroring_each_other_stop_when_people_stop(stack: Stack) -> None:
+@pytest.mark.parametrize(
+    ("setup", "writers", "exclude"),
+    [
+        ("two writers, each excluding both", {A: A, B: B}, {A: [A, B], B: [A, B]}),
+        (
+            "one writer, excluding itself",
+            {A: "twoway", B: "twoway"},
+            {A: ["twoway"], B: ["twoway"]},
+        ),
+    ],
+)
+def test_two_agents_mirroring_each_other_stop_when_people_stop(
+    stack: Stack, setup: str, writers: dict[str, str], exclude: dict[str, list[str]]
+) -> None:
     """A minute of edits on both mailboxes (creates, renames, deletes; on originals and on
     copies): both mailboxes end with exactly the expected events, no duplicate, every write
-    verified and answered, and no agent writes once the edits have been mirrored."""
+    verified and answered, and no agent writes once the edits have been mirrored; whether the
+    agents write as two writers that each subscriber excludes, or as one sync product's single
+    writer that each excludes as itself."""
     one, two = enrol(stack), enrol(stack)
     rng = random.Random(7)
-    exclude = {A: [A, B], B: [A, B]}
-    with _agents(stack, one, two, exclude) as (agent_a, agent_b):
+    with _agents(stack, one, two, exclude, writers) as (agent_a, agent_b):
         # logical event -> (mailbox it was made in, its id there, its subject now)
         made: dict[str, tuple[Mailbox, str, str]] = {}
         touched: dict[str, float] = {}
@@ -285,7 +316,7 @@ def test_two_agents_mirroring_each_other_stop_when_people_stop(stack: Stack) -> 
         assert agent_a.errors == agent_b.errors == []
         writes = len(agent_a.writes) + len(agent_b.writes)
         print(
-            f"\ntwo-way, excludeWriters both: {step} edits, {len(want)} events each side, "
+            f"\ntwo-way, {setup}: {step} edits, {len(want)} events each side, "
             f"{writes} writes, {len(agent_a.seen) + len(agent_b.seen)} changes received"
         )
         one.converged()
