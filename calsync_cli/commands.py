@@ -133,6 +133,8 @@ def list_(api: Api, output: str) -> None:
         return
     for row in rows:
         row["user"] = row.get("upn") or row.get("userId")
+        if row.get("calendar") not in (None, "calendar"):  # another calendar: user:handle
+            row["user"] = f"{row['user']}:{row['calendar']}"
     show_rows(rows, ("tenantId", "user", "health"))
 
 
