@@ -13,6 +13,7 @@ import secrets as pysecrets
 import time
 from dataclasses import replace
 from datetime import datetime
+from urllib.parse import unquote
 
 from shared.compose import Services
 from shared.core import graph
@@ -321,7 +322,7 @@ def _delete_graph_orphans(svc: Services, desired: set[MailboxKey]) -> int:
     known = {s.subscription_id for s in records}
     on_record = {s.mailbox for s in records}
     by_resource = {
-        (m.key.tenant_id, resource_for(m).lower()): m.key for m in svc.state.list_mailboxes()
+        (m.key.tenant_id, _resource_key(resource_for(m))): m.key for m in svc.state.list_mailboxes()
     }
     deleted = 0
     for tenant_id in svc.settings.tenant_ids:
@@ -335,7 +336,7 @@ def _delete_graph_orphans(svc: Services, desired: set[MailboxKey]) -> int:
         for sub in listed:
             if sub.notification_url != svc.settings.notification_url or sub.id in known:
                 continue
-            key = by_resource.get((tenant_id, sub.resource.lower().lstrip("/"))) or MailboxKey(
+            key = by_resource.get((tenant_id, _resource_key(sub.resource))) or MailboxKey(
                 tenant_id, user_id_from_resource(sub.resource) or ""
             )
             if key in desired and key not in on_record:
@@ -350,6 +351,11 @@ def _delete_graph_orphans(svc: Services, desired: set[MailboxKey]) -> int:
             log.info("deleted orphan subscription %s of %s", sub.id, key.user_id)
             deleted += 1
     return deleted
+
+
+def _resource_key(resource: str) -> str:
+    """A subscription resource as compared: unquoted, lower case, without a leading '/'."""
+    return unquote(resource).lower().lstrip("/")
 
 
 def list_graph_subscriptions(svc: Services, tenant_id: str) -> list[GraphSubscription]:
