@@ -65,6 +65,9 @@ def test_secondary_and_room_calendars_beside_the_default_one(stack: Stack) -> No
         ]
     )
     assert _subscriptions_of(stack, room.user_id) == [f"users/{room.user_id}/events"]
+    ids = {s["id"] for s in stack.sim.control.subscriptions()}
+    stack.run_function("renew_subscriptions")  # reconcile: no calendar's subscription is an orphan
+    assert ids <= {s["id"] for s in stack.sim.control.subscriptions()}
     shown = secondary.status()
     assert (shown["calendar"], shown["calendarName"]) == ("projects", "Team Projects")
     assert shown["calendarGraphId"] == secondary.calendar_id
