@@ -27,7 +27,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from shared.core.feed import CHANGE_TYPES, ChangeEvent
-from shared.core.model import CALENDAR_HANDLE
+from shared.core.model import CALENDAR_HANDLE, CALENDAR_SEPARATOR, DEFAULT_CALENDAR_NAME
 from shared.errors import InputError
 
 # Seconds before attempt 2, 3, ...: 5 s growing x3 to a 6 h cap; 14 attempts in all, spanning
@@ -91,14 +91,23 @@ class Filter:
     # a system syncing both ways through calsync never receives the echo of its writes.
     exclude_writers: tuple[str, ...] = ()
 
-    def matches_mailbox(self, tenant_id: str, user_id: str) -> bool:
-        return (not self.tenants or tenant_id.lower() in self.tenants) and (
-            not self.mailboxes or user_id.lower() in self.mailboxes
+    def matches_mailbox(
+        self, tenant_id: str, user_id: str, calendar: str = DEFAULT_CALENDAR_NAME
+    ) -> bool:
+        """A `mailboxes` entry "user" matches every calendar of the user, "user:handle" that
+        calendar only ("user:calendar": the default one)."""
+        if self.tenants and tenant_id.lower() not in self.tenants:
+            return False
+        user = user_id.lower()
+        return (
+            not self.mailboxes
+            or user in self.mailboxes
+            or f"{user}{CALENDAR_SEPARATOR}{calendar}" in self.mailboxes
         )
 
     def matches(self, change: ChangeEvent) -> bool:
         return (
-            self.matches_mailbox(change.tenant_id, change.user_id)
+            self.matches_mailbox(change.tenant_id, change.user_id, change.calendar_id)
             and (not self.types or change.type in self.types)
             and not (change.writer and change.writer.lower() in self.exclude_writers)
         )

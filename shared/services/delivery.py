@@ -295,7 +295,11 @@ def run_sweep(svc: Services) -> dict[str, int]:
         if not mailbox.enabled:
             continue
         key = mailbox.key
-        wanting = [s for s in subs if s.filter.matches_mailbox(key.tenant_id, key.user_id)]
+        wanting = [
+            s
+            for s in subs
+            if s.filter.matches_mailbox(key.tenant_id, key.user_id, key.calendar_name)
+        ]
         if not wanting:
             continue
         for sub in wanting:

@@ -14,7 +14,7 @@ from shared.core.feed import ChangeEvent
 from shared.core.listing import LISTING_LINK, PAGE_SIZE, is_refusal, listing_pages
 from shared.core.messages import decode_sync_request
 from shared.core.model import MailboxKey, SyncRequest, Trigger, Window
-from shared.core.webhooks import WorkItem, decode_work_item
+from shared.core.webhooks import Filter, WorkItem, decode_work_item
 from shared.errors import InputError, NotFoundError
 
 T, U = "tenant", "3f2a"
@@ -191,3 +191,21 @@ def test_requests_of_another_calendar() -> None:
     assert graph.events_resource(key, CAL_ID) == f"{base}/events"
     assert graph.events_resource(key) == f"users/{U}/events"
     assert graph.delta_start(key, window, body_type="html").path == f"users/{U}/calendarView/delta"
+
+
+@pytest.mark.parametrize(
+    ("entries", "calendar", "matched"),
+    [
+        ((U,), "calendar", True),
+        ((U,), "projects", True),
+        ((f"{U}:projects",), "projects", True),
+        ((f"{U}:projects",), "calendar", False),
+        ((f"{U}:calendar",), "calendar", True),
+        (("someone-else",), "projects", False),
+    ],
+)
+def test_webhook_filter_by_calendar(entries: tuple[str, ...], calendar: str, matched: bool) -> None:
+    """A filter's "user" takes every calendar of the user, "user:handle" that calendar only."""
+    at = datetime(2027, 1, 1, tzinfo=UTC)
+    change = ChangeEvent("id", 0, "created", T, U, "e", at, calendar_id=calendar)
+    assert Filter(mailboxes=entries).matches(change) is matched
