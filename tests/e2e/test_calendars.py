@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from devhost.local.stack import Stack
-from tests.e2e.harness import Mailbox, at, enrol, enrol_calendar, enrol_room
+from tests.e2e.harness import Mailbox, at, enrol, enrol_calendar, enrol_room, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -198,3 +198,47 @@ def test_bad_calendar_requests_are_4xx(stack: Stack) -> None:
         assert missing.status_code == 404
         twice = api.get(f"{base}:one", params={"calendar": "two"})
         assert twice.status_code == 400
+
+
+def test_lifecycle_events_of_a_calendar_act_on_that_calendar(stack: Stack) -> None:
+    """subscriptionRemoved for the secondary calendar's subscription makes a new one for that
+    calendar (the default's stays); reauthorizationRequired resumes it, and its changes reach
+    its mirror again; enrolling the handle again for another calendar is refused."""
+    default = enrol(stack)
+    secondary = enrol_calendar(stack, default, "Lifecycle", "life")
+    kept = default.status()["status"]["subscriptionId"]
+    old = secondary.status()["status"]["subscriptionId"]
+    assert stack.sim.control.lifecycle(old, "subscriptionRemoved")
+    renewed = wait_for(
+        lambda: (
+            (secondary.status()["status"]["subscriptionId"] or old) != old
+            and secondary.status()["status"]["subscriptionId"]
+        ),
+        what="a new subscription of the secondary calendar",
+    )
+    assert default.status()["status"]["subscriptionId"] == kept
+    assert _subscriptions_of(stack, default.user_id) == sorted(
+        [
+            f"users/{default.user_id}/events",
+            f"users/{default.user_id}/calendars/{_quoted(secondary.calendar_id)}/events",
+        ]
+    )
+    assert stack.sim.control.lifecycle(renewed, "reauthorizationRequired")
+    wait_for(
+        lambda: (
+            not any(s["id"] == renewed and s["paused"] for s in stack.sim.control.subscriptions())
+        ),
+        what="the reauthorization",
+    )
+    after = secondary.create({"subject": "After the lifecycle", **at(1, 12)})
+    secondary.converged()
+    assert after in secondary.mirror()
+    assert after not in default.mirror()
+
+    stack.sim.control.add_calendar(default.upn, "Another")
+    with stack.admin() as api:
+        clash = api.put(
+            f"/mailboxes/{stack.tenant_id}/{default.upn}:life", json={"calendarName": "Another"}
+        )
+    assert clash.status_code == 400, clash.text
+    assert "remove it first" in clash.json()["detail"]
