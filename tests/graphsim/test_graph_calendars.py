@@ -11,6 +11,7 @@ import pytest
 from simworld import Receiver, World
 
 from graphsim import schema
+from graphsim.client import ControlError
 from graphsim.testing import token_for
 
 pytestmark = pytest.mark.integration
@@ -175,3 +176,20 @@ def test_rooms_are_mailboxes_and_places(world: World) -> None:
     rooms = world.graph(token).get("places/microsoft.graph.room").json()["value"]
     assert [r["emailAddress"] for r in rooms] == [f"room1@{world.domain}"]
     assert rooms[0]["id"] == room_id
+
+
+def test_seed_makes_calendars_and_bad_names_are_refused(world: World) -> None:
+    """/_sim/seed makes a user's calendars (their ids answered); a second calendar of the same
+    name is refused as Exchange refuses it; an unknown user kind is refused."""
+    upn = f"carol@{world.domain}"
+    seeded = world.sim.control.seed(
+        users=[{"tenant": world.tenant_id, "upn": upn, "calendars": ["Holidays", "Team"]}]
+    )
+    ids = seeded["calendars"][upn]
+    user_id = seeded["users"][upn]
+    listed = world.graph().get(f"users/{user_id}/calendars").json()["value"]
+    assert {c["name"]: c["id"] for c in listed if not c["isDefaultCalendar"]} == ids
+    with pytest.raises(ControlError, match="already exists"):
+        world.sim.control.add_calendar(upn, "team")
+    with pytest.raises(ControlError, match="kind"):
+        world.sim.control.seed(users=[{"tenant": world.tenant_id, "upn": "x@y.z", "kind": "bus"}])
