@@ -22,6 +22,7 @@ from shared.core.entity import join_properties
 from shared.core.ews import ews_user_id
 from shared.core.graph import calendars_list, user_lookup
 from shared.core.graph_types import decode_user
+from shared.core.listing import LISTING_LINK
 from shared.core.model import MailboxKey, Trigger
 from shared.core.options import options_to_dict, parse_options
 from shared.core.rounds import round_status
@@ -173,8 +174,11 @@ def status(svc: Services, tenant_id: str, user: str) -> dict[str, Any]:
     """The mailbox's view, with its round (in progress since, lease owner and end, stale)."""
     record, now = find(svc, tenant_id, user), svc.now()
     shown = view(record, now)
-    for name, value in round_status(svc.state.get_cursor(record.key), now).items():
+    cursor = svc.state.get_cursor(record.key)
+    for name, value in round_status(cursor, now).items():
         shown["status"][_camel(name)] = iso_utc(value) if isinstance(value, datetime) else value
+    if record.key.calendar:  # Graph refused this calendar's delta: its rounds list it
+        shown["status"]["deltaRefused"] = cursor.delta_link == LISTING_LINK
     return shown
 
 

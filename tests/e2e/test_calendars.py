@@ -70,6 +70,7 @@ def test_secondary_and_room_calendars_beside_the_default_one(stack: Stack) -> No
     assert ids <= {s["id"] for s in stack.sim.control.subscriptions()}
     shown = secondary.status()
     assert (shown["calendar"], shown["calendarName"]) == ("projects", "Team Projects")
+    assert shown["status"]["deltaRefused"] is False
     assert shown["calendarGraphId"] == secondary.calendar_id
     assert default.status()["calendar"] == "calendar"
 
@@ -175,6 +176,7 @@ def test_refused_delta_is_followed_by_listing(stack: Stack, delta_refused: None)
     kinds = [c["type"] for c in _changes(secondary) if c["eventId"] == gone]
     assert kinds == ["created", "deleted"]
     assert "full" in secondary.status()["status"]["lastSyncResult"]
+    assert secondary.status()["status"]["deltaRefused"] is True
     default.converged()
     assert first in default.mirror()
     assert "delta" in default.status()["status"]["lastSyncResult"]
