@@ -233,7 +233,8 @@ def _calendar(box: Mailbox) -> dict[str, Any]:
 @route("GET", "/users/{u}/calendar", "calendar.get", READ)
 async def get_default_calendar(ctx: Ctx) -> GraphResult:
     check_query(ctx.call, ITEM_OPTIONS)
-    body = {"@odata.context": _context(ctx, "calendars/$entity"), **_calendar(ctx.box)}
+    what = "calendars/$entity" if len(ctx.args) > 1 else "calendar/$entity"
+    body = {"@odata.context": _context(ctx, what), **_calendar(ctx.box)}
     return GraphResult(200, body)
 
 
