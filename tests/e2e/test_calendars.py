@@ -94,6 +94,14 @@ def test_secondary_and_room_calendars_beside_the_default_one(stack: Stack) -> No
     assert agenda.status_code == 200, agenda.text
     assert agenda.json()["calendar"] == "projects"
     assert [i["id"] for i in agenda.json()["value"]] == [planning]
+    busy = _api(secondary, "GET", "/freebusy", params={**secondary.params, "start": _days(2)})
+    assert busy.status_code == 200, busy.text
+    assert [i["subject"] for i in busy.json()["scheduleItems"]] == ["Sprint planning"]
+    live = _api(
+        secondary, "GET", "/live", params={**secondary.params, "end": _days(7), "start": _days(0)}
+    )
+    assert live.status_code == 200, live.text
+    assert [e["id"] for e in live.json()["value"]] == [planning]  # Graph's, of this calendar
     with stack.admin() as api:
         now = api.post(
             "/now",
