@@ -25,6 +25,7 @@ from shared.core.graph_types import decode_user
 from shared.core.listing import LISTING_LINK
 from shared.core.model import MailboxKey, Trigger
 from shared.core.options import options_to_dict, parse_options
+from shared.core.paging import iter_events
 from shared.core.rounds import round_status
 from shared.core.state import MailboxRecord, MailboxStatus
 from shared.core.times import iso_utc, parse_iso
@@ -74,8 +75,8 @@ def _resolve_calendar(svc: Services, key: MailboxKey, body: Mapping[str, Any]) -
             "mailboxes on Exchange Server (EWS) mirror their default calendar only: leave "
             "the calendar out"
         )
-    answer = svc.graph.send(calendars_list(key.mailbox)) or {}
-    listed = [c for c in answer.get("value", []) if isinstance(c, dict)]
+    # Every page of the list: a mailbox may hold more calendars than one page.
+    listed = list(iter_events(calendars_list(key.mailbox), svc.graph.send))
     chosen = pick_calendar(listed, body, key.calendar)
     if chosen.get("isDefaultCalendar"):
         raise InputError(
