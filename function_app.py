@@ -121,8 +121,8 @@ def mailbox(req: func.HttpRequest) -> func.HttpResponse:
     """GET status; PUT enrol or change options (JSON body); DELETE stop (?purge=true drops data)."""
     from shared.services import mailboxes
 
-    tenant, user = req.route_params["tenant"], req.route_params["user"]
     try:
+        tenant, user = req.route_params["tenant"], web.mailbox_ref(req)
         svc = _services()
         if req.method == "PUT":
             body = web.json_body(req) if req.get_body() else {}
@@ -143,7 +143,7 @@ def mailbox_resync(req: func.HttpRequest) -> func.HttpResponse:
     from shared.services import mailboxes
 
     try:
-        result = mailboxes.resync(_services(), req.route_params["tenant"], req.route_params["user"])
+        result = mailboxes.resync(_services(), req.route_params["tenant"], web.mailbox_ref(req))
         return web.json_response(result, status=202)
     except Exception as exc:
         return web.error_response(exc)
@@ -159,7 +159,7 @@ def mailbox_events(req: func.HttpRequest) -> func.HttpResponse:
         result = mailboxes.events(
             _services(),
             req.route_params["tenant"],
-            req.route_params["user"],
+            web.mailbox_ref(req),
             req.params.get("start"),
             req.params.get("end"),
         )
@@ -178,7 +178,7 @@ def mailbox_agenda(req: func.HttpRequest) -> func.HttpResponse:
         result = reads.agenda(
             _services(),
             req.route_params["tenant"],
-            req.route_params["user"],
+            web.mailbox_ref(req),
             req.params.get("start"),
             req.params.get("end"),
         )
@@ -197,7 +197,7 @@ def mailbox_freebusy(req: func.HttpRequest) -> func.HttpResponse:
         result = reads.freebusy(
             _services(),
             req.route_params["tenant"],
-            req.route_params["user"],
+            web.mailbox_ref(req),
             req.params.get("start"),
             req.params.get("end"),
             req.params.get("interval"),
@@ -217,7 +217,7 @@ def mailbox_changes(req: func.HttpRequest) -> func.HttpResponse:
         result = feed.read(
             _services(),
             req.route_params["tenant"],
-            req.route_params["user"],
+            web.mailbox_ref(req),
             req.params.get("after"),
             req.params.get("limit"),
         )
@@ -292,7 +292,7 @@ def mailbox_calendars(req: func.HttpRequest) -> func.HttpResponse:
     from shared.services import connector
 
     try:
-        tenant, user = req.route_params["tenant"], req.route_params["user"]
+        tenant, user = req.route_params["tenant"], web.mailbox_ref(req)
         return web.json_response(connector.calendars(_services(), tenant, user))
     except Exception as exc:
         return web.error_response(exc)
@@ -305,7 +305,7 @@ def mailbox_live(req: func.HttpRequest) -> func.HttpResponse:
     from shared.services import connector
 
     try:
-        tenant, user = req.route_params["tenant"], req.route_params["user"]
+        tenant, user = req.route_params["tenant"], web.mailbox_ref(req)
         result = connector.live_events(
             _services(), tenant, user, req.params.get("start"), req.params.get("end")
         )
@@ -321,7 +321,7 @@ def mailbox_live_event(req: func.HttpRequest) -> func.HttpResponse:
     from shared.services import connector
 
     try:
-        tenant, user = req.route_params["tenant"], req.route_params["user"]
+        tenant, user = req.route_params["tenant"], web.mailbox_ref(req)
         event = req.route_params["event"]
         return web.json_response(connector.live_event(_services(), tenant, user, event))
     except Exception as exc:
@@ -336,7 +336,7 @@ def mailbox_graph(req: func.HttpRequest) -> func.HttpResponse:
     from shared.services import connector
 
     try:
-        tenant, user = req.route_params["tenant"], req.route_params["user"]
+        tenant, user = req.route_params["tenant"], web.mailbox_ref(req)
         return web.json_response(connector.raw(_services(), tenant, user, web.json_body(req)))
     except Exception as exc:
         return web.error_response(exc)
@@ -507,7 +507,7 @@ def mailbox_writes(req: func.HttpRequest) -> func.HttpResponse:
         view, status = writes.run_write(
             _services(),
             req.route_params["tenant"],
-            req.route_params["user"],
+            web.mailbox_ref(req),
             web.json_body(req),
             req.headers.get("idempotency-key"),
         )

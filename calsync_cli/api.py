@@ -62,4 +62,5 @@ class Api:
 
 
 def mailbox_path(tenant: str, user: str) -> str:
-    return f"/mailboxes/{quote(tenant, safe='')}/{quote(user, safe='@')}"
+    # "user:handle" names another calendar of the mailbox: ':' stays as it is in the path.
+    return f"/mailboxes/{quote(tenant, safe='')}/{quote(user, safe='@:')}"

@@ -39,11 +39,30 @@ _INTS = {"weeksBack", "weeksAhead", "pollSeconds"}
 @click.option("--private", type=click.Choice(["mirror", "mask"]))
 @click.option("--body-type", type=click.Choice(["html", "text"]))
 @click.option("--time-zone", help="IANA or Windows time zone name.")
+@click.option(
+    "--calendar-name",
+    help="With USER as user:handle: the mailbox's calendar to enrol under that handle.",
+)
+@click.option("--calendar-id", help="With USER as user:handle: that calendar's Graph id.")
 @output_option
 @click.pass_obj
-def enrol(api: Api, /, tenant: str, user: str, output: str, **options: Any) -> None:
-    """Enrol a mailbox (tenant id + user id or UPN), or change its options."""
+def enrol(
+    api: Api,
+    /,
+    tenant: str,
+    user: str,
+    output: str,
+    calendar_name: str | None,
+    calendar_id: str | None,
+    **options: Any,
+) -> None:
+    """Enrol a mailbox (tenant id + user id or UPN), or change its options; user:handle enrols
+    another calendar of it (by --calendar-name or --calendar-id, else the name the handle
+    slugs)."""
     body = {OPTION_NAMES[k]: v for k, v in options.items() if v is not None}
+    for key, value in (("calendarName", calendar_name), ("calendarId", calendar_id)):
+        if value:
+            body[key] = value
     show(api.call("PUT", mailbox_path(tenant, user), json=body), output, title=user)
 
 
@@ -133,6 +152,8 @@ def list_(api: Api, output: str) -> None:
         return
     for row in rows:
         row["user"] = row.get("upn") or row.get("userId")
+        if row.get("calendar") not in (None, "calendar"):  # another calendar: user:handle
+            row["user"] = f"{row['user']}:{row['calendar']}"
     show_rows(rows, ("tenantId", "user", "health"))
 
 

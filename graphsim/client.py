@@ -12,10 +12,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import httpx
 
 T = TypeVar("T")
+
+
+def _in(path: str, calendar: str) -> str:
+    return f"{path}?{urlencode({'calendar': calendar})}" if calendar else path
 
 
 class ControlError(RuntimeError):
@@ -62,20 +67,31 @@ class SimClient:
     def add_app_secret(self, client_id: str, value: str, expires: Any = None) -> None:
         self._call("POST", f"/apps/{client_id}/secrets", {"value": value, "expires": expires})
 
+    def add_calendar(self, user: str, name: str, *, can_edit: bool = True) -> str:
+        """One more calendar of the mailbox ("New calendar" in Outlook); its Graph id."""
+        body = {"name": name, "can_edit": can_edit}
+        return self._call("POST", f"/users/{user}/calendars", body)["id"]  # type: ignore[no-any-return]
+
     # --- acting as a person in Outlook -----------------------------------------------------
-    def create_event(self, user: str, event: dict[str, Any]) -> dict[str, Any]:
-        return self._call("POST", f"/users/{user}/events", event)  # type: ignore[no-any-return]
+    # `calendar` (a Graph calendar id or a name) picks a calendar other than the default one.
+    def create_event(
+        self, user: str, event: dict[str, Any], *, calendar: str = ""
+    ) -> dict[str, Any]:
+        return self._call("POST", _in(f"/users/{user}/events", calendar), event)  # type: ignore[no-any-return]
 
     def bulk_events(self, user: str, count: int, start: str, **opts: Any) -> list[str]:
         body = {"count": count, "start": start, **opts}
         return self._call("POST", f"/users/{user}/events/bulk", body)["ids"]  # type: ignore[no-any-return]
 
-    def update_event(self, user: str, event_id: str, patch: dict[str, Any]) -> dict[str, Any]:
+    def update_event(
+        self, user: str, event_id: str, patch: dict[str, Any], *, calendar: str = ""
+    ) -> dict[str, Any]:
         body = {"id": event_id, "patch": patch}
-        return self._call("POST", f"/users/{user}/events/update", body)  # type: ignore[no-any-return]
+        path = _in(f"/users/{user}/events/update", calendar)
+        return self._call("POST", path, body)  # type: ignore[no-any-return]
 
-    def delete_event(self, user: str, event_id: str) -> None:
-        self._call("POST", f"/users/{user}/events/delete", {"id": event_id})
+    def delete_event(self, user: str, event_id: str, *, calendar: str = "") -> None:
+        self._call("POST", _in(f"/users/{user}/events/delete", calendar), {"id": event_id})
 
     def cancel_event(self, user: str, event_id: str, comment: str = "") -> None:
         self._call("POST", f"/users/{user}/events/cancel", {"id": event_id, "comment": comment})
@@ -89,8 +105,8 @@ class SimClient:
         body = {"from": organizer, "id": event_id}
         return self._call("POST", f"/users/{user}/events/invite", body)  # type: ignore[no-any-return]
 
-    def list_events(self, user: str) -> list[dict[str, Any]]:
-        return self._call("GET", f"/users/{user}/events/list")["value"]  # type: ignore[no-any-return]
+    def list_events(self, user: str, *, calendar: str = "") -> list[dict[str, Any]]:
+        return self._call("GET", _in(f"/users/{user}/events/list", calendar))["value"]  # type: ignore[no-any-return]
 
     # --- faults, knobs, time -----------------------------------------------------------------
     def knobs(self, **values: Any) -> dict[str, Any]:

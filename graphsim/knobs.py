@@ -37,6 +37,10 @@ class Knobs:
     # Graph may answer a page with an empty `value`, and pages larger or smaller than asked.
     delta_empty_page_rate: float = 0.0
     delta_page_size_jitter: bool = False
+    # calendarView/delta of a calendar other than the default one: v1.0 documents it for the
+    # primary calendar only (beta for others); True answers it 400 ErrorInvalidRequest, as a
+    # Graph that keeps to v1.0's word might.
+    calendar_delta_refused: bool = False
     # Page size when the client sends no Prefer: odata.maxpagesize (undocumented: harsh, small).
     default_page_size: int = 10
     # Subscriptions (api/resources/subscription, subscription-post-subscriptions).

@@ -106,6 +106,15 @@ def intake_error(exc: Exception) -> func.HttpResponse:
     return error_response(exc)
 
 
+def mailbox_ref(req: func.HttpRequest) -> str:
+    """The `{user}` of a mailbox route, with the `calendar` query parameter folded in as
+    `user:handle` (core.calendars); InputError when the two name different calendars."""
+    from shared.core.calendars import split_ref
+
+    user, handle = split_ref(req.route_params.get("user", ""), req.params.get("calendar"))
+    return f"{user}:{handle}" if handle else user
+
+
 def flag(req: func.HttpRequest, name: str) -> bool:
     """A boolean query parameter: true/1/yes, false/0/no/absent; anything else is an InputError."""
     value = (req.params.get(name) or "false").strip().lower()

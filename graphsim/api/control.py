@@ -74,8 +74,17 @@ def seed(sim: Simulator, request: Request, body: Body) -> Any:
     for c in body.get("consents", []):
         d.grant_consent(c["tenant"], c["client_id"], list(c.get("roles", [])))
     for u in body.get("users", []):
-        user = d.add_user(u["tenant"], u["upn"], user_id=u.get("id", ""), name=u.get("name", ""))
+        user = d.add_user(
+            u["tenant"],
+            u["upn"],
+            user_id=u.get("id", ""),
+            name=u.get("name", ""),
+            kind=u.get("kind", "user"),
+        )
         out["users"][user.upn] = user.id
+        for name in u.get("calendars", []):
+            box = d.add_calendar(user.id, name)
+            out.setdefault("calendars", {}).setdefault(user.upn, {})[name] = box.calendar_id
     for e in body.get("events", []):
         doc = d.mailbox_for(e["user"]).store.create(e["event"], sim.clock.now())
         out["events"].append(doc["id"])
@@ -125,8 +134,28 @@ def app_secret(sim: Simulator, request: Request, body: Body) -> Any:
     app.secrets.append(AppSecret(body["value"], _when(sim, body.get("expires"))))
 
 
+def _box(sim: Simulator, request: Request) -> Any:
+    """The user's default calendar, or the one `?calendar=` names (by Graph id or by name)."""
+    box = sim.directory.mailbox_for(request.path_params["user"])
+    wanted = request.query_params.get("calendar", "")
+    if not wanted:
+        return box
+    for cal in box.all_calendars():
+        if wanted in (cal.calendar_id, cal.name):
+            return cal
+    raise ValueError(f"user {box.user.upn} has no calendar {wanted!r}")
+
+
 def _store(sim: Simulator, request: Request) -> Any:
-    return sim.directory.mailbox_for(request.path_params["user"]).store
+    return _box(sim, request).store
+
+
+def add_calendar(sim: Simulator, request: Request, body: Body) -> Any:
+    """{name, can_edit}: one more calendar of the mailbox; its Graph id."""
+    box = sim.directory.add_calendar(
+        request.path_params["user"], str(body["name"]), can_edit=bool(body.get("can_edit", True))
+    )
+    return {"id": box.calendar_id, "name": box.name}
 
 
 def create_event(sim: Simulator, request: Request, body: Body) -> Any:
@@ -202,7 +231,7 @@ def knobs(sim: Simulator, request: Request, body: Body) -> Any:
     }
     if options != sim.directory.delta_options:
         sim.directory.delta_options = options
-        for box in sim.directory.mailboxes.values():
+        for box in sim.directory.every_calendar():
             for name, value in options.items():
                 setattr(box.delta, name, value)
     sim.delivery.wake()
@@ -236,7 +265,7 @@ def counters(sim: Simulator, request: Request, body: Body) -> Any:
 
 
 def expire_delta(sim: Simulator, request: Request, body: Body) -> Any:
-    box = sim.directory.mailbox_for(request.path_params["user"])
+    box = _box(sim, request)
     return {"expired": box.delta.expire(body.get("token"))}
 
 
@@ -305,6 +334,7 @@ def routes() -> list[Route]:
         ("/consents", consent, ["POST"]),
         ("/access-policies", access_policy, ["POST"]),
         ("/apps/{client_id}/secrets", app_secret, ["POST"]),
+        ("/users/{user}/calendars", add_calendar, ["POST"]),
         ("/users/{user}/events", create_event, ["POST"]),
         ("/users/{user}/events/list", list_events, ["GET"]),
         ("/users/{user}/events/bulk", bulk_events, ["POST"]),

@@ -90,6 +90,13 @@ def _page_body(ctx: Ctx, page: DeltaPage) -> dict[str, Any]:
 
 async def _delta_in_calendar(ctx: Ctx) -> GraphResult:
     check_calendar(ctx, ctx.args[1])
+    if ctx.box.owner is not None and ctx.sim.knobs.calendar_delta_refused:
+        raise GraphRequestError(
+            400,
+            "ErrorInvalidRequest",
+            "Change tracking over 'CalendarView' is supported for the primary calendar only; "
+            "list users/{id}/calendars/{id}/calendarView instead.",
+        )
     return await calendar_view_delta(ctx)
 
 

@@ -4,9 +4,13 @@ Rule: handlers translate HTTP to the calendar model (graphsim.model.calendar) an
 more: query options are checked (an unknown `$` option is 400), `Prefer: outlook.timezone` and
 `outlook.body-content-type` are applied on the way out (api/user-list-events), ids are REST
 ids unless `Prefer: IdType="ImmutableId"` asks for immutable ones (outlook-immutable-id), lists
-are paged with `@odata.nextLink` and `$skip` (default 10 per page, as Graph's calendarView), and the
-mailbox has one calendar, its default one. Sources (learn.microsoft.com/graph/...):
-api/resources/event, api/user-list-calendarview, api/event-update (If-Match).
+are paged with `@odata.nextLink` and `$skip` (default 10 per page, as Graph's calendarView). A
+mailbox has its default calendar and any others made for it (model.directory): `/calendars/{id}/...`
+reaches one by its id, `/users/{id}/events` lists and creates in the default calendar only, and
+`/users/{id}/events/{id}` reaches an event of any calendar of the mailbox, as in Exchange. Writes
+in a calendar whose canEdit is false are 403. Sources (learn.microsoft.com/graph/...):
+api/resources/event, api/user-list-calendarview, api/event-update (If-Match),
+api/user-list-calendars, api/calendar-post-events.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from graphsim.api.pipeline import (
 from graphsim.errors import GraphRequestError
 from graphsim.model.calendar.render import render_event
 from graphsim.model.calendar.timezones import parse_instant
+from graphsim.model.directory import Mailbox
 
 LIST_OPTIONS = {"$select", "$top", "$skip", "$orderby", "$count", "$expand"}
 ITEM_OPTIONS = {"$select", "$expand"}
@@ -185,9 +190,14 @@ def one(ctx: Ctx, doc: dict[str, Any], status: int = 200) -> GraphResult:
 
 
 def check_calendar(ctx: Ctx, calendar: str) -> None:
-    if calendar != ctx.box.calendar_id:
+    """Point the request at the mailbox's calendar `calendar` (404 when it has none)."""
+    ctx.mailbox = ctx.box.calendar(calendar)
+
+
+def _writable(ctx: Ctx) -> None:
+    if not ctx.box.can_edit:
         raise GraphRequestError(
-            404, "ErrorItemNotFound", "The specified object was not found in the store."
+            403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
         )
 
 
@@ -199,22 +209,23 @@ async def get_user(ctx: Ctx) -> GraphResult:
     return GraphResult(200, {**body, **ctx.box.user.as_graph()})
 
 
-def _calendar(ctx: Ctx) -> dict[str, Any]:
-    user = ctx.box.user
+def _calendar(box: Mailbox) -> dict[str, Any]:
+    user, default = box.user, box.owner is None
+    seed = (user.id + box.cal_id).encode()
     return {
-        "id": ctx.box.calendar_id,
-        "name": "Calendar",
-        "color": "auto",
+        "id": box.calendar_id,
+        "name": box.name,
+        "color": box.color,
         "hexColor": "",
-        "isDefaultCalendar": True,
-        "changeKey": base64.b64encode(hashlib.sha256(user.id.encode()).digest()[:12]).decode(),
-        "canShare": True,
+        "isDefaultCalendar": default,
+        "changeKey": base64.b64encode(hashlib.sha256(seed).digest()[:12]).decode(),
+        "canShare": box.can_edit,
         "canViewPrivateItems": True,
-        "canEdit": True,
+        "canEdit": box.can_edit,
         "allowedOnlineMeetingProviders": ["teamsForBusiness"],
         "defaultOnlineMeetingProvider": "teamsForBusiness",
-        "isTallyingResponses": True,
-        "isRemovable": False,
+        "isTallyingResponses": default,
+        "isRemovable": not default,
         "owner": {"name": user.display_name, "address": user.upn},
     }
 
@@ -222,7 +233,9 @@ def _calendar(ctx: Ctx) -> dict[str, Any]:
 @route("GET", "/users/{u}/calendar", "calendar.get", READ)
 async def get_default_calendar(ctx: Ctx) -> GraphResult:
     check_query(ctx.call, ITEM_OPTIONS)
-    return GraphResult(200, {"@odata.context": _context(ctx, "calendar/$entity"), **_calendar(ctx)})
+    what = "calendars/$entity" if len(ctx.args) > 1 else "calendar/$entity"
+    body = {"@odata.context": _context(ctx, what), **_calendar(ctx.box)}
+    return GraphResult(200, body)
 
 
 @route("GET", "/users/{u}/calendars/{c}", "calendar.get", READ)
@@ -234,9 +247,8 @@ async def get_calendar(ctx: Ctx) -> GraphResult:
 @route("GET", "/users/{u}/calendars", "calendars.list", READ)
 async def list_calendars(ctx: Ctx) -> GraphResult:
     check_query(ctx.call, LIST_OPTIONS)
-    return GraphResult(
-        200, {"@odata.context": _context(ctx, "calendars"), "value": [_calendar(ctx)]}
-    )
+    listed = [_calendar(box) for box in ctx.box.all_calendars()]
+    return GraphResult(200, {"@odata.context": _context(ctx, "calendars"), "value": listed})
 
 
 # --- events ----------------------------------------------------------------------------------
@@ -259,6 +271,7 @@ async def list_events(ctx: Ctx) -> GraphResult:
 
 async def create_event(ctx: Ctx) -> GraphResult:
     check_query(ctx.call, set())  # POST takes no $expand: the created event comes back plain
+    _writable(ctx)
     body = ctx.call.json()
     tx = body.get("transactionId")
     doc = ctx.box.store.create(body, ctx.now, transaction_id=tx if isinstance(tx, str) else None)
@@ -271,6 +284,7 @@ async def get_event(ctx: Ctx) -> GraphResult:
 
 async def update_event(ctx: Ctx) -> GraphResult:
     check_query(ctx.call, set())
+    _writable(ctx)
     doc = ctx.box.store.update(
         ctx.args[-1], ctx.call.json(), ctx.now, if_match=ctx.call.headers.get("if-match")
     )
@@ -278,11 +292,13 @@ async def update_event(ctx: Ctx) -> GraphResult:
 
 
 async def delete_event(ctx: Ctx) -> GraphResult:
+    _writable(ctx)
     ctx.box.store.delete(ctx.args[-1], ctx.now)
     return GraphResult(204)
 
 
 async def cancel_event(ctx: Ctx) -> GraphResult:
+    _writable(ctx)
     body = ctx.call.json() if ctx.call.body.strip() else {}
     comment = body.get("Comment", body.get("comment", ""))
     ctx.box.store.cancel(ctx.args[-1], ctx.now, comment=str(comment or ""))
@@ -314,18 +330,33 @@ def _in_calendar(handler: Handler) -> Handler:
     return checked
 
 
-for _prefix, _wrap in (
-    ("/users/{u}", lambda h: h),
-    ("/users/{u}/calendar", lambda h: h),
-    ("/users/{u}/calendars/{c}", _in_calendar),
+def _holding(handler: Handler) -> Handler:
+    """`/users/{id}/events/{id}`: the event is found in whichever calendar of the mailbox."""
+
+    async def found(ctx: Ctx) -> GraphResult:
+        ctx.mailbox = ctx.box.holding(ctx.args[-1])
+        return await handler(ctx)
+
+    return found
+
+
+def _same(handler: Handler) -> Handler:
+    return handler
+
+
+# The wrapper picks the calendar before the cache is asked: its key is that calendar's version.
+for _prefix, _wrap, _item in (
+    ("/users/{u}", _same, _holding),
+    ("/users/{u}/calendar", _same, _holding),
+    ("/users/{u}/calendars/{c}", _in_calendar, _in_calendar),
 ):
-    route("GET", f"{_prefix}/events", "events.list", READ)(cached(_wrap(list_events)))
+    route("GET", f"{_prefix}/events", "events.list", READ)(_wrap(cached(list_events)))
     route("POST", f"{_prefix}/events", "events.create", WRITE)(_wrap(create_event))
-    route("GET", f"{_prefix}/events/{{e}}", "events.get", READ)(cached(_wrap(get_event)))
-    route("PATCH", f"{_prefix}/events/{{e}}", "events.update", WRITE)(_wrap(update_event))
-    route("DELETE", f"{_prefix}/events/{{e}}", "events.delete", WRITE)(_wrap(delete_event))
-    route("POST", f"{_prefix}/events/{{e}}/cancel", "events.cancel", WRITE)(_wrap(cancel_event))
+    route("GET", f"{_prefix}/events/{{e}}", "events.get", READ)(_item(cached(get_event)))
+    route("PATCH", f"{_prefix}/events/{{e}}", "events.update", WRITE)(_item(update_event))
+    route("DELETE", f"{_prefix}/events/{{e}}", "events.delete", WRITE)(_item(delete_event))
+    route("POST", f"{_prefix}/events/{{e}}/cancel", "events.cancel", WRITE)(_item(cancel_event))
     route("GET", f"{_prefix}/events/{{e}}/instances", "events.instances", READ)(
-        cached(_wrap(list_instances))
+        _item(cached(list_instances))
     )
-    route("GET", f"{_prefix}/calendarView", "calendarView", READ)(cached(_wrap(calendar_view)))
+    route("GET", f"{_prefix}/calendarView", "calendarView", READ)(_wrap(cached(calendar_view)))

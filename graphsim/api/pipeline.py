@@ -95,6 +95,7 @@ def cached(handler: Handler) -> Handler:
         call = ctx.call
         key = (
             ctx.box.user.id,
+            ctx.box.calendar_id,
             ctx.box.store.version(),
             call.raw_path,
             call.raw_query,

@@ -10,7 +10,7 @@ api/subscription-reauthorize, api/subscription-list.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from graphsim.api.calls import GraphResult
 from graphsim.api.events import immutable_ids
@@ -99,8 +99,15 @@ async def create(ctx: Ctx) -> GraphResult:
     mailbox = sim.directory.mailbox_for(found.group(1))
     if mailbox.user.tenant_id.lower() != ctx.tenant_id.lower():
         raise access_denied()
-    if found.group(2) and found.group(2) != mailbox.calendar_id:
-        raise GraphRequestError(404, "ResourceNotFound", f"Calendar '{found.group(2)}' not found.")
+    calendar_id = ""
+    if found.group(2):
+        wanted = unquote(found.group(2))
+        try:
+            calendar_id = mailbox.calendar(wanted).cal_id
+        except GraphRequestError:
+            raise GraphRequestError(
+                404, "ResourceNotFound", f"Calendar '{wanted}' not found."
+            ) from None
     if not READ & ctx.roles:
         raise GraphRequestError(
             403,
@@ -136,7 +143,7 @@ async def create(ctx: Ctx) -> GraphResult:
                 f"subscriptions for mailbox '{mailbox.user.upn}' has reached the limit of "
                 f"{sim.knobs.max_subscriptions_per_mailbox}.]",
             )
-        if subs.duplicate_of(ctx.app_id, user_id, change_types):
+        if subs.duplicate_of(ctx.app_id, user_id, change_types, calendar_id):
             raise GraphRequestError(
                 409,
                 "ExtensionError",
@@ -172,6 +179,7 @@ async def create(ctx: Ctx) -> GraphResult:
         latest_tls=tls,
         creator_id=str(ctx.app_id),
         immutable_ids=immutable_ids(ctx),  # its notifications keep the id form it was made with
+        calendar_id=calendar_id,
     )
     sim.counters.note("subscriptions_created")
     return GraphResult(201, sub.as_graph(sim.urls.graph_base_url, with_client_state=True))

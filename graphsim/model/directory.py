@@ -3,7 +3,10 @@
 Rule: this module is the only owner of who exists and who may do what. A tenant is found by id
 or by domain; an app registration lives in its home tenant and becomes usable in another tenant
 only through admin consent (a service principal with granted application permissions). Each user
-owns one mailbox: a CalendarStore (the default calendar) and its DeltaEngine.
+owns one mailbox: a CalendarStore (the default calendar) and its DeltaEngine, and may own more
+calendars (`add_calendar`), each a Mailbox view of the same user with its own store, delta engine
+and id. A room or equipment mailbox is a user whose `kind` says so (Exchange resource mailboxes
+are user objects with a mailbox; `GET /places/microsoft.graph.room` lists the rooms).
 """
 
 from __future__ import annotations
@@ -85,6 +88,7 @@ class User:
     upn: str
     display_name: str
     tenant_id: str
+    kind: str = "user"  # "user", "room" or "equipment" (a resource mailbox)
 
     def as_graph(self) -> dict[str, object]:
         """The user entity as `GET /users/{id}` returns it (default property set)."""
@@ -103,21 +107,59 @@ class User:
         }
 
 
-def calendar_id(user_id: str) -> str:
-    """The id of a user's default calendar: stable, and shaped like Exchange's."""
-    digest = hashlib.sha256(f"calendar:{user_id.lower()}".encode()).digest()
+def calendar_id(user_id: str, name: str = "") -> str:
+    """The id of a user's default calendar (or of its calendar `name`): stable, and shaped like
+    Exchange's (standard base64, so it holds '/', '+' and '=' often enough)."""
+    seed = f"calendar:{user_id.lower()}" + (f":{name}" if name else "")
+    digest = hashlib.sha256(seed.encode()).digest()
     return base64.b64encode(b"\x00\x03\x24\x00" + digest + b"\x00\x01").decode()
 
 
-@dataclass
+@dataclass(eq=False)
 class Mailbox:
+    """A user's mailbox as its default calendar, or (`owner` set) one more calendar of it."""
+
     user: User
     store: CalendarStore
     delta: DeltaEngine
+    cal_id: str = ""  # "" = the default calendar
+    name: str = "Calendar"
+    can_edit: bool = True
+    color: str = "auto"
+    owner: Mailbox | None = None  # the default calendar's mailbox, for another calendar
+    calendars: dict[str, Mailbox] = field(default_factory=dict)  # the other calendars, by id
 
     @property
     def calendar_id(self) -> str:
-        return calendar_id(self.user.id)
+        return self.cal_id or calendar_id(self.user.id)
+
+    @property
+    def primary(self) -> Mailbox:
+        return self.owner or self
+
+    def all_calendars(self) -> list[Mailbox]:
+        """The default calendar first, then the others in creation order."""
+        primary = self.primary
+        return [primary, *primary.calendars.values()]
+
+    def calendar(self, cid: str) -> Mailbox:
+        """The calendar with Graph id `cid` (the default one by its id too); 404 if none."""
+        primary = self.primary
+        if cid == primary.calendar_id:
+            return primary
+        found = primary.calendars.get(cid)
+        if found is None:
+            raise GraphRequestError(
+                404, "ErrorItemNotFound", "The specified object was not found in the store."
+            )
+        return found
+
+    def holding(self, event_id: str) -> Mailbox:
+        """The calendar holding event `event_id` (the default one when none does: its 404)."""
+        for box in self.all_calendars():
+            if box.store.holds(event_id):
+                return box
+        return self.primary
 
 
 class Directory:
@@ -192,13 +234,17 @@ class Directory:
             tenant.service_principals[client_id.lower()] = set()
 
     # --- users and mailboxes ----------------------------------------------------------
-    def add_user(self, tenant_key: str, upn: str, *, user_id: str = "", name: str = "") -> User:
+    def add_user(
+        self, tenant_key: str, upn: str, *, user_id: str = "", name: str = "", kind: str = "user"
+    ) -> User:
         tenant = self.find_tenant(tenant_key)
         if tenant is None:
             raise ValueError(f"unknown tenant {tenant_key!r}")
         if upn.lower() in self._user_by_upn:
             raise ValueError(f"user {upn!r} already exists")
-        user = User(user_id or str(uuid.uuid4()), upn, name or upn.split("@")[0], tenant.id)
+        if kind not in ("user", "room", "equipment"):
+            raise ValueError(f"kind {kind!r}: use user, room or equipment")
+        user = User(user_id or str(uuid.uuid4()), upn, name or upn.split("@")[0], tenant.id, kind)
         self.users[user.id.lower()] = user
         self._user_by_upn[upn.lower()] = user
         store = CalendarStore(
@@ -211,6 +257,44 @@ class Directory:
         store.on_change(lambda change_type, event_id: self._changed(mailbox, change_type, event_id))
         self.mailboxes[user.id.lower()] = mailbox
         return user
+
+    def add_calendar(self, user_key: str, name: str, *, can_edit: bool = True) -> Mailbox:
+        """One more calendar of a mailbox (Outlook's "New calendar"); names are unique per
+        mailbox, as Exchange requires (409 ErrorFolderExists otherwise)."""
+        primary = self.mailbox_for(user_key)
+        if not name.strip():
+            raise ValueError("a calendar needs a name")
+        if any(c.name.lower() == name.lower() for c in primary.all_calendars()):
+            raise GraphRequestError(
+                409, "ErrorFolderExists", "A folder with the specified name already exists."
+            )
+        user = primary.user
+        n = len(primary.calendars) + 1
+        store = CalendarStore(
+            user.id,
+            seed=self.seed * 104729 + len(self.users) * 101 + n,
+            address=user.upn,
+            display_name=user.display_name,
+        )
+        rng = random.Random(self.seed * 7919 + len(self.users) * 101 + n)
+        box = Mailbox(
+            user,
+            store,
+            DeltaEngine(store, rng=rng),
+            cal_id=calendar_id(user.id, name),
+            name=name,
+            can_edit=can_edit,
+            owner=primary,
+        )
+        for option, value in self.delta_options.items():
+            setattr(box.delta, option, value)
+        store.on_change(lambda change_type, event_id: self._changed(box, change_type, event_id))
+        primary.calendars[box.cal_id] = box
+        return box
+
+    def every_calendar(self) -> list[Mailbox]:
+        """Every calendar of every mailbox (knobs apply to all of their delta engines)."""
+        return [c for m in self.mailboxes.values() for c in m.all_calendars()]
 
     def _changed(self, mailbox: Mailbox, change_type: str, event_id: str) -> None:
         for listener in self.listeners:

@@ -60,6 +60,9 @@ class Subscription:
     # Created with `Prefer: IdType="ImmutableId"`: its notifications carry immutable ids, else
     # REST ids, for its whole life (outlook-immutable-id: "Immutable ID with change notifications")
     immutable_ids: bool = False
+    # The calendar subscribed to: "" for `users/{id}/events` (the default calendar only), else
+    # the Graph id of `users/{id}/calendars/{id}/events`.
+    calendar_id: str = ""
 
     def as_graph(self, base_url: str, *, with_client_state: bool) -> dict[str, Any]:
         return {
@@ -118,9 +121,14 @@ class Subscriptions:
     def count_for_mailbox(self, mailbox_id: str) -> int:
         return sum(1 for s in self.by_id.values() if s.mailbox_id == mailbox_id)
 
-    def duplicate_of(self, app_id: str, mailbox_id: str, change_types: frozenset[str]) -> bool:
+    def duplicate_of(
+        self, app_id: str, mailbox_id: str, change_types: frozenset[str], calendar_id: str = ""
+    ) -> bool:
         return any(
-            s.app_id == app_id and s.mailbox_id == mailbox_id and s.change_types == change_types
+            s.app_id == app_id
+            and s.mailbox_id == mailbox_id
+            and s.change_types == change_types
+            and s.calendar_id == calendar_id
             for s in self.by_id.values()
         )
 
@@ -160,12 +168,15 @@ class Subscriptions:
 
     # --- notifications ----------------------------------------------------------------------
     def on_change(self, mailbox: Mailbox, change_type: str, event_id: str) -> None:
-        """A mailbox's calendar changed: notify every live subscription that asked for it."""
+        """A mailbox's calendar changed: notify every live subscription that asked for that
+        calendar (`users/{id}/events` hears the default calendar only)."""
         self.purge_expired()
         targets = [
             s
             for s in self.by_id.values()
-            if s.mailbox_id == mailbox.user.id and change_type in s.change_types
+            if s.mailbox_id == mailbox.user.id
+            and s.calendar_id == mailbox.cal_id
+            and change_type in s.change_types
         ]
         if not targets:
             return
@@ -180,6 +191,8 @@ class Subscriptions:
                 continue
             shown = event_id if sub.immutable_ids else mailbox.store.rest_id(event_id)
             resource = f"Users/{user_id}/Events/{shown}"
+            if sub.calendar_id:  # named by the resource subscribed to
+                resource = f"Users/{user_id}/Calendars/{sub.calendar_id}/Events/{shown}"
             data: dict[str, Any] = {
                 "@odata.type": "#Microsoft.Graph.Event",
                 "@odata.id": resource,

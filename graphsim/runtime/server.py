@@ -30,6 +30,7 @@ from graphsim.api import (  # noqa: F401
     entra,
     events,
     keyvault,
+    places,
     schedule,
     subscriptions,
 )

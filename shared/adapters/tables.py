@@ -95,25 +95,30 @@ class TableState:
     def put_mailbox(self, record: MailboxRecord) -> None:
         entity: dict[str, Any] = {
             "PartitionKey": record.key.tenant_id,
-            "RowKey": record.key.user_id,
+            "RowKey": record.key.label,
             "upn": record.upn,
             "enabled": record.enabled,
             "options": json.dumps(options_to_dict(record.options)),
         }
         if record.enrolled_at:
             entity["enrolled_at"] = record.enrolled_at
+        if record.key.calendar:
+            entity["calendar_id"], entity["calendar_name"] = (
+                record.calendar_id,
+                record.calendar_name,
+            )
         for f in fields(MailboxStatus):
             value = getattr(record.status, f.name)
             if value is not None:
                 entity[f"status_{f.name}"] = value
-        with mapped_errors(f"saving mailbox {record.key.user_id}"):
+        with mapped_errors(f"saving mailbox {record.key.label}"):
             self.mailboxes.upsert_entity(entity, mode=UpdateMode.REPLACE)
 
     def update_status(self, key: MailboxKey, **changes: Any) -> None:
         """Merge just these status fields into the mailbox row, so that writers of different
         fields (a sync round, the renewal timer, the intake) never undo each other. A cleared
         value is stored as "" (Table Storage has no null). A removed mailbox stays removed."""
-        entity: dict[str, Any] = {"PartitionKey": key.tenant_id, "RowKey": key.user_id}
+        entity: dict[str, Any] = {"PartitionKey": key.tenant_id, "RowKey": key.label}
         for name, value in changes.items():
             entity[f"status_{name}"] = "" if value is None else value
         with contextlib.suppress(ResourceNotFoundError), mapped_errors("updating a mailbox status"):
@@ -121,11 +126,11 @@ class TableState:
 
     def get_mailbox(self, key: MailboxKey) -> MailboxRecord:
         try:
-            with mapped_errors(f"reading mailbox {key.user_id}"):
-                entity = self.mailboxes.get_entity(key.tenant_id, key.user_id)
+            with mapped_errors(f"reading mailbox {key.label}"):
+                entity = self.mailboxes.get_entity(key.tenant_id, key.label)
         except ResourceNotFoundError:
             raise NotFoundError(
-                f"mailbox {key.user_id} of tenant {key.tenant_id} is not enrolled"
+                f"mailbox {key.label} of tenant {key.tenant_id} is not enrolled"
             ) from None
         return _mailbox(entity)
 
@@ -146,8 +151,8 @@ class TableState:
             return [_mailbox(e) for e in rows]
 
     def delete_mailbox(self, key: MailboxKey) -> None:
-        with mapped_errors(f"deleting mailbox {key.user_id}"):
-            self.mailboxes.delete_entity(key.tenant_id, key.user_id)
+        with mapped_errors(f"deleting mailbox {key.label}"):
+            self.mailboxes.delete_entity(key.tenant_id, key.label)
 
     # --- subscriptions ---------------------------------------------------------------------------
     def put_subscription(self, sub: SubscriptionRecord) -> None:
@@ -155,6 +160,7 @@ class TableState:
             "PartitionKey": sub.tenant_id,
             "RowKey": encode_key(sub.subscription_id),
             "user_id": sub.user_id,
+            "calendar": sub.calendar,
             "resource": sub.resource,
             "expiration": sub.expiration,
             "client_state_digest": sub.client_state_digest,
@@ -361,6 +367,7 @@ class TableState:
                     type=planned.type,
                     tenant_id=key.tenant_id,
                     user_id=key.user_id,
+                    calendar_id=key.calendar_name,
                     event_id=planned.event_id,
                     occurred_at=at,
                     series_master_id=planned.series_master_id,
@@ -538,12 +545,14 @@ def _mailbox(entity: Any) -> MailboxRecord:
         if f"status_{f.name}" in entity
     }
     return MailboxRecord(
-        key=MailboxKey(entity["PartitionKey"], entity["RowKey"]),
+        key=MailboxKey.from_label(entity["PartitionKey"], entity["RowKey"]),
         upn=str(entity.get("upn", "")),
         options=parse_options(json.loads(entity.get("options") or "{}")),
         enabled=bool(entity.get("enabled", True)),
         status=MailboxStatus(**status_values),
         enrolled_at=entity.get("enrolled_at"),
+        calendar_id=str(entity.get("calendar_id", "")),
+        calendar_name=str(entity.get("calendar_name", "")),
     )
 
 
@@ -560,6 +569,7 @@ def _subscription(entity: Any) -> SubscriptionRecord:
         last_lifecycle_event=str(entity.get("last_lifecycle_event", "")),
         last_lifecycle_at=entity.get("last_lifecycle_at"),
         etag=str(getattr(entity, "metadata", {}).get("etag", "")),
+        calendar=str(entity.get("calendar", "")),
     )
 
 

@@ -54,7 +54,7 @@ def _event_json(event: Any) -> str:
 
 
 def _versions_partition(key: MailboxKey) -> str:
-    return f"v_{key.tenant_id}_{key.user_id}"
+    return f"v_{key.partition}"
 
 
 class WriteStore:
@@ -67,6 +67,7 @@ class WriteStore:
         props: dict[str, Any] = {
             "tenant_id": record.key.tenant_id,
             "user_id": record.key.user_id,
+            "calendar": record.key.calendar,
             "request": json.dumps(record.request.as_json(), separators=(",", ":")),
             "request_digest": record.request.digest(),
             "status": record.status,
@@ -198,7 +199,9 @@ def _record(entity: Any) -> WriteRecord:
     event_text = str(props.get("event") or "")
     return WriteRecord(
         write_id=str(entity["PartitionKey"]),
-        key=MailboxKey(str(props["tenant_id"]), str(props["user_id"])),
+        key=MailboxKey(
+            str(props["tenant_id"]), str(props["user_id"]), str(props.get("calendar") or "")
+        ),
         request=WriteRequest(
             action=request["action"],
             event_id=request.get("eventId", ""),

@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from shared.core.agenda import agenda_item
+from shared.core.model import DEFAULT_CALENDAR_NAME, MailboxKey
 from shared.core.times import iso_utc, parse_iso
 from shared.core.zones import resolve_zone
 from shared.errors import InputError
@@ -37,7 +38,7 @@ from shared.errors import InputError
 ChangeType = Literal["created", "updated", "deleted"]
 CHANGE_TYPES: tuple[ChangeType, ...] = ("created", "updated", "deleted")
 SEQUENCE_DIGITS = 20
-DEFAULT_CALENDAR = "calendar"
+DEFAULT_CALENDAR = DEFAULT_CALENDAR_NAME  # a non-default calendar is named by its handle
 UNCOMPARED = frozenset({"id", "changeKey"})  # the id never changes; the changeKey always does
 DIGEST_CHARS = 12  # per field: 48 bits, plenty to tell one version of a field from the next
 
@@ -171,7 +172,8 @@ class ChangeEvent:
 
     @property
     def partition(self) -> str:
-        return f"{self.tenant_id}_{self.user_id}"
+        calendar = "" if self.calendar_id == DEFAULT_CALENDAR else self.calendar_id
+        return MailboxKey(self.tenant_id, self.user_id, calendar).partition
 
     def to_json(self) -> dict[str, Any]:
         """The change as consumers receive it (queue message, webhook body, feed read)."""

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.core.model import CALENDAR_HANDLE, CALENDAR_SEPARATOR
 from shared.core.times import parse_iso
 from shared.errors import InputError
 
@@ -131,7 +132,9 @@ MAX_NOW_MAILBOXES = 500
 
 def parse_now_request(body: Any) -> list[tuple[str, str]]:
     """(tenantId, user) of each mailbox of a POST /api/now body, or InputError naming the
-    parameter: {"mailboxes": [{"tenantId": ..., "user": ...}, ...]}, 1 to MAX_NOW_MAILBOXES."""
+    parameter: {"mailboxes": [{"tenantId": ..., "user": ...}, ...]}, 1 to MAX_NOW_MAILBOXES.
+    A calendar other than the default one is `"user": "<id or UPN>:<handle>"`, or the entry's
+    `"calendar": "<handle>"` (then `user` is "user:handle" here)."""
     if not isinstance(body, dict) or not isinstance(body.get("mailboxes"), list):
         raise InputError('mailboxes: send {"mailboxes": [{"tenantId": ..., "user": ...}, ...]}')
     listed = body["mailboxes"]
@@ -146,5 +149,10 @@ def parse_now_request(body: Any) -> list[tuple[str, str]]:
         user = entry.get("user") if isinstance(entry, dict) else None
         if not isinstance(tenant, str) or not tenant or not isinstance(user, str) or not user:
             raise InputError(f"mailboxes[{i}]: needs tenantId and user, both non-empty strings")
+        calendar = entry.get("calendar")  # another calendar: "user:handle", or calendar=handle
+        if calendar is not None:
+            if not isinstance(calendar, str) or not CALENDAR_HANDLE.match(calendar.lower()):
+                raise InputError(f"mailboxes[{i}]: calendar must be a calendar handle")
+            user = f"{user}{CALENDAR_SEPARATOR}{calendar.lower()}"
         out.append((tenant, user))
     return out

@@ -118,12 +118,25 @@ def _delta_headers(body_type: BodyType) -> tuple[tuple[str, str], ...]:
     return prefer_headers(*prefer)
 
 
-def delta_start(key: MailboxKey, window: Window, *, body_type: BodyType) -> GraphRequest:
-    """First page of a calendar view's delta over `window`: times in UTC, 100 per page.
+def calendar_path(key: MailboxKey, calendar_id: str = "") -> str:
+    """`users/{id}` for the default calendar, `users/{id}/calendars/{calendar id}` for another
+    one (the id percent-encoded: Graph calendar ids hold '/', '+' and '=')."""
+    if not calendar_id:
+        return f"users/{key.user_id}"
+    return f"users/{key.user_id}/calendars/{quote(calendar_id, safe='')}"
+
+
+def delta_start(
+    key: MailboxKey, window: Window, *, body_type: BodyType, calendar_id: str = ""
+) -> GraphRequest:
+    """First page of a calendar view's delta over `window`: times in UTC, 100 per page. Of a
+    non-default calendar: `users/{id}/calendars/{id}/calendarView/delta`, which v1.0 documents
+    for the primary calendar only (beta documents other calendars); a Graph that refuses it
+    leaves the round to list the calendarView instead (services.sync).
     https://learn.microsoft.com/graph/api/event-delta (request headers: Prefer)"""
     return GraphRequest(
         "GET",
-        f"users/{key.user_id}/calendarView/delta",
+        f"{calendar_path(key, calendar_id)}/calendarView/delta",
         key.tenant_id,
         "delta",
         query=(("startDateTime", iso_utc(window.start)), ("endDateTime", iso_utc(window.end))),
@@ -147,6 +160,7 @@ def subscription_create(
     lifecycle_url: str | None,
     expiration: datetime,
     client_state: str,
+    calendar_id: str = "",
 ) -> GraphRequest:
     """Subscribe to a mailbox's events, with lifecycle notifications and TLS 1.2; created with
     the immutable-id preference (as every request), so its notifications carry immutable ids.
@@ -156,7 +170,7 @@ def subscription_create(
         "changeType": CHANGE_TYPES,
         "notificationUrl": notification_url,
         "lifecycleNotificationUrl": lifecycle_url,
-        "resource": events_resource(key),
+        "resource": events_resource(key, calendar_id),
         "expirationDateTime": iso_utc(expiration),
         "clientState": client_state,
         "latestSupportedTlsVersion": "v1_2",
@@ -269,12 +283,14 @@ def calendars_list(key: MailboxKey) -> GraphRequest:
     )
 
 
-def calendar_view_live(key: MailboxKey, window: Window, *, body_type: BodyType) -> GraphRequest:
-    """The mailbox's events in `window`, live from Graph (instances, not masters), UTC.
+def calendar_view_live(
+    key: MailboxKey, window: Window, *, body_type: BodyType, calendar_id: str = ""
+) -> GraphRequest:
+    """The calendar's events in `window`, live from Graph (instances, not masters), UTC.
     https://learn.microsoft.com/graph/api/user-list-calendarview"""
     return GraphRequest(
         "GET",
-        f"users/{key.user_id}/calendarView",
+        f"{calendar_path(key, calendar_id)}/calendarView",
         key.tenant_id,
         "event",
         query=(
@@ -310,8 +326,10 @@ def raw_request(
     )
 
 
-def events_resource(key: MailboxKey) -> str:
-    return f"users/{key.user_id}/events"
+def events_resource(key: MailboxKey, calendar_id: str = "") -> str:
+    """The subscription resource: `users/{id}/events` fires for the default calendar only;
+    another calendar is `users/{id}/calendars/{id}/events` (works, undocumented: GRAPH-FACTS)."""
+    return f"{calendar_path(key, calendar_id)}/events"
 
 
 # ---- Writes: events created, changed, removed (core.writes builds the bodies) -----------------
@@ -351,14 +369,20 @@ def _expand(property_id: str) -> tuple[str, str]:
 
 
 def event_create(
-    key: MailboxKey, body: Mapping[str, Any], *, transaction_id: str, body_type: BodyType
+    key: MailboxKey,
+    body: Mapping[str, Any],
+    *,
+    transaction_id: str,
+    body_type: BodyType,
+    calendar_id: str = "",
 ) -> GraphRequest:
-    """Create an event (a series when `body` has a recurrence) in the default calendar;
-    `transactionId` lets Graph refuse a repeated POST of the same write.
-    https://learn.microsoft.com/graph/api/user-post-events (resources/event: transactionId)"""
+    """Create an event (a series when `body` has a recurrence) in the default calendar, or in
+    calendar `calendar_id`; `transactionId` lets Graph refuse a repeated POST of the same write.
+    https://learn.microsoft.com/graph/api/user-post-events (resources/event: transactionId)
+    https://learn.microsoft.com/graph/api/calendar-post-events"""
     return GraphRequest(
         "POST",
-        f"users/{key.user_id}/events",
+        f"{calendar_path(key, calendar_id)}/events",
         key.tenant_id,
         "event",
         headers=_event_headers(body_type),
@@ -451,14 +475,19 @@ def event_instances(
 
 
 def events_by_origin(
-    key: MailboxKey, *, origin_property: str, value: str, body_type: BodyType
+    key: MailboxKey,
+    *,
+    origin_property: str,
+    value: str,
+    body_type: BodyType,
+    calendar_id: str = "",
 ) -> GraphRequest:
     """The events (singles and series masters) carrying origin marker `value`: how a write
     whose answer was lost finds the event it made.
     https://learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get"""
     return GraphRequest(
         "GET",
-        f"users/{key.user_id}/events",
+        f"{calendar_path(key, calendar_id)}/events",
         key.tenant_id,
         "event",
         query=(("$filter", origin_filter(origin_property, value)), _expand(origin_property)),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.core.model import SyncRequest, Trigger
+from shared.core.model import CALENDAR_HANDLE, SyncRequest, Trigger
 from shared.core.tracing import traceparent_problem
 from shared.errors import InputError
 
@@ -25,6 +25,7 @@ _OPTIONAL: dict[str, type] = {
     "subscription_id": str,
     "attempt": int,
     "traceparent": str,
+    "calendar": str,
 }
 
 
@@ -76,6 +77,9 @@ def decode_sync_request(data: Any) -> SyncRequest:
             problems.append(problem)  # our own writers make it: a malformed one is a defect
         else:
             values[name] = value
+    calendar = values.get("calendar", "")
+    if calendar and not CALENDAR_HANDLE.match(calendar):
+        problems.append(f"calendar: {calendar[:48]!r} is not a calendar handle")
     if problems:
         raise InputError("sync request rejected: " + "; ".join(problems))
     return SyncRequest(data["tenant_id"], data["user_id"], _TRIGGERS[trigger], **values)

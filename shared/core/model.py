@@ -6,6 +6,7 @@ Names keep Graph's words in snake_case (subscription_id, client_state, delta_lin
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -18,17 +19,52 @@ BodyType = Literal["html", "text"]
 MIN_POLL_SECONDS = 60  # Microsoft forbids polling faster than once a minute per mailbox.
 
 
+# A calendar other than the mailbox's default one is named by a short handle the caller
+# chooses at enrolment: Graph calendar ids hold '/', '+' and '=' and run to ~150 characters,
+# too long for a route or a Table key; the Graph id is kept on the mailbox row.
+CALENDAR_HANDLE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+CALENDAR_SEPARATOR = ":"  # user id + ":" + handle: mailbox RowKey and "now" list entries
+DEFAULT_CALENDAR_NAME = "calendar"  # the feed's calendarId of the default calendar
+
+
 @dataclass(frozen=True)
 class MailboxKey:
-    """A mailbox: the tenant (GUID, lower case) and the user's object id (GUID, lower case)."""
+    """A mirrored calendar: the tenant (GUID, lower case), the mailbox's user object id (GUID,
+    lower case) and the calendar's handle ("" = the mailbox's default calendar, so rows,
+    partitions, queue messages and routes of default calendars read as they always did)."""
 
     tenant_id: str
     user_id: str
+    calendar: str = ""
 
     @property
     def partition(self) -> str:
-        """The `tenant+user` partition used by the cursors, events and changes tables."""
-        return f"{self.tenant_id}_{self.user_id}"
+        """The `tenant+user` partition used by the cursors, events and changes tables; a
+        non-default calendar's is `tenant_user:handle`."""
+        return f"{self.tenant_id}_{self.label}"
+
+    @property
+    def label(self) -> str:
+        """The user id, or `user:handle` for a non-default calendar (mailbox RowKey, logs)."""
+        if not self.calendar:
+            return self.user_id
+        return f"{self.user_id}{CALENDAR_SEPARATOR}{self.calendar}"
+
+    @property
+    def calendar_name(self) -> str:
+        """The calendar as the feed names it: its handle, or "calendar" for the default."""
+        return self.calendar or DEFAULT_CALENDAR_NAME
+
+    @property
+    def mailbox(self) -> MailboxKey:
+        """The mailbox's default calendar (the user the calendar belongs to)."""
+        return MailboxKey(self.tenant_id, self.user_id)
+
+    @classmethod
+    def from_label(cls, tenant_id: str, label: str) -> MailboxKey:
+        """Read `label` back ("user" or "user:handle")."""
+        user, _, calendar = label.partition(CALENDAR_SEPARATOR)
+        return cls(tenant_id, user, calendar)
 
 
 @dataclass(frozen=True)
@@ -174,10 +210,11 @@ class SyncRequest:
     subscription_id: str = ""
     attempt: int = 0  # rounds of this request that failed so far (backoff; see core.rounds)
     traceparent: str = ""  # W3C trace context of the notification or timer (core.tracing)
+    calendar: str = ""  # the calendar's handle ("" = the default calendar)
 
     @property
     def mailbox(self) -> MailboxKey:
-        return MailboxKey(self.tenant_id, self.user_id)
+        return MailboxKey(self.tenant_id, self.user_id, self.calendar)
 
 
 @dataclass(frozen=True)
@@ -195,3 +232,8 @@ class SubscriptionRecord:
     last_lifecycle_event: str = ""  # the last lifecycle event acted on (Graph's lifecycleEvent)
     last_lifecycle_at: datetime | None = None  # when it was acted on
     etag: str = field(default="", compare=False)  # the stored row's ETag, when read from storage
+    calendar: str = ""  # the calendar's handle ("" = the default calendar)
+
+    @property
+    def mailbox(self) -> MailboxKey:
+        return MailboxKey(self.tenant_id, self.user_id, self.calendar)

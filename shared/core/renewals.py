@@ -156,7 +156,7 @@ def plan_reconcile(
     now = require_aware(now, "now")
     by_mailbox: dict[MailboxKey, list[SubscriptionRecord]] = {}
     for sub in actual:
-        by_mailbox.setdefault(MailboxKey(sub.tenant_id, sub.user_id), []).append(sub)
+        by_mailbox.setdefault(sub.mailbox, []).append(sub)
     create = sorted(
         (key for key in desired if key not in by_mailbox), key=lambda k: (k.tenant_id, k.user_id)
     )
@@ -185,7 +185,7 @@ def plan_expired(actual: Sequence[SubscriptionRecord], now: datetime) -> list[Su
     now = require_aware(now, "now")
     newest: dict[MailboxKey, SubscriptionRecord] = {}
     for sub in actual:
-        key = MailboxKey(sub.tenant_id, sub.user_id)
+        key = sub.mailbox
         kept = newest.get(key)
         if kept is None or (sub.expiration, sub.subscription_id) > (
             kept.expiration,

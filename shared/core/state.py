@@ -45,6 +45,9 @@ class MailboxRecord:
     enabled: bool = True
     status: MailboxStatus = field(default_factory=MailboxStatus)
     enrolled_at: datetime | None = None
+    # A non-default calendar (key.calendar set): its Graph id and display name at enrolment.
+    calendar_id: str = ""
+    calendar_name: str = ""
 
     def with_status(self, **changes: Any) -> MailboxRecord:
         return replace(self, status=replace(self.status, **changes))

@@ -3,8 +3,9 @@ no script from elsewhere: styles and the small script are inline). Every value f
 Graph is escaped; the page never holds a secret (mailbox records hold none).
 
 Rows are plain dicts so the renderer stays independent of the records' classes:
-`tenant`, `user`, `state`, `mode`, `health`, `ok`, `subscription_expiry`, `last_sync`,
-`lag_seconds`, `last_error`, `last_error_code`, `event_count`. The change feed's webhook
+`tenant`, `user`, `calendar` ("" for the default calendar, else its name and handle), `state`,
+`mode`, `health`, `ok`, `subscription_expiry`, `last_sync`, `lag_seconds`, `last_error`,
+`last_error_code`, `event_count`. The change feed's webhook
 subscribers that are failing or disabled are listed below them ("failing subscribers": `id`,
 `host`, `status`, `since`, `last_error`; the URL's host only, as a URL may carry a token).
 """
@@ -65,7 +66,8 @@ def _row(row: dict[str, Any]) -> str:
         error = f'<span class="error">{code}: {escape(str(row["last_error"]))}</span>'
     cells = [
         escape(str(row.get("tenant", ""))),
-        escape(str(row.get("user", ""))),
+        escape(str(row.get("user", "")))
+        + (f" / {escape(str(row['calendar']))}" if row.get("calendar") else ""),
         badge,
         escape(str(row.get("state", ""))),
         escape(str(row.get("health", ""))),

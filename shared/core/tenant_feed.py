@@ -44,8 +44,9 @@ _TENANT_DIGEST = 4
 _ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def mailbox_digest(user_id: str) -> bytes:
-    return hashlib.sha256(user_id.lower().encode()).digest()[:_DIGEST]
+def mailbox_digest(label: str) -> bytes:
+    """The cursor's name of one mailbox calendar (`MailboxKey.label`: user or user:handle)."""
+    return hashlib.sha256(label.lower().encode()).digest()[:_DIGEST]
 
 
 def _tenant_digest(tenant_id: str) -> bytes:

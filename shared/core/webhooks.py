@@ -27,6 +27,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from shared.core.feed import CHANGE_TYPES, ChangeEvent
+from shared.core.model import CALENDAR_HANDLE, CALENDAR_SEPARATOR, DEFAULT_CALENDAR_NAME
 from shared.errors import InputError
 
 # Seconds before attempt 2, 3, ...: 5 s growing x3 to a 6 h cap; 14 attempts in all, spanning
@@ -90,14 +91,23 @@ class Filter:
     # a system syncing both ways through calsync never receives the echo of its writes.
     exclude_writers: tuple[str, ...] = ()
 
-    def matches_mailbox(self, tenant_id: str, user_id: str) -> bool:
-        return (not self.tenants or tenant_id.lower() in self.tenants) and (
-            not self.mailboxes or user_id.lower() in self.mailboxes
+    def matches_mailbox(
+        self, tenant_id: str, user_id: str, calendar: str = DEFAULT_CALENDAR_NAME
+    ) -> bool:
+        """A `mailboxes` entry "user" matches every calendar of the user, "user:handle" that
+        calendar only ("user:calendar": the default one)."""
+        if self.tenants and tenant_id.lower() not in self.tenants:
+            return False
+        user = user_id.lower()
+        return (
+            not self.mailboxes
+            or user in self.mailboxes
+            or f"{user}{CALENDAR_SEPARATOR}{calendar}" in self.mailboxes
         )
 
     def matches(self, change: ChangeEvent) -> bool:
         return (
-            self.matches_mailbox(change.tenant_id, change.user_id)
+            self.matches_mailbox(change.tenant_id, change.user_id, change.calendar_id)
             and (not self.types or change.type in self.types)
             and not (change.writer and change.writer.lower() in self.exclude_writers)
         )
@@ -261,26 +271,33 @@ class WorkItem:
     subscriber_id: str
     tenant_id: str
     user_id: str
+    calendar: str = ""  # the calendar's handle ("" = the default calendar)
 
     def to_json(self) -> dict[str, str]:
-        return {
+        out = {
             "subscriber": self.subscriber_id,
             "tenantId": self.tenant_id,
             "mailboxId": self.user_id,
         }
+        if self.calendar:
+            out["calendar"] = self.calendar
+        return out
 
 
 def decode_work_item(data: Any) -> WorkItem:
     """A delivery queue message's JSON as a WorkItem; InputError naming a bad field."""
     if not isinstance(data, dict):
         raise InputError("a delivery work item must be a JSON object")
-    values = []
+    values: list[str] = []
     for name in ("subscriber", "tenantId", "mailboxId"):
         value = data.get(name)
         if not isinstance(value, str) or not value or len(value) > 200:
             raise InputError(f"delivery work item field {name} must be a non-empty string")
         values.append(value)
-    return WorkItem(*values)
+    calendar = data.get("calendar", "")
+    if not isinstance(calendar, str) or (calendar and not CALENDAR_HANDLE.match(calendar)):
+        raise InputError("delivery work item field calendar must be a calendar handle")
+    return WorkItem(values[0], values[1], values[2], calendar)
 
 
 def plan_replay_range(data: Any) -> tuple[str, str, int, int]:

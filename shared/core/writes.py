@@ -69,6 +69,8 @@ def write_id_for(key: MailboxKey, idempotency_key: str) -> str:
     if not idempotency_key:
         return uuid.uuid4().hex
     text = f"{key.tenant_id}\n{key.user_id}\n{idempotency_key}"
+    if key.calendar:  # another calendar of the mailbox: its own keys (the default's unchanged)
+        text += f"\n{key.calendar}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -230,6 +232,7 @@ def view(record: WriteRecord) -> dict[str, Any]:
         "action": record.request.action,
         "tenantId": record.key.tenant_id,
         "userId": record.key.user_id,
+        "calendar": record.key.calendar_name,
         "writer": record.request.writer,
         "idempotencyKey": record.idempotency_key or None,
         "eventId": record.event_id or None,

@@ -56,7 +56,10 @@ def live_events(
     assert zone is not None
     window = ag.parse_range(start, end, now=svc.now(), zone=zone)
     request = calendar_view_live(
-        record.key, Window(window.start, window.end), body_type=record.options.body_type
+        record.key,
+        Window(window.start, window.end),
+        body_type=record.options.body_type,
+        calendar_id=record.calendar_id,
     )
     events = []
     for event in iter_events(request, svc.graph.send):

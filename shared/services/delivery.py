@@ -67,7 +67,7 @@ def dispatch(svc: Services, key: MailboxKey, batch: list[ChangeEvent]) -> int:
     try:
         for sub in svc.webhooks.all():
             if sub.enabled and any(sub.filter.matches(c) for c in batch):
-                svc.webhooks.enqueue(WorkItem(sub.id, key.tenant_id, key.user_id))
+                svc.webhooks.enqueue(WorkItem(sub.id, key.tenant_id, key.user_id, key.calendar))
                 queued += 1
     except CalsyncError as exc:
         log.warning("webhooks: could not queue deliveries for %s: %s", key.user_id, exc.message)
@@ -90,7 +90,7 @@ def run_work_item(svc: Services, body: bytes | str) -> str:
         return "gone"  # removed since the item was queued
     if not sub.enabled:
         return "disabled"
-    key = MailboxKey(item.tenant_id.lower(), item.user_id.lower())
+    key = MailboxKey(item.tenant_id.lower(), item.user_id.lower(), item.calendar)
     cursor = store.cursor(sub.id, key.partition)
     now = svc.now()
     # The lease is this run's, not the host's: two work items of one pair that one host runs
@@ -295,7 +295,11 @@ def run_sweep(svc: Services) -> dict[str, int]:
         if not mailbox.enabled:
             continue
         key = mailbox.key
-        wanting = [s for s in subs if s.filter.matches_mailbox(key.tenant_id, key.user_id)]
+        wanting = [
+            s
+            for s in subs
+            if s.filter.matches_mailbox(key.tenant_id, key.user_id, key.calendar_name)
+        ]
         if not wanting:
             continue
         for sub in wanting:
@@ -306,6 +310,6 @@ def run_sweep(svc: Services) -> dict[str, int]:
             # mailbox's latest sequence, which scans the partition's keys.)
             if not svc.changes.read_after(key, cursor.delivered, limit=1):
                 continue
-            store.enqueue(WorkItem(sub.id, key.tenant_id, key.user_id))
+            store.enqueue(WorkItem(sub.id, key.tenant_id, key.user_id, key.calendar))
             counts["queued"] += 1
     return counts

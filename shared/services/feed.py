@@ -118,6 +118,7 @@ def read(
     return {
         "tenantId": record.key.tenant_id,
         "userId": record.key.user_id,
+        "calendar": record.key.calendar_name,
         "count": len(page),
         "value": [change.to_json() for change in page],
         "next": format_sequence(last) if last >= 0 else None,

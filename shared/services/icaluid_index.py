@@ -40,8 +40,9 @@ def note_changes(
         return
     pairs = [(ev.event_id, str(ev.properties.get("ical_uid") or "")) for ev in upserts]
     try:
-        known = index.indexed(key.tenant_id, key.user_id, deletes) if deletes else {}
-        plan = icaluid.plan_changes(key.user_id, pairs, deletes, known)
+        # Rows name the calendar by its label ("user" or "user:handle"): one per mirror.
+        known = index.indexed(key.tenant_id, key.label, deletes) if deletes else {}
+        plan = icaluid.plan_changes(key.label, pairs, deletes, known)
         index.write(key.tenant_id, plan)
     except CalsyncError as exc:
         log.warning("iCalUId index not updated for %s: %s", key.user_id, exc.message)
@@ -56,7 +57,7 @@ def backfill(svc: Services, key: MailboxKey) -> int:
         return 0
     rows = svc.state.list_events(key, columns=("event_id", "ical_uid"))
     pairs = [(str(r["event_id"]), str(r.get("ical_uid") or "")) for r in rows if r.get("event_id")]
-    plan = icaluid.plan_changes(key.user_id, pairs, (), {})
+    plan = icaluid.plan_changes(key.label, pairs, (), {})
     try:
         index.write(key.tenant_id, plan)
     except CalsyncError as exc:
@@ -80,7 +81,7 @@ def find(svc: Services, tenant: str | None, ical_uid: str | None) -> dict[str, A
     hits = index.lookup(tenant_id, wanted)
     records = {}
     if hits:
-        records = {r.key.user_id.lower(): r for r in svc.state.list_mailboxes(tenant_id)}
+        records = {r.key.label.lower(): r for r in svc.state.list_mailboxes(tenant_id)}
     value = []
     for user_id, event_id in hits:
         record = records.get(user_id)
@@ -93,7 +94,8 @@ def find(svc: Services, tenant: str | None, ical_uid: str | None) -> dict[str, A
         zone_name = record.options.time_zone or "UTC"
         zone, name = resolve_zone(zone_name) or UTC, iana_zone_name(zone_name) or "UTC"
         item = ag.agenda_item(row, zone, name)
-        value.append({"userId": record.key.user_id, "upn": record.upn} | item)
+        shown = {"userId": record.key.user_id, "calendar": record.key.calendar_name}
+        value.append(shown | {"upn": record.upn} | item)
     value.sort(key=lambda v: (v["userId"], v["start"], v["id"]))
     return {"tenantId": tenant_id, "iCalUId": wanted, "count": len(value), "value": value}
 

@@ -105,15 +105,17 @@ def _user(
     tenant_id: str,
     subscription_id: str,
     client_state: str,
-) -> tuple[str | None, str | None]:
-    """(the subscribed user's id, None) if the item is ours and its clientState matches, else
-    (None, why not): the reason shows the untrusted id as repr(), shortened."""
+) -> tuple[MailboxKey | None, str | None]:
+    """(the subscribed calendar, None) if the item is ours and its clientState matches, else
+    (None, why not): the reason shows the untrusted id as repr(), shortened. The subscription
+    names the calendar: a notification reaches that calendar's mirror only, whatever its
+    resource says."""
     sub = records.get((tenant_id, subscription_id))
     if sub is None:
         return None, f"item {index}: unknown subscription {subscription_id[:64]!r}"
     if not client_state_matches(client_state, sub.client_state_digest):
         return None, f"item {index}: wrong clientState for {subscription_id[:64]!r}"
-    return sub.user_id, None
+    return sub.mailbox, None
 
 
 def _send(svc: Services, requests: list[SyncRequest], *, delay: float) -> None:
@@ -224,19 +226,25 @@ def run_notifications(svc: Services, body: bytes) -> IntakeResult:
     records = _resolve(svc, [(i.tenant_id, i.subscription_id) for i in items])
     mailboxes: dict[MailboxKey, None] = {}
     for index, item in enumerate(items):
-        user_id, reason = _user(
-            records, index, item.tenant_id, item.subscription_id, item.client_state
-        )
-        if user_id is None:
+        key, reason = _user(records, index, item.tenant_id, item.subscription_id, item.client_state)
+        if key is None:
             reasons.append(reason or "")
             continue
-        mailboxes[MailboxKey(item.tenant_id, user_id)] = None
+        mailboxes[key] = None
     now = stamp_request(svc.now())
     trace = outgoing_traceparent(svc.rng) if mailboxes else ""  # one trace per POST
     _send(
         svc,
         [
-            SyncRequest(k.tenant_id, k.user_id, Trigger.NOTIFICATION, False, now, traceparent=trace)
+            SyncRequest(
+                k.tenant_id,
+                k.user_id,
+                Trigger.NOTIFICATION,
+                False,
+                now,
+                traceparent=trace,
+                calendar=k.calendar,
+            )
             for k in mailboxes
         ],
         delay=DEBOUNCE_SECONDS,
@@ -269,12 +277,11 @@ def run_lifecycle(svc: Services, body: bytes) -> IntakeResult:
         if item.lifecycle_event not in LIFECYCLE_EVENTS:
             reasons.append(f"item {index}: unknown lifecycle event {item.lifecycle_event[:64]!r}")
             continue
-        user_id, reason = _user(
-            records, index, item.tenant_id, item.subscription_id, item.client_state
-        )
-        if user_id is None:
+        key, reason = _user(records, index, item.tenant_id, item.subscription_id, item.client_state)
+        if key is None:
             reasons.append(reason or "")
             continue
+        user_id = key.user_id
         log.info(
             "lifecycle %r for %r",
             item.lifecycle_event,
@@ -295,6 +302,7 @@ def run_lifecycle(svc: Services, body: bytes) -> IntakeResult:
             lifecycle_event=item.lifecycle_event,
             subscription_id=item.subscription_id,
             traceparent=trace,
+            calendar=key.calendar,
         )
         queue.put(request)
         queued += 1

@@ -27,7 +27,9 @@ def queue_sync(
 ) -> None:
     """Ask for a delta round of `key`, stamped now (so rounds begun later fold it), in the
     current trace or a new one."""
-    request = SyncRequest(key.tenant_id, key.user_id, trigger, full, stamp_request(svc.now()))
+    request = SyncRequest(
+        key.tenant_id, key.user_id, trigger, full, stamp_request(svc.now()), calendar=key.calendar
+    )
     svc.queue.put(replace(request, traceparent=outgoing_traceparent(svc.rng)), delay=delay)
 
 
@@ -80,7 +82,7 @@ def advance(
     if before is not transition.state:
         log.info(
             "mailbox %s: %s -> %s on %s",
-            record.key.user_id,
+            record.key.label,
             before.value,
             transition.state.value,
             type(event).__name__,

@@ -1,6 +1,11 @@
 """Admin steps for mailboxes: enrol (or change options), remove, list, status, resync, and read the
 mirror. A mailbox is addressed by tenant id and user id or UPN; enrolment resolves a UPN through
-Graph once and stores the user's object id, which is what subscriptions and delta use."""
+Graph once and stores the user's object id, which is what subscriptions and delta use.
+
+A calendar other than the default one is addressed as `user:handle` (or the `calendar` query
+parameter the routes turn into it, core.calendars): enrolling it looks the calendar up in
+`GET users/{id}/calendars` once and keeps its Graph id on its own mailbox row, beside (never
+instead of) the default calendar's."""
 
 from __future__ import annotations
 
@@ -12,12 +17,15 @@ from typing import Any
 
 from shared.compose import Services
 from shared.core import lifecycle as lc
+from shared.core.calendars import ENROL_KEYS, pick_calendar, split_ref
 from shared.core.entity import join_properties
 from shared.core.ews import ews_user_id
-from shared.core.graph import user_lookup
+from shared.core.graph import calendars_list, user_lookup
 from shared.core.graph_types import decode_user
+from shared.core.listing import LISTING_LINK
 from shared.core.model import MailboxKey, Trigger
 from shared.core.options import options_to_dict, parse_options
+from shared.core.paging import iter_events
 from shared.core.rounds import round_status
 from shared.core.state import MailboxRecord, MailboxStatus
 from shared.core.times import iso_utc, parse_iso
@@ -45,38 +53,84 @@ def _resolve_user(svc: Services, tenant: str, user: str) -> tuple[str, str]:
     return found.id.lower(), found.user_principal_name or user
 
 
-def find(svc: Services, tenant_id: str, user: str) -> MailboxRecord:
-    """An enrolled mailbox by user id or UPN, or NotFoundError."""
+def find(svc: Services, tenant_id: str, user: str, calendar: str | None = None) -> MailboxRecord:
+    """An enrolled calendar by user id or UPN (`user:handle` or `calendar` for another calendar
+    than the default one), or NotFoundError."""
     tenant = _tenant(svc, tenant_id)
-    record = svc.state.find_mailbox(MailboxKey(tenant, user.lower()))
+    name, handle = split_ref(user, calendar)
+    record = svc.state.find_mailbox(MailboxKey(tenant, name.lower(), handle))
     if record is not None:
         return record
     for candidate in svc.state.list_mailboxes(tenant):
-        if candidate.upn.lower() == user.lower():
+        if candidate.upn.lower() == name.lower() and candidate.key.calendar == handle:
             return candidate
-    raise NotFoundError(f"mailbox {user!r} of tenant {tenant} is not enrolled; PUT it first")
+    shown = f"{name}:{handle}" if handle else name
+    raise NotFoundError(f"mailbox {shown!r} of tenant {tenant} is not enrolled; PUT it first")
+
+
+def _resolve_calendar(svc: Services, key: MailboxKey, body: Mapping[str, Any]) -> tuple[str, str]:
+    """(Graph id, name) of the calendar `key.calendar` the enrolment body means."""
+    if svc.settings.ews_for(key.tenant_id) is not None:
+        raise InputError(
+            "mailboxes on Exchange Server (EWS) mirror their default calendar only: leave "
+            "the calendar out"
+        )
+    # Every page of the list: a mailbox may hold more calendars than one page.
+    listed = list(iter_events(calendars_list(key.mailbox), svc.graph.send))
+    chosen = pick_calendar(listed, body, key.calendar)
+    if chosen.get("isDefaultCalendar"):
+        raise InputError(
+            f"calendar {chosen.get('name')!r} is the mailbox's default calendar: enrol it "
+            "without a calendar handle"
+        )
+    return str(chosen.get("id", "")), str(chosen.get("name", ""))
 
 
 def enrol(
     svc: Services, tenant_id: str, user: str, body: Mapping[str, Any]
 ) -> tuple[dict[str, Any], bool]:
-    """Enrol a mailbox, or change its options; returns (status view, created)."""
+    """Enrol a mailbox's calendar, or change its options; returns (status view, created)."""
     tenant = _tenant(svc, tenant_id)
     if not isinstance(body, Mapping):
         raise InputError("the body must be a JSON object of mailbox options (or {})")
+    name, handle = split_ref(user)
     try:
         existing: MailboxRecord | None = find(svc, tenant, user)
     except NotFoundError:
         existing = None
-    options = parse_options(body, existing.options if existing else None)
+    chosen = {k: body[k] for k in ENROL_KEYS if k in body}
+    if chosen and not handle:
+        raise InputError(
+            f"{', '.join(chosen)} picks a calendar other than the default one: give it a "
+            "handle too (?calendar=<handle> or <user>:<handle>)"
+        )
+    options = parse_options(
+        {k: v for k, v in body.items() if k not in ENROL_KEYS},
+        existing.options if existing else None,
+    )
     if svc.settings.ews_for(tenant) is not None and options.mode != "poll":
         options = replace(options, mode="poll")  # EWS mailboxes are polled (SyncFolderItems)
     now = svc.now()
     if existing is None:
-        user_id, upn = _resolve_user(svc, tenant, user)
-        record = MailboxRecord(MailboxKey(tenant, user_id), upn, options, True, enrolled_at=now)
+        user_id, upn = _resolve_user(svc, tenant, name)
+        key = MailboxKey(tenant, user_id, handle)
+        calendar_id, calendar_name = _resolve_calendar(svc, key, body) if handle else ("", "")
+        record = MailboxRecord(
+            key,
+            upn,
+            options,
+            True,
+            enrolled_at=now,
+            calendar_id=calendar_id,
+            calendar_name=calendar_name,
+        )
         created = True
     else:
+        if chosen and _resolve_calendar(svc, existing.key, body)[0] != existing.calendar_id:
+            raise InputError(
+                f"handle {handle!r} is enrolled for calendar {existing.calendar_name!r}: "
+                "remove it first, or enrol the other calendar under another handle"
+            )
         record, created = replace(existing, options=options, enabled=True), False
     svc.state.put_mailbox(record)
     if existing is None or not existing.enabled:
@@ -99,12 +153,7 @@ def remove(svc: Services, tenant_id: str, user: str, *, purge: bool) -> dict[str
     record = find(svc, tenant_id, user)
     purged = len(svc.state.stored_versions(record.key)) if purge else 0
     advance(svc, record, lc.Removed(purge=purge))
-    return {
-        "tenantId": record.key.tenant_id,
-        "userId": record.key.user_id,
-        "purged": purge,
-        "eventsPurged": purged,
-    }
+    return {**_ids(record), "purged": purge, "eventsPurged": purged}
 
 
 def resync(svc: Services, tenant_id: str, user: str) -> dict[str, Any]:
@@ -114,28 +163,23 @@ def resync(svc: Services, tenant_id: str, user: str) -> dict[str, Any]:
     record = find(svc, tenant_id, user)
     backfill(svc, record.key)
     queue_sync(svc, record.key, Trigger.RESYNC, full=True)
-    return {"queued": True, "tenantId": record.key.tenant_id, "userId": record.key.user_id}
+    return {"queued": True, **_ids(record)}
 
 
 def list_all(svc: Services) -> list[dict[str, Any]]:
     now = svc.now()
-    return [
-        {
-            "tenantId": m.key.tenant_id,
-            "userId": m.key.user_id,
-            "upn": m.upn,
-            "health": m.health(now),
-        }
-        for m in svc.state.list_mailboxes()
-    ]
+    return [{**_ids(m), "upn": m.upn, "health": m.health(now)} for m in svc.state.list_mailboxes()]
 
 
 def status(svc: Services, tenant_id: str, user: str) -> dict[str, Any]:
     """The mailbox's view, with its round (in progress since, lease owner and end, stale)."""
     record, now = find(svc, tenant_id, user), svc.now()
     shown = view(record, now)
-    for name, value in round_status(svc.state.get_cursor(record.key), now).items():
+    cursor = svc.state.get_cursor(record.key)
+    for name, value in round_status(cursor, now).items():
         shown["status"][_camel(name)] = iso_utc(value) if isinstance(value, datetime) else value
+    if record.key.calendar:  # Graph refused this calendar's delta: its rounds list it
+        shown["status"]["deltaRefused"] = cursor.delta_link == LISTING_LINK
     return shown
 
 
@@ -158,12 +202,22 @@ def events(
             )
     rows = svc.state.list_events(record.key, bounds["start"], bounds["end"])
     items = sorted((join_properties(r) for r in rows), key=lambda e: str(e.get("start", "")))
-    return {
-        "tenantId": record.key.tenant_id,
-        "userId": record.key.user_id,
-        "count": len(items),
-        "value": items,
+    return {**_ids(record), "count": len(items), "value": items}
+
+
+def _ids(record: MailboxRecord) -> dict[str, Any]:
+    """Which calendar an answer is about: tenant, user, and the calendar (its handle as the
+    feed's calendarId, "calendar" for the default one; Graph's id and name for another)."""
+    key = record.key
+    out: dict[str, Any] = {
+        "tenantId": key.tenant_id,
+        "userId": key.user_id,
+        "calendar": key.calendar_name,
     }
+    if key.calendar:
+        out["calendarGraphId"] = record.calendar_id
+        out["calendarName"] = record.calendar_name
+    return out
 
 
 def view(record: MailboxRecord, now: datetime) -> dict[str, Any]:
@@ -173,8 +227,7 @@ def view(record: MailboxRecord, now: datetime) -> dict[str, Any]:
         value = getattr(record.status, f.name)
         status[_camel(f.name)] = iso_utc(value) if isinstance(value, datetime) else value
     return {
-        "tenantId": record.key.tenant_id,
-        "userId": record.key.user_id,
+        **_ids(record),
         "upn": record.upn,
         "enabled": record.enabled,
         "enrolledAt": iso_utc(record.enrolled_at) if record.enrolled_at else None,

@@ -13,6 +13,7 @@ from typing import Any
 from shared.compose import Services
 from shared.core import agenda as ag
 from shared.core import freebusy as fb
+from shared.core.model import CALENDAR_SEPARATOR
 from shared.core.state import MailboxRecord
 from shared.core.zones import iana_zone_name, resolve_zone
 from shared.services.mailboxes import find
@@ -41,6 +42,7 @@ def _head(record: MailboxRecord, window: ag.Range) -> dict[str, Any]:
     return {
         "tenantId": record.key.tenant_id,
         "userId": record.key.user_id,
+        "calendar": record.key.calendar_name,
         "timeZone": _zone(record)[1],
         "start": window.start,
         "end": window.end,
@@ -86,9 +88,10 @@ def now(svc: Services, body: Any) -> dict[str, Any]:
     for tenant in {t.strip().lower() for t, _ in asked} & known:
         index: dict[str, MailboxRecord] = {}
         for record in svc.state.list_mailboxes(tenant):
-            if record.enabled:
-                index[record.key.user_id.lower()] = record
-                index.setdefault(record.upn.lower(), record)
+            if record.enabled:  # "user" or "user:handle", by id or by UPN
+                index[record.key.label.lower()] = record
+                tail = f"{CALENDAR_SEPARATOR}{record.key.calendar}" if record.key.calendar else ""
+                index.setdefault(record.upn.lower() + tail, record)
         by_tenant[tenant] = index
     records = [by_tenant.get(t.strip().lower(), {}).get(u.lower()) for t, u in asked]
     distinct = list({r.key: r for r in records if r is not None}.values())  # a repeat: one query
@@ -122,5 +125,6 @@ def _entry(
         "user": user,
         "enrolled": True,
         "userId": record.key.user_id,
+        "calendar": record.key.calendar_name,
         "timeZone": _zone(record)[1],
     } | answer

@@ -22,6 +22,9 @@ def _row(record: MailboxRecord, svc: Services) -> dict[str, Any]:
     return {
         "tenant": record.key.tenant_id,
         "user": record.upn or record.key.user_id,
+        "calendar": f"{record.calendar_name} ({record.key.calendar})"
+        if record.key.calendar
+        else "",
         "state": record.state.value,
         "mode": s.mode,
         "health": health,

@@ -44,6 +44,7 @@ def _view(sub: SubscriptionRecord, now: datetime, upns: Mapping[Any, str]) -> di
         "subscriptionId": sub.subscription_id,
         "tenantId": sub.tenant_id,
         "userId": sub.user_id,
+        "calendar": sub.mailbox.calendar_name,
         "upn": upns.get((sub.tenant_id.lower(), sub.user_id.lower()), ""),
         "resource": sub.resource,
         "expiresOn": iso_utc(sub.expiration),
@@ -61,9 +62,12 @@ def _selected(svc: Services, tenant: str | None, mailbox: str | None) -> list[Su
     if tenant:
         wanted = _tenant(svc, tenant)
         subs = [s for s in subs if s.tenant_id.lower() == wanted]
-        if mailbox:
-            user = find(svc, wanted, mailbox).key.user_id.lower()
+        if mailbox:  # a user: all its calendars; user:handle: that calendar's
+            key = find(svc, wanted, mailbox).key
+            user = key.user_id.lower()
             subs = [s for s in subs if s.user_id.lower() == user]
+            if key.calendar:
+                subs = [s for s in subs if s.calendar == key.calendar]
     return sorted(subs, key=lambda s: (s.tenant_id, s.user_id, s.subscription_id))
 
 
@@ -146,6 +150,7 @@ def renew_now(svc: Services, body: Any) -> dict[str, Any]:
                 "subscriptionId": sub.subscription_id,
                 "tenantId": sub.tenant_id,
                 "userId": sub.user_id,
+                "calendar": sub.mailbox.calendar_name,
                 "result": result,
                 "expiresOn": _when(expiry),
             }

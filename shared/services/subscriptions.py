@@ -13,6 +13,7 @@ import secrets as pysecrets
 import time
 from dataclasses import replace
 from datetime import datetime
+from urllib.parse import unquote
 
 from shared.compose import Services
 from shared.core import graph
@@ -44,8 +45,9 @@ MAX_PACING_SLEEP = 5.0  # seconds a timer run may wait for the pacer before defe
 _PACER = WritePacer()
 
 
-def resource_for(key: MailboxKey) -> str:
-    return graph.events_resource(key)
+def resource_for(mailbox: MailboxRecord) -> str:
+    """The subscription resource of the mailbox's calendar (its default one, or another)."""
+    return graph.events_resource(mailbox.key, mailbox.calendar_id)
 
 
 def _paced(svc: Services, tenant_id: str) -> bool:
@@ -74,6 +76,7 @@ def subscribe(svc: Services, mailbox: MailboxRecord) -> lc.Event:
         lifecycle_url=svc.settings.lifecycle_url,
         expiration=expiry,
         client_state=client_state,
+        calendar_id=mailbox.calendar_id,
     )
     try:
         created = decode_subscription(svc.graph.send(request))
@@ -103,9 +106,10 @@ def subscribe(svc: Services, mailbox: MailboxRecord) -> lc.Event:
         subscription_id=created.id,
         tenant_id=mailbox.key.tenant_id,
         user_id=mailbox.key.user_id,
-        resource=resource_for(mailbox.key),
+        resource=resource_for(mailbox),
         expiration=created.expiration or expiry,
         client_state_digest=client_state_digest(client_state),
+        calendar=mailbox.key.calendar,
     )
     svc.state.put_subscription(sub)
     subscribed = {"subscription_id": sub.subscription_id, "subscription_expiry": sub.expiration}
@@ -134,7 +138,7 @@ def delete_subscription(svc: Services, sub: SubscriptionRecord) -> None:
 def drop_all(svc: Services, key: MailboxKey) -> None:
     """Delete every subscription on record for the mailbox."""
     for sub in svc.state.list_subscriptions():
-        if sub.tenant_id == key.tenant_id and sub.user_id == key.user_id:
+        if sub.mailbox == key:  # this calendar's only: the mailbox's others keep theirs
             delete_subscription(svc, sub)
 
 
@@ -192,7 +196,7 @@ def _gone(svc: Services, sub: SubscriptionRecord) -> None:
     """Graph no longer has `sub`: the mailbox subscribes anew (and resyncs), or the record goes."""
     from shared.services.lifecycle import advance_if_allowed
 
-    mailbox = svc.state.find_mailbox(MailboxKey(sub.tenant_id, sub.user_id))
+    mailbox = svc.state.find_mailbox(sub.mailbox)
     if svc.state.get_subscription(sub.tenant_id, sub.subscription_id) is None:
         return  # another run (the poll timer, the renewal run, another host) handled it
     if mailbox is not None and mailbox.status.subscription_id not in ("", sub.subscription_id):
@@ -266,7 +270,7 @@ def renew_one(
         extra=_sub_dims(sub, "renewed"),
     )
     svc.state.put_subscription(replace(sub, expiration=expiry, last_renewed=now))
-    svc.state.update_status(MailboxKey(sub.tenant_id, sub.user_id), subscription_expiry=expiry)
+    svc.state.update_status(sub.mailbox, subscription_expiry=expiry)
     return "renewed", expiry
 
 
@@ -316,7 +320,10 @@ def _delete_graph_orphans(svc: Services, desired: set[MailboxKey]) -> int:
         return 0
     records = svc.state.list_subscriptions()
     known = {s.subscription_id for s in records}
-    on_record = {MailboxKey(s.tenant_id, s.user_id) for s in records}
+    on_record = {s.mailbox for s in records}
+    by_resource = {
+        (m.key.tenant_id, _resource_key(resource_for(m))): m.key for m in svc.state.list_mailboxes()
+    }
     deleted = 0
     for tenant_id in svc.settings.tenant_ids:
         if svc.settings.ews_for(tenant_id) is not None:
@@ -329,7 +336,9 @@ def _delete_graph_orphans(svc: Services, desired: set[MailboxKey]) -> int:
         for sub in listed:
             if sub.notification_url != svc.settings.notification_url or sub.id in known:
                 continue
-            key = MailboxKey(tenant_id, user_id_from_resource(sub.resource) or "")
+            key = by_resource.get((tenant_id, _resource_key(sub.resource))) or MailboxKey(
+                tenant_id, user_id_from_resource(sub.resource) or ""
+            )
             if key in desired and key not in on_record:
                 continue
             try:
@@ -342,6 +351,11 @@ def _delete_graph_orphans(svc: Services, desired: set[MailboxKey]) -> int:
             log.info("deleted orphan subscription %s of %s", sub.id, key.user_id)
             deleted += 1
     return deleted
+
+
+def _resource_key(resource: str) -> str:
+    """A subscription resource as compared: unquoted, lower case, without a leading '/'."""
+    return unquote(resource).lower().lstrip("/")
 
 
 def list_graph_subscriptions(svc: Services, tenant_id: str) -> list[GraphSubscription]:

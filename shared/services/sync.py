@@ -10,6 +10,10 @@ keeps Graph's Retry-After on its cursor so that every request for it waits. A ro
 is never dropped: core.rounds.plan_recovery re-queues it with its attempt counted (backoff up
 to an hour), and the mailbox status shows `retry_at` and `retry_reason` until a round succeeds.
 
+A calendar other than the mailbox's default one follows
+`users/{id}/calendars/{id}/calendarView/delta`; when Graph refuses that (core.listing), the round
+lists the calendar's calendarView and diffs it against the mirror instead.
+
 https://learn.microsoft.com/graph/delta-query-events
 """
 
@@ -25,14 +29,15 @@ from typing import Any
 
 from shared.compose import Services
 from shared.core import lifecycle as lc
-from shared.core.graph import delta_follow, delta_start
+from shared.core.graph import calendar_view_live, delta_follow, delta_start
+from shared.core.listing import LISTING_LINK, is_refusal, listing_pages
 from shared.core.model import (
     DeltaPageData,
     SyncRequest,
     Trigger,
     Window,
 )
-from shared.core.paging import MAX_PAGES, iter_delta_pages
+from shared.core.paging import MAX_PAGES, iter_delta_pages, iter_events
 from shared.core.reconcile import plan_full_diff
 from shared.core.rounds import (
     CONFLICT_DEFER_SECONDS,
@@ -51,6 +56,7 @@ from shared.core.times import parse_iso
 from shared.errors import (
     CalsyncError,
     DeltaExpired,
+    GraphError,
     GraphProtocolError,
     StateConflict,
     StorageError,
@@ -294,13 +300,49 @@ def _follow(
     count_drift: bool = False,
 ) -> SyncOutcome:
     """Follow the delta pages to the end, renewing the lease after each page applied; the
-    outcome carries the new delta link."""
+    outcome carries the new delta link. A calendar whose delta Graph refuses (or refused
+    before: its link is LISTING_LINK and the pass is not full) is listed and diffed instead."""
+    if delta_link == LISTING_LINK and not full:
+        return _follow_pages(svc, mailbox, lease, "", window, full=True, listing=True)
+    link = "" if delta_link == LISTING_LINK else delta_link
+    try:
+        return _follow_pages(svc, mailbox, lease, link, window, full=full, count_drift=count_drift)
+    except GraphError as exc:
+        if isinstance(exc, DeltaExpired) or not is_refusal(
+            exc.status, default_calendar=not mailbox.calendar_id
+        ):
+            raise
+        log.warning(
+            "calendarView delta of %s refused (%s %s): listing its calendarView instead",
+            mailbox.key.label,
+            exc.status,
+            exc.detail_code,
+        )
+    return _follow_pages(
+        svc, mailbox, lease, "", window, full=True, count_drift=count_drift, listing=True
+    )
+
+
+def _follow_pages(
+    svc: Services,
+    mailbox: MailboxRecord,
+    lease: _Lease,
+    delta_link: str,
+    window: Window,
+    *,
+    full: bool,
+    count_drift: bool = False,
+    listing: bool = False,
+) -> SyncOutcome:
     key = mailbox.key
     mirror = svc.state.stored_versions(key) if full else None
     seen: set[str] = set()
     touched: set[str] = set()  # series whose instances changed: their masters are fetched
     upserts = deletes = pages = added = 0
-    for pages, page in enumerate(_pages(svc, mailbox, delta_link, window, full=full), 1):
+    pages_of = _listing(svc, mailbox, window) if listing else None
+    if pages_of is None:
+        pages_of = _pages(svc, mailbox, delta_link, window, full=full)
+    for pages, page in enumerate(pages_of, 1):
         ids = [item.event_id for item in page.items]
         if mirror is not None:
             stored = {i: mirror[i] for i in ids if i in mirror}
@@ -366,10 +408,21 @@ def _pages(
             mirror_ids=lambda: svc.state.stored_versions(key),
         )
     if full or not delta_link:
-        first = delta_start(key, window, body_type=body_type)
+        first = delta_start(key, window, body_type=body_type, calendar_id=mailbox.calendar_id)
     else:
         first = delta_follow(key, delta_link, body_type=body_type)
     return iter_delta_pages(first, svc.graph.send, max_pages=MAX_PAGES)
+
+
+def _listing(svc: Services, mailbox: MailboxRecord, window: Window) -> Iterator[DeltaPageData]:
+    """The calendar's calendarView over the window, as delta pages (core.listing)."""
+    request = calendar_view_live(
+        mailbox.key,
+        window,
+        body_type=mailbox.options.body_type,
+        calendar_id=mailbox.calendar_id,
+    )
+    return listing_pages(iter_events(request, svc.graph.send, max_pages=MAX_PAGES))
 
 
 def _lifecycle_step(
@@ -379,7 +432,7 @@ def _lifecycle_step(
     also needs; that round is stamped after the step, so no earlier round can fold it."""
     kind = _LIFECYCLE_EVENTS.get(request.lifecycle_event)
     sub = svc.state.get_subscription(request.tenant_id, request.subscription_id)
-    if kind is not None and sub is not None and sub.user_id == mailbox.key.user_id:
+    if kind is not None and sub is not None and sub.mailbox == mailbox.key:
         if not subscriptions.claim_lifecycle(svc, sub, request.lifecycle_event):
             # A copy of an event acted on moments ago: no second reauthorize; its round keeps
             # the intake's stamp, so the round the first copy asked for folds it.

@@ -44,13 +44,14 @@ def read(svc: Services, tenant: str, after: str | None, limit: str | None) -> di
     if svc.changes is None:
         raise CalsyncError("the change feed is not configured for these services")
     changes = svc.changes
-    users = sorted({r.key.user_id for r in svc.state.list_mailboxes(tenant_id)})
+    # Every enrolled calendar is a mailbox of the feed, named by its label (user or user:handle).
+    users = sorted({r.key.label for r in svc.state.list_mailboxes(tenant_id)})
     positions = {u: held.get(rules.mailbox_digest(u), -1) for u in users}
     size = rules.run_size(count, len(users)) + 1  # the row at the position comes back too
 
     def fetch(user: str) -> tuple[str, list[ChangeEvent], bool]:
         position = positions[user]
-        rows = changes.read_after(MailboxKey(tenant_id, user), position - 1, size)
+        rows = changes.read_after(MailboxKey.from_label(tenant_id, user), position - 1, size)
         run, _ = rules.run_after(rows, position)
         return user, run, len(rows) >= size
 

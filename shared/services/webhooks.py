@@ -20,7 +20,8 @@ import uuid
 from typing import Any
 
 from shared.compose import Services
-from shared.core.feed import format_sequence
+from shared.core.calendars import parse_handle
+from shared.core.feed import DEFAULT_CALENDAR, format_sequence
 from shared.core.model import MailboxKey
 from shared.core.times import iso_utc
 from shared.core.webhooks import (
@@ -68,10 +69,12 @@ def view(sub: Subscriber) -> dict[str, Any]:
 
 
 def _pair_view(cursor: PairCursor) -> dict[str, Any]:
-    tenant, _, user = cursor.partition.partition("_")
+    tenant, _, label = cursor.partition.partition("_")
+    key = MailboxKey.from_label(tenant, label)
     return {
         "tenantId": tenant,
-        "mailboxId": user,
+        "mailboxId": key.user_id,
+        "calendar": key.calendar_name,
         "deliveredSequence": format_sequence(cursor.delivered) if cursor.delivered >= 0 else None,
         "attempt": cursor.attempt,
         "nextAttemptAt": _when(cursor.next_at),
@@ -138,11 +141,12 @@ def replay(svc: Services, subscriber_id: str, body: Any) -> dict[str, Any]:
     store = store_of(svc)
     sub = store.get(subscriber_id)
     data = _body(body if body is not None else {})
-    pairs: set[tuple[str, str]] = set()
+    pairs: set[MailboxKey] = set()
     armed = 0
     if "tenantId" in data or "mailboxId" in data:
         tenant, user, low, high = plan_replay_range(data)
-        key = MailboxKey(tenant, user)
+        calendar = data.get("calendar")
+        key = MailboxKey(tenant, user, parse_handle(calendar if isinstance(calendar, str) else ""))
         if svc.state.find_mailbox(key) is None:
             from shared.errors import NotFoundError
 
@@ -156,7 +160,7 @@ def replay(svc: Services, subscriber_id: str, body: Any) -> dict[str, Any]:
                 continue
             store.dead_letter(sub.id, change, "replay requested", replay=True)
             armed += 1
-        pairs.add((tenant, user))
+        pairs.add(key)
     else:
         extra = sorted(set(data) - {"deadLetters"})
         if extra or data.get("deadLetters", True) is not True:
@@ -168,7 +172,9 @@ def replay(svc: Services, subscriber_id: str, body: Any) -> dict[str, Any]:
             if not dead.armed:
                 store.dead_letter(sub.id, dead.change, dead.error, replay=True)
                 armed += 1
-            pairs.add((dead.change.tenant_id, dead.change.user_id))
-    for tenant, user in sorted(pairs):
-        store.enqueue(WorkItem(sub.id, tenant, user))
+            change = dead.change
+            calendar = "" if change.calendar_id == DEFAULT_CALENDAR else change.calendar_id
+            pairs.add(MailboxKey(change.tenant_id, change.user_id, calendar))
+    for key in sorted(pairs, key=lambda k: k.partition):
+        store.enqueue(WorkItem(sub.id, key.tenant_id, key.user_id, key.calendar))
     return {"id": sub.id, "armed": armed, "mailboxes": len(pairs)}

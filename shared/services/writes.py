@@ -217,7 +217,13 @@ def _send(svc: Services, mailbox: MailboxRecord, record: WriteRecord) -> dict[st
         try:
             return decode_event(
                 svc.graph.send(
-                    event_create(key, body, transaction_id=record.write_id, body_type=body_type)
+                    event_create(
+                        key,
+                        body,
+                        transaction_id=record.write_id,
+                        body_type=body_type,
+                        calendar_id=mailbox.calendar_id,
+                    )
                 )
             )
         except GraphError as exc:
@@ -265,6 +271,7 @@ def _made_by(svc: Services, mailbox: MailboxRecord, record: WriteRecord) -> dict
         origin_property=ORIGIN_PROPERTY,
         value=record.origin,
         body_type=mailbox.options.body_type,
+        calendar_id=mailbox.calendar_id,
     )
     return next(iter_events(request, svc.graph.send), None)
 

@@ -27,3 +27,15 @@ def test_no_hours_is_a_line_of_text_and_the_page_still_renders() -> None:
     page = render_status_page([], now=NOW, version="1", hours=())
     assert "no change counts yet" in page
     assert "<svg" not in page
+
+
+def test_a_calendar_row_names_its_calendar_escaped() -> None:
+    """Another calendar's row shows its name and handle after the user, escaped; the default
+    calendar's row shows the user alone."""
+    rows = [
+        {"tenant": "t", "user": "adele@contoso.com", "calendar": "<Team> (projects)", "ok": True},
+        {"tenant": "t", "user": "ben@contoso.com", "calendar": "", "ok": True},
+    ]
+    page = render_status_page(rows, now=NOW, version="1", hours=())
+    assert "adele@contoso.com / &lt;Team&gt; (projects)" in page
+    assert "ben@contoso.com</td>" in page

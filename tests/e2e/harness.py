@@ -33,38 +33,47 @@ def wait_for(condition: Callable[[], T], *, timeout: float = 20.0, what: str = "
 
 @dataclass
 class Mailbox:
-    """One enrolled mailbox of the demo tenant with its own fresh user."""
+    """One enrolled calendar of the demo tenant: a fresh user's default calendar, or
+    (`calendar` set: its handle; `calendar_id`: its Graph id) another calendar of a mailbox."""
 
     stack: Stack
     upn: str
     user_id: str
     options: dict[str, Any] = field(default_factory=dict)
+    calendar: str = ""
+    calendar_id: str = ""
 
     @property
     def path(self) -> str:
         return f"/mailboxes/{self.stack.tenant_id}/{self.user_id}"
 
+    @property
+    def params(self) -> dict[str, str]:
+        """The query naming the calendar on the mailbox routes (none for the default one)."""
+        return {"calendar": self.calendar} if self.calendar else {}
+
     def status(self) -> dict[str, Any]:
         with self.stack.admin() as api:
-            response = api.get(self.path)
+            response = api.get(self.path, params=self.params)
             response.raise_for_status()
             return response.json()  # type: ignore[no-any-return]
 
     def mirror(self) -> dict[str, dict[str, Any]]:
         with self.stack.admin() as api:
-            response = api.get(self.path + "/events")
+            response = api.get(self.path + "/events", params=self.params)
             response.raise_for_status()
             return {e["event_id"]: e for e in response.json()["value"]}
 
     # acting as a person in Outlook ----------------------------------------------------------
     def create(self, event: dict[str, Any]) -> str:
-        return str(self.stack.sim.control.create_event(self.upn, event)["id"])
+        made = self.stack.sim.control.create_event(self.upn, event, calendar=self.calendar_id)
+        return str(made["id"])
 
     def update(self, event_id: str, patch: dict[str, Any]) -> None:
-        self.stack.sim.control.update_event(self.upn, event_id, patch)
+        self.stack.sim.control.update_event(self.upn, event_id, patch, calendar=self.calendar_id)
 
     def delete(self, event_id: str) -> None:
-        self.stack.sim.control.delete_event(self.upn, event_id)
+        self.stack.sim.control.delete_event(self.upn, event_id, calendar=self.calendar_id)
 
     # the truth ------------------------------------------------------------------------------
     def window(self) -> Window:
@@ -73,7 +82,7 @@ class Mailbox:
 
     def truth(self) -> dict[str, dict[str, Any]]:
         """calendarView of the window, read from the simulator's Graph as the app would."""
-        return calendar_view(self.stack, self.user_id, self.window())
+        return calendar_view(self.stack, self.user_id, self.window(), self.calendar_id)
 
     def differences(self) -> list[str]:
         """What differs between the mirror and Graph for the window, property by property."""
@@ -129,13 +138,17 @@ def graph_token(stack: Stack) -> str:
     )
 
 
-def calendar_view(stack: Stack, user_id: str, window: Window) -> dict[str, dict[str, Any]]:
-    """The window's instances (calendarView) and their series masters, as Graph gives them."""
+def calendar_view(
+    stack: Stack, user_id: str, window: Window, calendar_id: str = ""
+) -> dict[str, dict[str, Any]]:
+    """The window's instances (calendarView) and their series masters, as Graph gives them
+    (of the calendar `calendar_id`, else of the default calendar)."""
     headers = {
         "Authorization": f"Bearer {graph_token(stack)}",
         "Prefer": 'IdType="ImmutableId", outlook.timezone="UTC", odata.maxpagesize=500',
     }
-    url: str | None = f"{stack.sim.graph_base_url}/users/{user_id}/calendarView"
+    where = f"/calendars/{quote(calendar_id, safe='')}" if calendar_id else ""
+    url: str | None = f"{stack.sim.graph_base_url}/users/{user_id}{where}/calendarView"
     params: dict[str, str] | None = {
         "startDateTime": iso_utc(window.start),
         "endDateTime": iso_utc(window.end),
@@ -168,6 +181,37 @@ def enrol(stack: Stack, options: dict[str, Any] | None = None, *, events: int = 
     seeded = stack.sim.control.seed(users=[{"tenant": stack.tenant_id, "upn": upn}])
     user_id = seeded["users"][upn].lower()
     mailbox = Mailbox(stack, upn, user_id, dict(options or {}))
+    with stack.admin() as api:
+        response = api.put(f"/mailboxes/{stack.tenant_id}/{upn}", json=options or {})
+        assert response.status_code == 201, response.text
+    wait_for(lambda: mailbox.status()["status"]["lastSync"], what="the first sync")
+    return mailbox
+
+
+def enrol_calendar(
+    stack: Stack,
+    owner: Mailbox,
+    name: str,
+    handle: str,
+    options: dict[str, Any] | None = None,
+) -> Mailbox:
+    """Another calendar of `owner`'s mailbox, made in the simulator and enrolled by its name
+    under `handle`, with its first sync done."""
+    calendar_id = stack.sim.control.add_calendar(owner.upn, name)
+    mailbox = Mailbox(stack, owner.upn, owner.user_id, dict(options or {}), handle, calendar_id)
+    with stack.admin() as api:
+        body = {"calendarName": name, **(options or {})}
+        response = api.put(f"/mailboxes/{stack.tenant_id}/{owner.upn}:{handle}", json=body)
+        assert response.status_code == 201, response.text
+    wait_for(lambda: mailbox.status()["status"]["lastSync"], what="the first sync")
+    return mailbox
+
+
+def enrol_room(stack: Stack, options: dict[str, Any] | None = None) -> Mailbox:
+    """A new room mailbox of the demo tenant, enrolled by its address (its own calendar)."""
+    upn = f"room-{uuid.uuid4().hex[:10]}@contoso.example"
+    seeded = stack.sim.control.seed(users=[{"tenant": stack.tenant_id, "upn": upn, "kind": "room"}])
+    mailbox = Mailbox(stack, upn, seeded["users"][upn].lower(), dict(options or {}))
     with stack.admin() as api:
         response = api.put(f"/mailboxes/{stack.tenant_id}/{upn}", json=options or {})
         assert response.status_code == 201, response.text

@@ -104,3 +104,26 @@ def test_health_version_and_errors(stack: Stack) -> None:
     assert down.returncode == 1
     assert "cannot connect" in down.stderr
     assert len(down.stderr.strip().splitlines()) == 1
+
+
+def test_enrol_and_list_another_calendar(stack: Stack) -> None:
+    """`calsync enrol TENANT user:handle --calendar-name N` enrols that calendar; `calsync list`
+    shows it as user:handle beside the user's default calendar; status names it."""
+    mb = enrol(stack)
+    stack.sim.control.add_calendar(mb.upn, "Front desk")
+    done = calsync(
+        stack,
+        "enrol",
+        stack.tenant_id,
+        f"{mb.upn}:desk",
+        "--calendar-name",
+        "Front desk",
+        "-o",
+        "json",
+    )
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert (shown["calendar"], shown["calendarName"]) == ("desk", "Front desk")
+    listed = calsync(stack, "list").stdout
+    assert f"{mb.upn}:desk" in listed
+    assert calsync(stack, "status", stack.tenant_id, f"{mb.upn}:desk").returncode == 0

@@ -19,6 +19,7 @@ from shared.core.ews import ews_user_id
 from shared.core.model import MailboxKey, SyncRequest, Trigger
 from shared.core.rounds import stamp_request
 from shared.core.window import plan_window
+from shared.errors import InputError
 from shared.secrets import EnvSecrets
 from shared.services import mailboxes, timers
 from shared.services.sync import SyncOutcome, run_sync_request
@@ -460,3 +461,15 @@ def test_a_rotated_password_is_read_again_after_a_401(sim: EwsSim, azurite: str)
     assert secrets.cached["ews-password"] == "rotated-Passw0rd"
     assert _round(svc, key).startswith("ok")
     retire(svc, tenant, smtp)
+
+
+def test_another_calendar_of_an_ews_mailbox_is_refused(
+    world: tuple[Services, MailboxKey, str, Clock],
+) -> None:
+    """On Exchange Server only the default calendar is mirrored: user:handle is a 400 saying
+    so, and the default calendar's enrolment is untouched."""
+    svc, key, smtp, _ = world
+    with pytest.raises(InputError, match="default calendar only"):
+        mailboxes.enrol(svc, key.tenant_id, f"{smtp}:side", {"calendarName": "Side"})
+    assert svc.state.find_mailbox(MailboxKey(key.tenant_id, key.user_id, "side")) is None
+    assert svc.state.find_mailbox(key) is not None

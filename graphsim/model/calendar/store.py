@@ -166,6 +166,14 @@ class CalendarStore:
         return canonical(single_instance(item))
 
     # -- read -----------------------------------------------------------------------------
+    def holds(self, event_id: str) -> bool:
+        """Whether `event_id` names an item (or an occurrence) of this calendar."""
+        try:
+            self._resolve(event_id)
+        except GraphRequestError:
+            return False
+        return True
+
     def _resolve(self, event_id: str) -> tuple[Item | None, Instance | None]:
         """(stored item, None) for singles/masters/exceptions; (master, occurrence) else."""
         if not isinstance(event_id, str):
