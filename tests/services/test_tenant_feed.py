@@ -150,3 +150,26 @@ def test_bad_input_names_the_parameter(world: tuple[Services, str, dict[str, str
     with pytest.raises(NotFoundError, match="TENANT_IDS"):
         tenant_feed.read(svc, "00000000-0000-0000-0000-000000000000", None, None)
     assert tenant_feed.read(svc, tenant.upper(), None, None)["tenantId"] == tenant
+
+
+def test_each_calendar_of_a_mailbox_is_a_mailbox_of_the_tenant_feed(
+    sim: SimHandle, world: tuple[Services, str, dict[str, str]]
+) -> None:
+    """A secondary calendar enrolled beside its user's default one: the tenant feed gives the
+    changes of both, each once and named by its calendar, and its cursor keeps them apart."""
+    svc, tenant, users = world
+    ana = next(iter(users.values()))
+    sim.control.add_calendar(ana, "Team Projects")
+    mailboxes.enrol(
+        svc, tenant, f"{ana}:projects", {"mode": "poll", "calendarName": "Team Projects"}
+    )
+    secondary = svc.state.get_mailbox(MailboxKey(tenant, ana, "projects"))
+    assert secondary is not None
+    _write(svc, tenant, ana, 1, 1)
+    mirror.apply_items(svc, secondary, [DeltaItem("AAMk-event-2", _event(2))])
+    page = tenant_feed.read(svc, tenant, None, None)
+    named = sorted((c["mailboxId"], c["calendarId"], c["eventId"]) for c in page["value"])
+    assert named == [(ana, "calendar", "AAMk-event-1"), (ana, "projects", "AAMk-event-2")]
+    mirror.apply_items(svc, secondary, [DeltaItem("AAMk-event-2", _event(2, 2))])
+    more = tenant_feed.read(svc, tenant, page["next"], None)
+    assert [(c["calendarId"], c["type"]) for c in more["value"]] == [("projects", "updated")]
