@@ -25,6 +25,7 @@ from ewssim.auth import Authenticator, Unauthorized
 from ewssim.delivery import deliver_forever
 from ewssim.model import EwsFault, Recurrence, World
 from ewssim.operations import OPERATIONS
+from ewssim.schema import check_answer_items
 from ewssim.soap import SoapError, envelope, fault, parse_request
 
 XML = "text/xml; charset=utf-8"
@@ -75,6 +76,7 @@ async def ews(request: Request) -> Response:
             else:
                 box = world.check_impersonation(account, req.impersonate)
             answer = handler(world, box, req)
+            check_answer_items(answer)
     except EwsFault as exc:
         return _fault(world, exc.code, exc.message)
     except SoapError as exc:
@@ -251,6 +253,57 @@ async def subscriptions(request: Request) -> Response:
     return JSONResponse(subs)
 
 
+async def clock(request: Request) -> Response:
+    """GET: the virtual now; POST /_sim/clock/advance {"seconds"}: move it forward."""
+    world: World = request.app.state.world
+    if request.method == "POST":
+        seconds = float((await _json(request)).get("seconds", 0))
+        if seconds < 0:
+            return JSONResponse({"code": "BadSeconds", "message": "seconds must be >= 0"}, 400)
+        world.clock.advance(seconds)
+    return JSONResponse({"now": world.clock.now().isoformat()})
+
+
+async def sent(request: Request) -> Response:
+    """Every invitation, update and cancellation sent on the mailboxes' behalf."""
+    world: World = request.app.state.world
+    with world.lock:
+        return JSONResponse(list(world.sent))
+
+
+async def item(request: Request) -> Response:
+    """One stored item as the model holds it, extended properties included."""
+    world: World = request.app.state.world
+    with world.lock:
+        box = world.mailbox(request.path_params["smtp"])
+        try:
+            inst = world.get(box, request.query_params["id"])
+        except EwsFault as exc:
+            return JSONResponse({"code": exc.code, "message": exc.message}, 404)
+        a = inst.appointment
+        return JSONResponse(
+            {
+                "id": inst.item_id,
+                "kind": inst.kind,
+                "changeKey": inst.change_key,
+                "subject": a.subject,
+                "start": a.start.isoformat(),
+                "end": a.end.isoformat(),
+                "timeZone": a.time_zone,
+                "sensitivity": a.sensitivity,
+                "reminderSet": a.reminder_set,
+                "reminderMinutes": a.reminder_minutes,
+                "bodyType": a.body_type,
+                "body": a.body,
+                "attendees": [p[1] for p in (*a.required, *a.optional)],
+                "recurrence": None
+                if a.recurrence is None
+                else {"pattern": a.recurrence.pattern, "count": a.recurrence.count},
+                "extended": {f"{k[0]}|{k[1]}|{k[2]}": v for k, v in a.extended.items()},
+            }
+        )
+
+
 async def calls(request: Request) -> Response:
     """Operations answered, by name, and `ntlm_handshakes` completed."""
     counts = dict(request.app.state.world.calls)
@@ -272,6 +325,10 @@ def build_app(world: World, auth: Authenticator, ca_pem_path: str) -> Starlette:
         Route("/_sim/mailboxes/{smtp}/view", view, methods=["GET"]),
         Route("/_sim/knobs/{knob}", knobs, methods=["POST"]),
         Route("/_sim/calls", calls, methods=["GET"]),
+        Route("/_sim/clock", clock, methods=["GET"]),
+        Route("/_sim/clock/advance", clock, methods=["POST"]),
+        Route("/_sim/sent", sent, methods=["GET"]),
+        Route("/_sim/mailboxes/{smtp}/item", item, methods=["GET"]),
         Route("/_sim/subscriptions", subscriptions, methods=["GET"]),
     ]
 

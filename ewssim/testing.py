@@ -74,6 +74,20 @@ class EwsSim:
     def subscriptions(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/subscriptions"))
 
+    def item(self, smtp: str, item_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/mailboxes/{smtp}/item", id=item_id))
+
+    def sent(self) -> list[dict[str, Any]]:
+        """The invitations, updates and cancellations Exchange sent (none with SendToNone)."""
+        return list(self._call("GET", "/sent"))
+
+    def now(self) -> str:
+        return str(self._call("GET", "/clock")["now"])
+
+    def advance(self, seconds: float) -> str:
+        """Move the virtual clock forward (keep-alives, sync state expiry)."""
+        return str(self._call("POST", "/clock/advance", {"seconds": seconds})["now"])
+
     def calls(self) -> dict[str, int]:
         return dict(self._call("GET", "/calls"))
 
