@@ -1,8 +1,10 @@
 """Structural checks of SOAP payloads, in and out, as the EWS schema (`types.xsd`,
 `messages.xsd`) has them for the elements the simulator reads and writes.
 
-Rule: the schema files are not vendored (see ewssim/README.md), so the parts of them that the
-simulated operations touch are written down here: a CalendarItem's children in the schema's
+Rule: the schema files are not vendored (see ewssim/README.md: public copies exist, none under
+a licence that lets us ship it), so the parts of them that the simulated operations touch are
+written down here (the two sequences as the published types.xsd has them, checked against a
+public copy): a CalendarItem's children in the schema's
 xs:sequence order (ItemType's, then CalendarItemType's), nothing unknown, each element at most
 once unless the schema repeats it; the attributes an operation requires; the values of the
 enumerations it reads. A request that breaks them is ErrorSchemaValidation (what Exchange
@@ -59,6 +61,16 @@ ITEM_SEQUENCE = (
     "WebClientEditFormQueryString",
     "ConversationId",
     "UniqueBody",
+    # Exchange 2013 and later
+    "Flag",
+    "StoreEntryId",
+    "InstanceKey",
+    "NormalizedBody",
+    "EntityExtractionResult",
+    "PolicyTag",
+    "ArchiveTag",
+    "RetentionDate",
+    "Preview",
 )
 CALENDAR_SEQUENCE = (
     "UID",
