@@ -311,7 +311,8 @@ async def calls(request: Request) -> Response:
     return JSONResponse(counts)
 
 
-def build_app(world: World, auth: Authenticator, ca_pem_path: str) -> Starlette:
+def build_app(world: World, auth: Authenticator, trusted: list[str]) -> Starlette:
+    """The app; push receivers' certificates are checked against the CA files `trusted`."""
     routes = [
         Route("/EWS/Exchange.asmx", ews, methods=["POST"]),
         Route("/_sim/accounts", add_account, methods=["POST"]),
@@ -334,7 +335,7 @@ def build_app(world: World, auth: Authenticator, ca_pem_path: str) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(deliver_forever(world, ca_pem_path))
+        task = asyncio.create_task(deliver_forever(world, trusted))
         try:
             yield
         finally:

@@ -93,7 +93,10 @@ class EwsSim:
 
 
 @contextlib.contextmanager
-def run_ewssim(*, server_version: str = "Exchange2016", timeout: float = 30.0) -> Iterator[EwsSim]:
+def run_ewssim(
+    *, server_version: str = "Exchange2016", receiver_ca: str = "", timeout: float = 30.0
+) -> Iterator[EwsSim]:
+    """ewssim for a `with` block; `receiver_ca`: a CA more that push receivers may use."""
     state_dir = Path(tempfile.mkdtemp(prefix="ewssim-"))
     command = [
         sys.executable,
@@ -106,6 +109,8 @@ def run_ewssim(*, server_version: str = "Exchange2016", timeout: float = 30.0) -
         "--server-version",
         server_version,
     ]
+    if receiver_ca:
+        command += ["--receiver-ca", receiver_ca]
     log = (state_dir / "stderr.log").open("wb")
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, fixed arguments
         command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log
