@@ -266,6 +266,8 @@ def _values(write: plan.EwsWrite) -> dict[str, Any]:
             out["body"] = HTMLBody(text) if is_html else Body(text)
         elif name in ("start", "end"):
             zone = write.zone if name == "start" else write.end_zone
+            if name == "end" and not isinstance(value, datetime):
+                value -= timedelta(days=1)  # exchangelib's all-day end date is inclusive
             out[name] = _when(value, zone or "UTC")
             out[f"_{name}_timezone"] = EWSTimeZone(zone or "UTC")
         elif name == "attendees":

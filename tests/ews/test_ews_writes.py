@@ -347,3 +347,34 @@ def test_a_pattern_ews_writes_cannot_take_is_a_400_before_any_call(
         _write(svc, key, {"action": "create", "event": _event("Monthly", recurrence=monthly)})
     assert info.value.message.startswith("event.recurrence.pattern.type")
     assert sim.calls().get("CreateItem", 0) == before
+
+
+def test_an_all_day_event_with_a_text_body_round_trips(
+    sim: EwsSim, world: tuple[Services, MailboxKey, str]
+) -> None:
+    """An all-day event in its zone and a plain-text body (writeBodyType text) are stored as
+    Exchange keeps them and mirrored as a round renders them: the next round changes nothing."""
+    svc, key, smtp = world
+    mailboxes.enrol(svc, key.tenant_id, smtp, {"writeBodyType": "text", "timeZone": "Europe/Paris"})
+    day = (datetime.now(UTC) + timedelta(days=2)).date()
+    event = {
+        "subject": "Offsite",
+        "isAllDay": True,
+        "body": "Bring\nboots",
+        "start": {"dateTime": f"{day.isoformat()}T00:00:00"},
+        "end": {"dateTime": f"{(day + timedelta(days=1)).isoformat()}T00:00:00"},
+    }
+    view, status = _write(svc, key, {"action": "create", "event": event})
+    assert status == 201
+    item = sim.item(smtp, view["eventId"])
+    assert (item["bodyType"], item["body"], item["timeZone"]) == (
+        "Text",
+        "Bring\nboots",
+        "Romance Standard Time",
+    )
+    row = _mirror(svc, key)[view["eventId"]]
+    assert (row["all_day_start_date"], row["all_day_end_date"]) == (
+        day.isoformat(),
+        (day + timedelta(days=1)).isoformat(),
+    )
+    assert _round(svc, key) == (0, 0)
