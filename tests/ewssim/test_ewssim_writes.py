@@ -214,3 +214,33 @@ def test_a_sync_state_expires_on_the_virtual_clock(sim: EwsSim) -> None:
     with pytest.raises(x.ErrorInvalidSyncStateData):
         sync(state)
     assert sync(sync(None))
+
+
+def test_an_item_operations_error_message_still_has_items(sim: EwsSim) -> None:
+    """messages.xsd requires Items in an UpdateItem (CreateItem, GetItem) response message,
+    an error one too: ErrorItemNotFound comes with an empty Items."""
+    from lxml import etree
+
+    from ewssim.soap import M
+
+    smtp = _mailbox(sim)
+    answer = _raw(
+        sim,
+        smtp,
+        '<m:UpdateItem ConflictResolution="NeverOverwrite" '
+        'SendMeetingInvitationsOrCancellations="SendToNone"><m:ItemChanges><t:ItemChange>'
+        '<t:ItemId Id="bm93aGVyZQ=="/><t:Updates><t:SetItemField>'
+        '<t:FieldURI FieldURI="item:Subject"/><t:CalendarItem><t:Subject>x</t:Subject>'
+        "</t:CalendarItem></t:SetItemField></t:Updates></t:ItemChange></m:ItemChanges>"
+        "</m:UpdateItem>",
+    )
+    msg = etree.fromstring(answer.content).find(f".//{{{M}}}UpdateItemResponseMessage")
+    assert msg is not None
+    assert msg.get("ResponseClass") == "Error"
+    assert [etree.QName(c).localname for c in msg] == [
+        "MessageText",
+        "ResponseCode",
+        "DescriptiveLinkKey",
+        "Items",
+    ]
+    assert msg.findtext(f"{{{M}}}ResponseCode") == "ErrorItemNotFound"
