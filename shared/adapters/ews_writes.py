@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -69,11 +69,12 @@ def _register_origin() -> None:
 
 
 class EwsWriter:
-    """Writes of one EWS mailbox; `window` is where its occurrences are looked for."""
+    """Writes of one EWS mailbox; `window()` is where its occurrences are looked for (read
+    only when an occurrence's id must be found)."""
 
     mirrors_masters = False
 
-    def __init__(self, source: EwsSource, ews: EwsSettings, window: Window) -> None:
+    def __init__(self, source: EwsSource, ews: EwsSettings, window: Callable[[], Window]) -> None:
         self._source, self._ews, self._window = source, ews, window
 
     # ---- the port ----------------------------------------------------------------------------
@@ -213,8 +214,14 @@ class EwsWriter:
         except ValueError:
             raise NotFoundError(f"{event_id!r} is not an event id of this mailbox") from None
         uid = str(self._fetch(account, master_id).uid)
-        near = (original - timedelta(days=1), original + timedelta(days=2))
-        for start, end in (near, (self._window.start, self._window.end)):
+        # Around its original start first (an occurrence, or an exception not moved far),
+        # then the whole window (an exception moved anywhere in it).
+        for wide in (False, True):
+            if wide:
+                window = self._window()
+                start, end = window.start, window.end
+            else:
+                start, end = original - timedelta(days=1), original + timedelta(days=2)
             for item in self._view(account, start, end):
                 same = item.original_start is not None and (
                     datetime.fromtimestamp(item.original_start.timestamp(), UTC) == original

@@ -43,7 +43,7 @@ def writer_for(svc: Services, mailbox: MailboxRecord) -> CalendarWriter:
     if ews is not None and svc.ews is not None:
         from shared.adapters.ews_writes import EwsWriter
 
-        return EwsWriter(svc.ews, ews, _window(svc, mailbox))
+        return EwsWriter(svc.ews, ews, lambda: _window(svc, mailbox))
     from shared.adapters.graph_writes import GraphWriter
 
     return GraphWriter(svc.graph)

@@ -378,3 +378,36 @@ def test_an_all_day_event_with_a_text_body_round_trips(
         (day + timedelta(days=1)).isoformat(),
     )
     assert _round(svc, key) == (0, 0)
+
+
+def test_an_exception_moved_far_away_is_still_found_by_its_id(
+    sim: EwsSim, world: tuple[Services, MailboxKey, str]
+) -> None:
+    """An occurrence moved ten days away in Outlook keeps its id (master ~ original start);
+    an update through the write API finds it in the window's CalendarView and edits it."""
+    svc, key, smtp = world
+    start = _when(1, 9)
+    daily = {
+        "pattern": {"type": "daily", "interval": 1},
+        "range": {
+            "type": "numbered",
+            "startDate": start["dateTime"][:10],
+            "numberOfOccurrences": 2,
+        },
+    }
+    made, _ = _write(svc, key, {"action": "create", "event": _event("Daily", recurrence=daily)})
+    moved = datetime.fromisoformat(start["dateTime"]).replace(tzinfo=UTC) + timedelta(days=10)
+    sim.edit_occurrence(
+        smtp,
+        made["eventId"],
+        1,
+        start=moved.isoformat(),
+        end=(moved + timedelta(hours=1)).isoformat(),
+    )
+    assert _round(svc, key) == (2, 0)  # the exception and its sibling's new ChangeKey
+    first = min(_mirror(svc, key).values(), key=lambda r: r["original_start"])
+    assert first["type"] == "exception"
+    edit = {"action": "update", "eventId": first["event_id"], "event": {"subject": "Far"}}
+    view, status = _write(svc, key, edit)
+    assert (status, view["event"]["subject"], view["eventId"]) == (200, "Far", first["event_id"])
+    assert _round(svc, key) == (0, 0)
