@@ -315,8 +315,8 @@ def test_a_series_its_occurrence_edit_pattern_change_and_cancel(
 def test_a_meeting_invites_and_its_cancel_tells_the_attendees(
     sim: EwsSim, world: tuple[Services, MailboxKey, str]
 ) -> None:
-    """With attendees, CreateItem sends them a request; cancel is CancelCalendarItem (they are
-    told) and the meeting leaves the calendar and the mirror."""
+    """With attendees, CreateItem sends them a request, an update of the meeting an update;
+    cancel is CancelCalendarItem (they are told) and the meeting leaves calendar and mirror."""
     svc, key, smtp = world
     before = len(sim.sent())
     attendees = [{"emailAddress": {"address": "bob@contoso.example", "name": "Bob"}}]
@@ -325,10 +325,12 @@ def test_a_meeting_invites_and_its_cancel_tells_the_attendees(
     )
     mine = [s for s in sim.sent()[before:] if s["smtp"] == smtp]
     assert [(s["kind"], s["to"]) for s in mine] == [("request", ["bob@contoso.example"])]
+    moved = {"action": "update", "eventId": made["eventId"], "event": {"location": "Hall"}}
+    _write(svc, key, moved)  # no attendees in the update: the meeting's are told anyway
     view, _ = _write(svc, key, {"action": "cancel", "eventId": made["eventId"], "comment": "Off"})
     assert view["status"] == "done", view["error"]
     mine = [s for s in sim.sent()[before:] if s["smtp"] == smtp]
-    assert [s["kind"] for s in mine] == ["request", "cancellation"]
+    assert [s["kind"] for s in mine] == ["request", "update", "cancellation"]
     assert _view(sim, smtp) == []
     assert _mirror(svc, key) == {}
 
