@@ -51,15 +51,20 @@ class EwsFault(Exception):
 
 @dataclass
 class Recurrence:
-    """Daily or weekly, every `interval` days/weeks, from `start_date`, for `count`
-    occurrences or until `end_date` (inclusive)."""
+    """Every `interval` days/weeks/months (years: every year), from `start_date`, for `count`
+    occurrences or until `end_date` (inclusive). Monthly and yearly patterns fall on
+    `day_of_month` (the month's last day when it is shorter, as Exchange does), or on the
+    `week_index`-th (1-4, 5 = last) `days_of_week[0]`; yearly ones in `month` (1-12)."""
 
-    pattern: str  # "daily" | "weekly"
+    pattern: str  # daily | weekly | absoluteMonthly | relativeMonthly | absolute/relativeYearly
     interval: int = 1
     days_of_week: tuple[str, ...] = ()
     start_date: date | None = None
     count: int | None = None
     end_date: date | None = None
+    day_of_month: int = 0
+    week_index: int = 0
+    month: int = 0
 
 
 @dataclass
@@ -161,11 +166,34 @@ def parse_occurrence_id(item_id: str) -> tuple[str, int] | None:
     return parts[1], int(parts[2])
 
 
+def _day_in(rec: Recurrence, year: int, month: int) -> date:
+    """The pattern's day in one month."""
+    last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
+    if rec.pattern.startswith("absolute"):
+        return date(year, month, min(rec.day_of_month, last))
+    weekday = WEEKDAYS.index(rec.days_of_week[0])
+    if rec.week_index >= 5:  # the last one
+        day = date(year, month, last)
+        return day - timedelta(days=(day.weekday() - weekday) % 7)
+    day = date(year, month, 1)
+    day += timedelta(days=(weekday - day.weekday()) % 7)
+    return day + timedelta(weeks=rec.week_index - 1)
+
+
 def _dates(rec: Recurrence, first: date) -> Iterator[date]:
     """Every date of the pattern from `first`, unbounded (the caller stops)."""
     if rec.pattern == "daily":
         for n in itertools.count():
             yield first + timedelta(days=n * rec.interval)
+    elif rec.pattern.endswith(("Monthly", "Yearly")):
+        yearly = rec.pattern.endswith("Yearly")
+        step = 12 if yearly else rec.interval
+        month0 = first.year * 12 + ((rec.month or first.month) if yearly else first.month) - 1
+        for n in itertools.count():
+            year, month = divmod(month0 + n * step, 12)
+            day = _day_in(rec, year, month + 1)
+            if day >= first:
+                yield day
     else:
         days = {WEEKDAYS.index(d) for d in rec.days_of_week} or {first.weekday()}
         week0 = first - timedelta(days=first.weekday())

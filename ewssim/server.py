@@ -130,6 +130,9 @@ def _appointment_fields(body: dict[str, Any]) -> dict[str, Any]:
             start_date=date.fromisoformat(r["start_date"]) if r.get("start_date") else None,
             count=r.get("count"),
             end_date=date.fromisoformat(r["end_date"]) if r.get("end_date") else None,
+            day_of_month=int(r.get("day_of_month", 0)),
+            week_index=int(r.get("week_index", 0)),
+            month=int(r.get("month", 0)),
         )
     return out
 

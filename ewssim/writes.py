@@ -54,6 +54,38 @@ _FIELDS_BY_URI = {
     "calendar:UID": "UID",
 }
 _SKIPPED = {"StartTimeZone", "EndTimeZone", "MeetingTimeZone"}  # read apart (time_zone)
+# types.xsd: each recurrence pattern's sequence, and the model's name for it.
+_PATTERNS = {
+    "DailyRecurrence": ("Interval",),
+    "WeeklyRecurrence": ("Interval", "DaysOfWeek", "FirstDayOfWeek"),
+    "AbsoluteMonthlyRecurrence": ("Interval", "DayOfMonth"),
+    "RelativeMonthlyRecurrence": ("Interval", "DaysOfWeek", "DayOfWeekIndex"),
+    "AbsoluteYearlyRecurrence": ("DayOfMonth", "Month"),
+    "RelativeYearlyRecurrence": ("DaysOfWeek", "DayOfWeekIndex", "Month"),
+}
+_KINDS = {
+    "DailyRecurrence": "daily",
+    "WeeklyRecurrence": "weekly",
+    "AbsoluteMonthlyRecurrence": "absoluteMonthly",
+    "RelativeMonthlyRecurrence": "relativeMonthly",
+    "AbsoluteYearlyRecurrence": "absoluteYearly",
+    "RelativeYearlyRecurrence": "relativeYearly",
+}
+_INDEXES = ("First", "Second", "Third", "Fourth", "Last")
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 def extended_key(uri: etree._Element) -> tuple[str, str, str]:
@@ -86,25 +118,46 @@ def _people(el: etree._Element) -> tuple[tuple[str, str, str], ...]:
 
 
 def _recurrence(el: etree._Element) -> Recurrence:
-    """A Recurrence element (DailyRecurrence or WeeklyRecurrence, then a range)."""
+    """A Recurrence element (a pattern, then a range)."""
     if len(el) != 2:
         raise schema.invalid("Recurrence holds a pattern and a range")
     pattern, rng = el[0], el[1]
     kind = etree.QName(pattern).localname
-    if kind not in ("DailyRecurrence", "WeeklyRecurrence"):
-        raise EwsFault(
-            "ErrorCalendarInvalidRecurrence",
-            f"{kind} is not simulated: only daily and weekly patterns are.",
-        )
-    interval = (pattern.findtext(t("Interval")) or "").strip()
+    if kind not in _PATTERNS:
+        raise schema.invalid(f"{kind} is not a recurrence pattern")
+    schema.check_sequence(pattern, _PATTERNS[kind], kind)
+    missing = [n for n in _PATTERNS[kind] if n != "FirstDayOfWeek" and pattern.find(t(n)) is None]
+    if missing:
+        raise schema.invalid(f"{kind} needs {', '.join(missing)}")
+    interval = (pattern.findtext(t("Interval")) or "1").strip()
     if not interval.isdigit() or int(interval) < 1:
         raise schema.invalid(f"{kind}/Interval must be a positive integer")
     days: tuple[str, ...] = ()
-    if kind == "WeeklyRecurrence":
+    if pattern.find(t("DaysOfWeek")) is not None:
         names = (pattern.findtext(t("DaysOfWeek")) or "").split()
         if not names or any(d not in WEEKDAYS for d in names):
-            raise schema.invalid("WeeklyRecurrence/DaysOfWeek must list days (Monday ...)")
+            raise schema.invalid(f"{kind}/DaysOfWeek must list days (Monday ...)")
+        if kind != "WeeklyRecurrence" and len(names) != 1:
+            raise schema.invalid(f"{kind}/DaysOfWeek is one day")
         days = tuple(names)
+    day_of_month = week_index = month = 0
+    if pattern.find(t("DayOfMonth")) is not None:
+        text = (pattern.findtext(t("DayOfMonth")) or "").strip()
+        if not text.isdigit() or not 1 <= int(text) <= 31:
+            raise schema.invalid(f"{kind}/DayOfMonth must be 1 to 31")
+        day_of_month = int(text)
+    if pattern.find(t("DayOfWeekIndex")) is not None:
+        index = schema.check_choice(
+            (pattern.findtext(t("DayOfWeekIndex")) or "").strip(),
+            _INDEXES,
+            f"{kind}/DayOfWeekIndex",
+        )
+        week_index = _INDEXES.index(index) + 1
+    if pattern.find(t("Month")) is not None:
+        name = schema.check_choice(
+            (pattern.findtext(t("Month")) or "").strip(), _MONTHS, f"{kind}/Month"
+        )
+        month = _MONTHS.index(name) + 1
     start_text = (rng.findtext(t("StartDate")) or "").strip()
     try:
         start = date.fromisoformat(start_text[:10])
@@ -130,7 +183,7 @@ def _recurrence(el: etree._Element) -> Recurrence:
     elif rng_kind != "NoEndRecurrence":
         raise schema.invalid(f"{rng_kind} is not a recurrence range")
     return Recurrence(
-        "daily" if kind == "DailyRecurrence" else "weekly", int(interval), days, start, count, end
+        _KINDS[kind], int(interval), days, start, count, end, day_of_month, week_index, month
     )
 
 

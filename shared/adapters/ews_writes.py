@@ -264,7 +264,7 @@ def _when(value: datetime | date, zone: str) -> Any:
 def _values(write: plan.EwsWrite) -> dict[str, Any]:
     """exchangelib's CalendarItem keyword arguments for the planned fields."""
     from exchangelib import Attendee, Body, EWSDate, EWSTimeZone, HTMLBody, Mailbox
-    from exchangelib.recurrence import DailyPattern, Recurrence, WeeklyPattern
+    from exchangelib.recurrence import Recurrence
 
     out: dict[str, Any] = {}
     for name, value in write.values.items():
@@ -292,13 +292,7 @@ def _values(write: plan.EwsWrite) -> dict[str, Any]:
             if value is None:
                 out["recurrence"] = None
                 continue
-            pattern = (
-                DailyPattern(interval=value.interval)
-                if value.pattern == "daily"
-                else WeeklyPattern(
-                    interval=value.interval, weekdays=[d + 1 for d in value.weekdays]
-                )
-            )
+            pattern = _pattern(value)
             start = EWSDate(value.start.year, value.start.month, value.start.day)
             end = value.end and EWSDate(value.end.year, value.end.month, value.end.day)
             out["recurrence"] = Recurrence(
@@ -311,6 +305,31 @@ def _values(write: plan.EwsWrite) -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+
+def _pattern(value: plan.EwsRecurrence) -> Any:
+    """exchangelib's pattern of a planned recurrence."""
+    from exchangelib import recurrence as r
+
+    day = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+    kind = value.pattern
+    if kind == "daily":
+        return r.DailyPattern(interval=value.interval)
+    if kind == "weekly":
+        return r.WeeklyPattern(interval=value.interval, weekdays=[d + 1 for d in value.weekdays])
+    if kind == "absoluteMonthly":
+        return r.AbsoluteMonthlyPattern(interval=value.interval, day_of_month=value.day_of_month)
+    if kind == "relativeMonthly":
+        return r.RelativeMonthlyPattern(
+            interval=value.interval,
+            weekday=day[value.weekdays[0]],
+            week_number=value.week_index,
+        )
+    if kind == "absoluteYearly":
+        return r.AbsoluteYearlyPattern(day_of_month=value.day_of_month, month=value.month)
+    return r.RelativeYearlyPattern(
+        weekday=day[value.weekdays[0]], week_number=value.week_index, month=value.month
+    )
 
 
 def _update_fields(values: dict[str, Any]) -> list[str]:

@@ -7,9 +7,10 @@ Rules:
   exchangelib): a start or end in its own zone (IANA or Windows name), an all-day event as
   the dates of its local midnights, showAs as LegacyFreeBusyStatus, the origin marker as the
   extended property of the same GUID namespace and name.
-- Recurrence: daily and weekly patterns with a numbered, end-date or no-end range (what every
-  Exchange version has alike); the monthly and yearly ones are refused with a 400 naming the
-  field, before any EWS call (not simulated, so not claimed).
+- Recurrence: every Graph pattern (daily, weekly, absolute and relative monthly and yearly)
+  with a numbered, end-date or no-end range; a relative pattern names one day (EWS's
+  RelativeMonthly/RelativeYearlyRecurrence take one), a field Graph requires for the pattern
+  and left out is a 400 naming it, before any EWS call.
 - Invitations (SendMeetingInvitations / ...OrCancellations): SendToNone unless the event has
   attendees (the caller sent them now, or the meeting already has them): then
   SendToAllAndSaveCopy, as Graph invites and updates the attendees of a meeting.
@@ -47,15 +48,19 @@ _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
 
 @dataclass(frozen=True)
 class EwsRecurrence:
-    """A daily or weekly pattern (days as 0 = Monday) from `start`, for `count` occurrences,
-    until `end` (inclusive) or without end."""
+    """A pattern (Graph's type; days as 0 = Monday) from `start`, for `count` occurrences,
+    until `end` (inclusive) or without end; the monthly and yearly ones on `day_of_month`, or
+    on the `week_index`-th (First ... Last) `weekdays[0]`, in `month` (1-12) for yearly."""
 
-    pattern: str  # daily | weekly
+    pattern: str  # daily | weekly | absoluteMonthly | relativeMonthly | absolute/relativeYearly
     interval: int
     start: date
     weekdays: tuple[int, ...] = ()
     count: int | None = None
     end: date | None = None
+    day_of_month: int = 0
+    week_index: str = ""  # First | Second | Third | Fourth | Last
+    month: int = 0
 
 
 @dataclass(frozen=True)
@@ -90,24 +95,68 @@ def _moment(value: Any, path: str, *, all_day: bool) -> tuple[datetime | date, s
     return wall.replace(tzinfo=zone), iana
 
 
+_INDEXES = {"first": "First", "second": "Second", "third": "Third", "fourth": "Fourth"}
+_INDEXES["last"] = "Last"
+_PATTERNS = (
+    "daily",
+    "weekly",
+    "absoluteMonthly",
+    "relativeMonthly",
+    "absoluteYearly",
+    "relativeYearly",
+)
+
+
+def _whole(pattern: Mapping[str, Any], name: str, low: int, high: int) -> int:
+    value = pattern.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InputError(
+            f"event.recurrence.pattern.{name}: a {pattern.get('type')} pattern needs a whole "
+            f"number from {low} to {high} (got {value!r})"
+        )
+    return value
+
+
 def _recurrence(value: Any) -> EwsRecurrence | None:
     if value is None:
         return None
     pattern, rng = value.get("pattern") or {}, value.get("range") or {}
     kind = str(pattern.get("type") or "")
-    if kind not in ("daily", "weekly"):
-        raise InputError(
-            f"event.recurrence.pattern.type: {kind!r} is not supported for mailboxes on "
-            "Exchange Server (EWS) yet; use daily or weekly"
-        )
+    if kind not in _PATTERNS:
+        raise InputError(f"event.recurrence.pattern.type: {kind!r} is not a Graph pattern")
     days = tuple(_WEEKDAYS.index(str(d).lower()) for d in pattern.get("daysOfWeek") or ())
     if kind == "weekly" and not days:
         raise InputError("event.recurrence.pattern.daysOfWeek: a weekly pattern needs days")
+    day_of_month = month = 0
+    week_index = ""
+    if kind.startswith("absolute"):
+        day_of_month = _whole(pattern, "dayOfMonth", 1, 31)
+    if kind.startswith("relative"):
+        if len(days) != 1:
+            raise InputError(
+                f"event.recurrence.pattern.daysOfWeek: a {kind} pattern on Exchange Server "
+                "names exactly one day"
+            )
+        index = str(pattern.get("index") or "first").lower()
+        if index not in _INDEXES:
+            raise InputError(
+                "event.recurrence.pattern.index: must be one of first, second, third, fourth, "
+                f"last (got {index!r})"
+            )
+        week_index = _INDEXES[index]
+    if kind.endswith("Yearly"):
+        month = _whole(pattern, "month", 1, 12)
     start = date.fromisoformat(str(rng.get("startDate")))
     range_type = str(rng.get("type") or "")
     count = int(rng["numberOfOccurrences"]) if range_type == "numbered" else None
     end = date.fromisoformat(str(rng["endDate"])) if range_type == "endDate" else None
-    return EwsRecurrence(kind, int(pattern.get("interval") or 1), start, days, count, end)
+    interval = int(pattern.get("interval") or 1)
+    if kind.endswith("Yearly") and interval != 1:
+        raise InputError(
+            "event.recurrence.pattern.interval: a yearly pattern on Exchange Server recurs "
+            "every year (EWS's yearly recurrences have no interval); give 1"
+        )
+    return EwsRecurrence(kind, interval, start, days, count, end, day_of_month, week_index, month)
 
 
 def plan_ews_write(body: Mapping[str, Any]) -> EwsWrite:

@@ -98,15 +98,56 @@ def test_recurrences(recurrence: object, expected: EwsRecurrence | None) -> None
     assert plan_ews_write({"recurrence": recurrence}).values["recurrence"] == expected
 
 
-def test_a_monthly_pattern_is_refused_naming_the_field() -> None:
-    """Monthly and yearly patterns are not written to Exchange yet: a 400 naming the field."""
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        (
+            {"type": "absoluteMonthly", "interval": 2, "dayOfMonth": 31},
+            EwsRecurrence("absoluteMonthly", 2, date(2026, 12, 3), day_of_month=31),
+        ),
+        (
+            {"type": "relativeMonthly", "interval": 1, "daysOfWeek": ["friday"], "index": "last"},
+            EwsRecurrence("relativeMonthly", 1, date(2026, 12, 3), (4,), week_index="Last"),
+        ),
+        (
+            {"type": "absoluteYearly", "interval": 1, "dayOfMonth": 3, "month": 12},
+            EwsRecurrence("absoluteYearly", 1, date(2026, 12, 3), day_of_month=3, month=12),
+        ),
+        (
+            {"type": "relativeYearly", "daysOfWeek": ["monday"], "index": "first", "month": 1},
+            EwsRecurrence(
+                "relativeYearly", 1, date(2026, 12, 3), (0,), week_index="First", month=1
+            ),
+        ),
+    ],
+)
+def test_monthly_and_yearly_patterns(pattern: dict[str, object], expected: EwsRecurrence) -> None:
+    """Absolute and relative monthly and yearly patterns keep their day, index and month."""
     body = {
-        "recurrence": {
-            "pattern": {"type": "absoluteMonthly", "interval": 1, "dayOfMonth": 3},
-            "range": {"type": "noEnd", "startDate": "2026-12-03"},
-        }
+        "recurrence": {"pattern": pattern, "range": {"type": "noEnd", "startDate": "2026-12-03"}}
     }
-    with pytest.raises(InputError, match=r"^event\.recurrence\.pattern\.type"):
+    assert plan_ews_write(body).values["recurrence"] == expected
+
+
+@pytest.mark.parametrize(
+    ("pattern", "field"),
+    [
+        ({"type": "absoluteMonthly", "interval": 1}, "dayOfMonth"),
+        ({"type": "relativeMonthly", "daysOfWeek": ["monday", "friday"]}, "daysOfWeek"),
+        ({"type": "relativeMonthly", "daysOfWeek": ["monday"], "index": "fifth"}, "index"),
+        ({"type": "absoluteYearly", "dayOfMonth": 3}, "month"),
+        ({"type": "absoluteYearly", "interval": 2, "dayOfMonth": 3, "month": 1}, "interval"),
+    ],
+)
+def test_patterns_exchange_cannot_take_are_refused_naming_the_field(
+    pattern: dict[str, object], field: str
+) -> None:
+    """A missing day or month, two days for a relative pattern, a yearly interval: a 400 that
+    names the field."""
+    body = {
+        "recurrence": {"pattern": pattern, "range": {"type": "noEnd", "startDate": "2026-12-03"}}
+    }
+    with pytest.raises(InputError, match=rf"^event\.recurrence\.pattern\.{field}"):
         plan_ews_write(body)
 
 

@@ -335,20 +335,57 @@ def test_a_meeting_invites_and_its_cancel_tells_the_attendees(
     assert _mirror(svc, key) == {}
 
 
-def test_a_pattern_ews_writes_cannot_take_is_a_400_before_any_call(
+def test_a_pattern_exchange_cannot_take_is_a_400_before_any_call(
     sim: EwsSim, world: tuple[Services, MailboxKey, str]
 ) -> None:
-    """A monthly recurrence on an EWS mailbox is refused naming the field, with no CreateItem."""
+    """A relative monthly pattern on two days is refused naming the field, with no
+    CreateItem (EWS's relative patterns take one day)."""
     svc, key, _ = world
     monthly = {
-        "pattern": {"type": "absoluteMonthly", "interval": 1, "dayOfMonth": 3},
+        "pattern": {"type": "relativeMonthly", "daysOfWeek": ["monday", "friday"]},
         "range": {"type": "noEnd", "startDate": _when(1, 9)["dateTime"][:10]},
     }
     before = sim.calls().get("CreateItem", 0)
     with pytest.raises(InputError) as info:
         _write(svc, key, {"action": "create", "event": _event("Monthly", recurrence=monthly)})
-    assert info.value.message.startswith("event.recurrence.pattern.type")
+    assert info.value.message.startswith("event.recurrence.pattern.daysOfWeek")
     assert sim.calls().get("CreateItem", 0) == before
+
+
+@pytest.mark.parametrize(
+    ("pattern", "days"),
+    [
+        ({"type": "absoluteMonthly", "interval": 1, "dayOfMonth": 31}, [31, 28, 31]),
+        (
+            {"type": "relativeMonthly", "interval": 1, "daysOfWeek": ["friday"], "index": "last"},
+            [29, 26, 26],
+        ),
+    ],
+)
+def test_monthly_series_fall_on_their_days(
+    sim: EwsSim,
+    world: tuple[Services, MailboxKey, str],
+    pattern: dict[str, object],
+    days: list[int],
+) -> None:
+    """A monthly series from 2027-01-01 falls on the 31st (the last day in February) or the
+    last Friday, in Exchange; the mirror holds what its window shows and a round adds nothing."""
+    svc, key, smtp = world
+    recurrence = {
+        "pattern": pattern,
+        "range": {"type": "numbered", "startDate": "2027-01-01", "numberOfOccurrences": 3},
+    }
+    event = {
+        "subject": "Payroll",
+        "start": {"dateTime": "2027-01-01T09:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2027-01-01T10:00:00", "timeZone": "UTC"},
+        "recurrence": recurrence,
+    }
+    made, status = _write(svc, key, {"action": "create", "event": event})
+    assert (status, made["event"]["type"]) == (201, "seriesMaster")
+    found = sim.view(smtp, "2027-01-01T00:00:00Z", "2027-04-01T00:00:00Z")
+    assert [datetime.fromisoformat(i["start"]).day for i in found] == days
+    assert _round(svc, key) == (0, 0)
 
 
 def test_an_all_day_event_with_a_text_body_round_trips(
