@@ -6,7 +6,8 @@ Rules (harsher than the docs where they are vague):
   order or unknown, a bad enumeration, a missing required attribute is ErrorSchemaValidation.
 - SendMeetingInvitations (CreateItem) and SendMeetingInvitationsOrCancellations (UpdateItem)
   are required for calendar items (Exchange refuses without); SendToNone sends nothing, any
-  other value sends the attendees a request (or an update); what is sent is recorded.
+  other value sends the attendees a request (or an update, and the attendees an update takes
+  off a cancellation); what is sent is recorded.
 - UpdateItem's ItemId ChangeKey is checked under ConflictResolution NeverOverwrite: a stale one
   is ErrorIrresolvableConflict and nothing changes. AutoResolve and AlwaysOverwrite apply.
 - DeleteItem of an occurrence deletes that occurrence, of a master the series; with
@@ -110,10 +111,10 @@ def _people(el: etree._Element) -> tuple[tuple[str, str, str], ...]:
         if etree.QName(att).localname != "Attendee":
             raise schema.invalid(f"{etree.QName(el).localname} holds Attendee elements only")
         box = att.find(t("Mailbox"))
-        address = (box.findtext(t("EmailAddress")) if box is not None else "") or ""
-        if not address.strip():
+        address = (box.findtext(t("EmailAddress")) or "").strip() if box is not None else ""
+        if box is None or not address:
             raise schema.invalid("an Attendee needs Mailbox/EmailAddress")
-        out.append((box.findtext(t("Name")) or "", address.strip().lower(), "Unknown"))  # type: ignore[union-attr]
+        out.append((box.findtext(t("Name")) or "", address.lower(), "Unknown"))
     return tuple(out)
 
 
@@ -381,10 +382,22 @@ def update_item(world: World, box: Mailbox, req: SoapRequest) -> etree._Element:
                     "ErrorCalendarEndDateIsEarlierThanStartDate",
                     "EndDate is earlier than StartDate",
                 )
+            before = {p[1] for p in (*current.required, *current.optional)}
             updated_id = world.write_item(box.smtp, item_id, fields)
-            inst = world.get(box, updated_id if updated_id != current.item_id else item_id)
+            inst = world.get(box, updated_id)
             if send != "SendToNone":
                 world.record_sent(box.smtp, "update", inst.appointment)
+                after = {p[1] for p in (*inst.appointment.required, *inst.appointment.optional)}
+                if before - after:  # the attendees taken off are told it is cancelled
+                    world.sent.append(
+                        {
+                            "smtp": box.smtp,
+                            "kind": "cancellation",
+                            "to": sorted(before - after),
+                            "item": updated_id,
+                            "subject": inst.appointment.subject,
+                        }
+                    )
         except EwsFault as exc:
             error_message(messages, "UpdateItem", exc.code, exc.message)
             continue

@@ -328,10 +328,18 @@ def test_a_meeting_invites_and_its_cancel_tells_the_attendees(
     assert [(s["kind"], s["to"]) for s in mine] == [("request", ["bob@contoso.example"])]
     moved = {"action": "update", "eventId": made["eventId"], "event": {"location": "Hall"}}
     _write(svc, key, moved)  # no attendees in the update: the meeting's are told anyway
+    swap = [{"emailAddress": {"address": "cy@contoso.example"}}]
+    _write(svc, key, {"action": "update", "eventId": made["eventId"], "event": {"attendees": swap}})
     view, _ = _write(svc, key, {"action": "cancel", "eventId": made["eventId"], "comment": "Off"})
     assert view["status"] == "done", view["error"]
-    mine = [s for s in sim.sent()[before:] if s["smtp"] == smtp]
-    assert [s["kind"] for s in mine] == ["request", "update", "cancellation"]
+    mine = [(s["kind"], s["to"]) for s in sim.sent()[before:] if s["smtp"] == smtp]
+    assert mine == [
+        ("request", ["bob@contoso.example"]),
+        ("update", ["bob@contoso.example"]),
+        ("update", ["cy@contoso.example"]),
+        ("cancellation", ["bob@contoso.example"]),  # taken off by the update
+        ("cancellation", ["cy@contoso.example"]),
+    ]
     assert _view(sim, smtp) == []
     assert _mirror(svc, key) == {}
 
