@@ -151,7 +151,7 @@ def render_item(
 def _extended(item: etree._Element, a: Any, asked: Sequence[etree._Element]) -> None:
     """The extended properties asked for that the item has (where the schema puts them: after
     ReminderMinutesBeforeStart, or after ItemId in an IdOnly answer, in the request's order)."""
-    from ewssim.writes import extended_key
+    from ewssim.fields import extended_key
 
     for uri in asked:
         value = a.extended.get(extended_key(uri))
@@ -286,7 +286,7 @@ def _find_restricted(
     """FindItem without a CalendarView: the calendar's items (singles and masters, never
     occurrences, as Exchange lists a calendar folder), filtered by an IsEqualTo restriction on
     an extended property, the one restriction simulated."""
-    from ewssim.writes import extended_key
+    from ewssim.fields import extended_key
 
     parents = req.body.find(m("ParentFolderIds"))
     restriction = req.body.find(m("Restriction"))
