@@ -18,11 +18,12 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.adapters.ews_exchangelib import VIEW_FIELDS
 from shared.adapters.ews_exchangelib_answers import deciphered, read_item
+from shared.adapters.ews_exchangelib_items import ORIGIN_FIELD, item_values
 from shared.core import ews as ews_core
 from shared.core import ews_writes as plan
 from shared.core import writes as core
@@ -35,7 +36,6 @@ from shared.ews_settings import EwsSettings
 if TYPE_CHECKING:
     from shared.adapters.ews_exchangelib import EwsSource
 
-ORIGIN_FIELD = "calsync_origin"
 READ_FIELDS = (*VIEW_FIELDS, ORIGIN_FIELD)
 # EWS codes that mean the body or the operation is refused as asked (HTTP 400, EWS's code).
 REFUSED = (
@@ -85,7 +85,7 @@ class EwsWriter:
             core.plan_graph_body(record.request, mailbox.options, record.write_id)
         )
         _register_origin()
-        values = _values(write)
+        values = item_values(write)
         with self._calls(mailbox) as account:
             item = CalendarItem(account=account, folder=account.calendar, **values)
             item.save(send_meeting_invitations=plan.plan_invitations(write, is_meeting=False))
@@ -101,7 +101,7 @@ class EwsWriter:
             core.plan_graph_body(record.request, mailbox.options, record.write_id)
         )
         _register_origin()
-        values = _values(write)
+        values = item_values(write)
         with self._calls(mailbox) as account:
             target, master_id = self._target(account, record.request.event_id)
             item = CalendarItem(
@@ -112,7 +112,7 @@ class EwsWriter:
                 **values,
             )
             item.save(
-                update_fields=_update_fields(values),
+                update_fields=list(values),
                 conflict_resolution=NEVER_OVERWRITE,
                 send_meeting_invitations=plan.plan_invitations(write, _is_meeting(target)),
             )
@@ -251,90 +251,6 @@ class EwsWriter:
 
 def _is_meeting(item: Any) -> bool:
     return bool(item.required_attendees or item.optional_attendees or item.resources)
-
-
-def _when(value: datetime | date, zone: str) -> Any:
-    from exchangelib import EWSDate, EWSDateTime, EWSTimeZone
-
-    if isinstance(value, datetime):
-        return EWSDateTime.from_datetime(value).astimezone(EWSTimeZone(zone))
-    return EWSDate(value.year, value.month, value.day)
-
-
-def _values(write: plan.EwsWrite) -> dict[str, Any]:
-    """exchangelib's CalendarItem keyword arguments for the planned fields."""
-    from exchangelib import Attendee, Body, EWSDate, EWSTimeZone, HTMLBody, Mailbox
-    from exchangelib.recurrence import Recurrence
-
-    out: dict[str, Any] = {}
-    for name, value in write.values.items():
-        if name == "body":
-            text, is_html = value
-            out["body"] = HTMLBody(text) if is_html else Body(text)
-        elif name in ("start", "end"):
-            zone = write.zone if name == "start" else write.end_zone
-            if name == "end" and not isinstance(value, datetime):
-                value -= timedelta(days=1)  # exchangelib's all-day end date is inclusive
-            out[name] = _when(value, zone or "UTC")
-            out[f"_{name}_timezone"] = EWSTimeZone(zone or "UTC")
-        elif name == "attendees":
-            groups: dict[str, list[Any]] = {"required": [], "optional": [], "resource": []}
-            for person, address, kind in value:
-                box = Mailbox(email_address=address, name=person or None)
-                groups.get(kind, groups["required"]).append(
-                    Attendee(mailbox=box, response_type="Unknown")
-                )
-            out["required_attendees"] = groups["required"] or None
-            out["optional_attendees"] = groups["optional"] or None
-            if groups["resource"]:
-                out["resources"] = groups["resource"]
-        elif name == "recurrence":
-            if value is None:
-                out["recurrence"] = None
-                continue
-            pattern = _pattern(value)
-            start = EWSDate(value.start.year, value.start.month, value.start.day)
-            end = value.end and EWSDate(value.end.year, value.end.month, value.end.day)
-            out["recurrence"] = Recurrence(
-                pattern=pattern, start=start, number=value.count, end=end
-            )
-        elif name == "categories":
-            out["categories"] = list(value) or None
-        elif name == "origin":
-            out[ORIGIN_FIELD] = value
-        else:
-            out[name] = value
-    return out
-
-
-def _pattern(value: plan.EwsRecurrence) -> Any:
-    """exchangelib's pattern of a planned recurrence."""
-    from exchangelib import recurrence as r
-
-    day = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-    kind = value.pattern
-    if kind == "daily":
-        return r.DailyPattern(interval=value.interval)
-    if kind == "weekly":
-        return r.WeeklyPattern(interval=value.interval, weekdays=[d + 1 for d in value.weekdays])
-    if kind == "absoluteMonthly":
-        return r.AbsoluteMonthlyPattern(interval=value.interval, day_of_month=value.day_of_month)
-    if kind == "relativeMonthly":
-        return r.RelativeMonthlyPattern(
-            interval=value.interval,
-            weekday=day[value.weekdays[0]],
-            week_number=value.week_index,
-        )
-    if kind == "absoluteYearly":
-        return r.AbsoluteYearlyPattern(day_of_month=value.day_of_month, month=value.month)
-    return r.RelativeYearlyPattern(
-        weekday=day[value.weekdays[0]], week_number=value.week_index, month=value.month
-    )
-
-
-def _update_fields(values: dict[str, Any]) -> list[str]:
-    """The fields an update sets (or, when None, deletes)."""
-    return list(values)
 
 
 @contextlib.contextmanager
