@@ -29,6 +29,7 @@ SMALL: dict[str, list[str]] = {
     "renewal_scale": ["--mailboxes", "300", "--days", "7", "--step", "3600"],
     "now": ["--mailboxes", "20", "--requests", "20"],
     "cold_start": ["--imports", "5", "--hosts", "3"],
+    "ews_writes": ["--writes", "10"],
 }
 
 

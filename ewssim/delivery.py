@@ -4,7 +4,9 @@ Rule (harsher than the docs where they are vague): one notification per event, i
 with the subscription's previous watermark and the next; the receiver must answer 200 with a
 SendNotificationResult: `OK` keeps the subscription, `Unsubscribe` ends it; three failed
 deliveries in a row (no answer, not 200, no result) end it too, as Exchange gives up.
-The receiver's certificate is checked against the simulator's own CA.
+A subscription that nothing was sent to for its StatusFrequency (on the virtual clock) gets a
+StatusEvent, the keep-alive Exchange sends. The receiver's certificate is checked against the
+simulator's own CA.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from datetime import UTC, datetime
+from datetime import datetime
 
 import httpx
 from lxml import etree
@@ -26,7 +28,9 @@ log = logging.getLogger("ewssim.delivery")
 MAX_FAILURES = 3
 
 
-def notification_body(sub: PushSubscription, event: str, item_id: str, previous: str) -> bytes:
+def notification_body(
+    sub: PushSubscription, event: str, item_id: str, previous: str, now: datetime
+) -> bytes:
     env = etree.Element(f"{{{SOAP}}}Envelope", nsmap={"soap": SOAP, "m": M, "t": T})
     header = etree.SubElement(env, f"{{{SOAP}}}Header")
     etree.SubElement(header, t("RequestServerVersion"), Version="Exchange2016")
@@ -42,7 +46,7 @@ def notification_body(sub: PushSubscription, event: str, item_id: str, previous:
     ev = etree.SubElement(note, t(event))
     etree.SubElement(ev, t("Watermark")).text = watermark(sub)
     if event != "StatusEvent":
-        etree.SubElement(ev, t("TimeStamp")).text = ews_datetime(datetime.now(UTC))
+        etree.SubElement(ev, t("TimeStamp")).text = ews_datetime(now)
         etree.SubElement(ev, t("ItemId"), Id=item_id, ChangeKey="AAAA")
         etree.SubElement(ev, t("ParentFolderId"), Id="calendar-folder", ChangeKey="AAAA")
     return etree.tostring(env, xml_declaration=True, encoding="utf-8")
@@ -57,11 +61,19 @@ def _status(answer: httpx.Response) -> str:
     return ""
 
 
-async def deliver_forever(world: World, ca_pem_path: str) -> None:
-    context = ssl.create_default_context(cafile=ca_pem_path)
+async def deliver_forever(world: World, trusted: list[str]) -> None:
+    context = ssl.create_default_context(cafile=trusted[0])
+    for more in trusted[1:]:
+        context.load_verify_locations(cafile=more)
     async with httpx.AsyncClient(verify=context, timeout=5, trust_env=False) as client:
         while True:
             with world.lock:
+                now = world.clock.timestamp()
+                for sub in world.subscriptions.values():
+                    quiet = not any(s == sub.subscription_id for s, _, _ in world.outbox)
+                    if quiet and now - sub.last_sent >= sub.status_minutes * 60:
+                        world.outbox.append((sub.subscription_id, "StatusEvent", ""))
+                        sub.last_sent = now
                 batch, world.outbox = world.outbox, []
             for sub_id, event, item_id in batch:
                 with world.lock:
@@ -70,7 +82,8 @@ async def deliver_forever(world: World, ca_pem_path: str) -> None:
                         continue
                     previous = watermark(sub)
                     sub.watermark += 1
-                    body = notification_body(sub, event, item_id, previous)
+                    sub.last_sent = world.clock.timestamp()
+                    body = notification_body(sub, event, item_id, previous, world.clock.now())
                 try:
                     answer = await client.post(
                         sub.url, content=body, headers={"Content-Type": "text/xml; charset=utf-8"}

@@ -11,6 +11,15 @@ Rules (harsher than the docs where they are vague):
   created then updated is one Create, anything else updated is one Update.
 - Occurrence ids are opaque and distinct from the master's; an occurrence's ChangeKey changes
   with its master's.
+- Writes (CreateItem, UpdateItem, DeleteItem, CancelCalendarItem): an update whose ChangeKey is
+  not the item's current one, under ConflictResolution NeverOverwrite, is
+  ErrorIrresolvableConflict and changes nothing; a new recurrence pattern drops the series'
+  exceptions and deleted occurrences (Exchange does); updating an occurrence makes it an
+  exception, deleting one adds it to the deleted occurrences. Every invitation, update and
+  cancellation Exchange would send is recorded in `World.sent` (none with SendToNone).
+- Time is the virtual clock's (`World.clock`): a sync state older than SYNC_STATE_DAYS is
+  ErrorInvalidSyncStateData, and a push subscription quiet for its StatusFrequency gets a
+  StatusEvent.
 """
 
 from __future__ import annotations
@@ -24,7 +33,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from graphsim.runtime.clock import VirtualClock
+
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+# Exchange does not document a lifetime; a week is the harsher reading (clients must cope).
+SYNC_STATE_DAYS = 7
 
 
 class EwsFault(Exception):
@@ -38,15 +51,20 @@ class EwsFault(Exception):
 
 @dataclass
 class Recurrence:
-    """Daily or weekly, every `interval` days/weeks, from `start_date`, for `count`
-    occurrences or until `end_date` (inclusive)."""
+    """Every `interval` days/weeks/months (years: every year), from `start_date`, for `count`
+    occurrences or until `end_date` (inclusive). Monthly and yearly patterns fall on
+    `day_of_month` (the month's last day when it is shorter, as Exchange does), or on the
+    `week_index`-th (1-4, 5 = last) `days_of_week[0]`; yearly ones in `month` (1-12)."""
 
-    pattern: str  # "daily" | "weekly"
+    pattern: str  # daily | weekly | absoluteMonthly | relativeMonthly | absolute/relativeYearly
     interval: int = 1
     days_of_week: tuple[str, ...] = ()
     start_date: date | None = None
     count: int | None = None
     end_date: date | None = None
+    day_of_month: int = 0
+    week_index: int = 0
+    month: int = 0
 
 
 @dataclass
@@ -77,6 +95,8 @@ class Appointment:
     recurrence: Recurrence | None = None
     deleted: set[datetime] = field(default_factory=set)  # original starts
     modified_occurrences: dict[datetime, dict[str, Any]] = field(default_factory=dict)
+    # Extended properties: (property set id lower-cased, name, type) -> value.
+    extended: dict[tuple[str, str, str], str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -88,6 +108,12 @@ class Instance:
     appointment: Appointment
     original_start: datetime | None = None
     index: int = 0
+
+    @property
+    def change_key(self) -> str:
+        """An occurrence's ChangeKey follows its master's; an exception's is its master's."""
+        a = self.appointment
+        return a.change_key if self.kind != "Occurrence" else f"{a.change_key}{self.index:04d}"
 
 
 @dataclass
@@ -111,6 +137,7 @@ class PushSubscription:
     status_minutes: int
     watermark: int = 0
     failures: int = 0
+    last_sent: float = 0.0  # virtual time of the last notification sent
 
 
 @dataclass
@@ -139,11 +166,34 @@ def parse_occurrence_id(item_id: str) -> tuple[str, int] | None:
     return parts[1], int(parts[2])
 
 
+def _day_in(rec: Recurrence, year: int, month: int) -> date:
+    """The pattern's day in one month."""
+    last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
+    if rec.pattern.startswith("absolute"):
+        return date(year, month, min(rec.day_of_month, last))
+    weekday = WEEKDAYS.index(rec.days_of_week[0])
+    if rec.week_index >= 5:  # the last one
+        day = date(year, month, last)
+        return day - timedelta(days=(day.weekday() - weekday) % 7)
+    day = date(year, month, 1)
+    day += timedelta(days=(weekday - day.weekday()) % 7)
+    return day + timedelta(weeks=rec.week_index - 1)
+
+
 def _dates(rec: Recurrence, first: date) -> Iterator[date]:
     """Every date of the pattern from `first`, unbounded (the caller stops)."""
     if rec.pattern == "daily":
         for n in itertools.count():
             yield first + timedelta(days=n * rec.interval)
+    elif rec.pattern.endswith(("Monthly", "Yearly")):
+        yearly = rec.pattern.endswith("Yearly")
+        step = 12 if yearly else rec.interval
+        month0 = first.year * 12 + ((rec.month or first.month) if yearly else first.month) - 1
+        for n in itertools.count():
+            year, month = divmod(month0 + n * step, 12)
+            day = _day_in(rec, year, month + 1)
+            if day >= first:
+                yield day
     else:
         days = {WEEKDAYS.index(d) for d in rec.days_of_week} or {first.weekday()}
         week0 = first - timedelta(days=first.weekday())
@@ -181,6 +231,10 @@ class World:
         self.busy: dict[str, list[int]] = {}  # smtp or "*" -> back-off ms of the next answers
         self.calls: dict[str, int] = {}
         self.garbled = 0  # the next answers are cut short (malformed SOAP)
+        self.clock = VirtualClock()
+        # What Exchange sent on the mailboxes' behalf: {"smtp", "kind" (request, update,
+        # cancellation), "to" (addresses), "item", "subject"}.
+        self.sent: list[dict[str, Any]] = []
         self.subscriptions: dict[str, PushSubscription] = {}
         # (subscription id, event element, item id or ""): what delivery sends next
         self.outbox: list[tuple[str, str, str]] = []
@@ -247,7 +301,9 @@ class World:
             raise EwsFault(
                 "ErrorInvalidArgument", "StatusFrequency must be between 1 and 1440 minutes."
             )
-        sub = PushSubscription(_new_id("sub"), box.smtp, url, status_minutes)
+        sub = PushSubscription(
+            _new_id("sub"), box.smtp, url, status_minutes, last_sent=self.clock.timestamp()
+        )
         self.subscriptions[sub.subscription_id] = sub
         return sub
 
@@ -266,7 +322,7 @@ class World:
     def create(self, smtp: str, **fields: Any) -> Appointment:
         with self.lock:
             box = self.mailbox(smtp)
-            now = datetime.now(UTC)
+            now = self.clock.now()
             appt = Appointment(
                 item_id=_new_id("item"),
                 change_key=secrets.token_hex(8),
@@ -284,7 +340,7 @@ class World:
             box = self.mailbox(smtp)
             appt = self._item(box, item_id)
             changed = replace(
-                appt, change_key=secrets.token_hex(8), modified=datetime.now(UTC), **fields
+                appt, change_key=secrets.token_hex(8), modified=self.clock.now(), **fields
             )
             box.items[item_id] = changed
             self._touch(box, item_id, "update")
@@ -338,6 +394,81 @@ class World:
             raise EwsFault("ErrorItemNotFound", "The specified object was not found in the store.")
         return appt
 
+    # --- writes (the EWS operations') ------------------------------------------------------
+    def resolve(self, box: Mailbox, item_id: str) -> tuple[Appointment, int | None]:
+        """(the stored item, occurrence index or None) an ItemId names."""
+        appt = box.items.get(item_id)
+        if appt is not None:
+            return appt, None
+        inst = self.get(box, item_id)  # ErrorItemNotFound when neither
+        return box.items[inst.appointment.item_id], inst.index
+
+    def check_change_key(self, box: Mailbox, item_id: str, change_key: str | None) -> None:
+        """A ChangeKey that is not the item's current one: ErrorIrresolvableConflict."""
+        current = self.get(box, item_id).change_key
+        if change_key is not None and change_key != current:
+            raise EwsFault(
+                "ErrorIrresolvableConflict",
+                "The send or update operation could not be performed because the change key "
+                "passed in the request does not match the current change key for the item.",
+            )
+
+    def write_item(self, smtp: str, item_id: str, fields: dict[str, Any]) -> str:
+        """UpdateItem's effect: a single or master updated (a new recurrence drops the
+        exceptions and deleted occurrences), or an occurrence made an exception; returns the
+        id of what was updated."""
+        with self.lock:
+            box = self.mailbox(smtp)
+            appt, index = self.resolve(box, item_id)
+            if index is None:
+                if "recurrence" in fields and fields["recurrence"] != appt.recurrence:
+                    fields = {**fields, "deleted": set(), "modified_occurrences": {}}
+                if "extended" in fields:
+                    fields["extended"] = {**appt.extended, **fields["extended"]}
+                self.update(smtp, appt.item_id, **fields)
+                return appt.item_id
+            if "recurrence" in fields:
+                raise EwsFault(
+                    "ErrorInvalidPropertySet",
+                    "Recurrence cannot be set on an occurrence; update the recurring master.",
+                )
+            original = self._original_start(appt, index)
+            before = appt.modified_occurrences.get(original, {})
+            if "extended" in fields:
+                fields["extended"] = {
+                    **appt.extended,
+                    **before.get("extended", {}),
+                    **fields["extended"],
+                }
+            return self.edit_occurrence(smtp, appt.item_id, index, fields)
+
+    def remove_item(self, smtp: str, item_id: str) -> Appointment:
+        """DeleteItem's effect: a single or a whole series removed, or one occurrence added to
+        the series' deleted occurrences; returns the item as it was."""
+        with self.lock:
+            box = self.mailbox(smtp)
+            appt, index = self.resolve(box, item_id)
+            if index is None:
+                self.delete(smtp, appt.item_id)
+                return appt
+            inst = self.get(box, item_id)
+            self.cancel_occurrence(smtp, appt.item_id, index)
+            return inst.appointment
+
+    def record_sent(self, smtp: str, kind: str, appt: Appointment) -> None:
+        """What Exchange sends the attendees of `appt` (nothing when it has none)."""
+        people = [address for _, address, _ in (*appt.required, *appt.optional)]
+        if people:
+            self.sent.append(
+                {
+                    "smtp": smtp.lower(),
+                    "kind": kind,
+                    "to": people,
+                    "item": appt.item_id,
+                    "subject": appt.subject,
+                }
+            )
+
     # --- reading ---------------------------------------------------------------------------
     def instances(self, box: Mailbox, start: datetime, end: datetime) -> list[Instance]:
         """What a CalendarView of [start, end) shows, by start."""
@@ -384,7 +515,8 @@ class World:
 
     # --- SyncFolderItems -------------------------------------------------------------------
     def _state(self, box: Mailbox, base: int, head: int, offset: int) -> str:
-        raw = f"ewssim|{box.smtp}|{box.generation}|{base}|{head}|{offset}"
+        issued = int(self.clock.timestamp())
+        raw = f"ewssim|{box.smtp}|{box.generation}|{base}|{head}|{offset}|{issued}"
         return base64.b64encode(raw.encode()).decode()
 
     def _parse_state(self, box: Mailbox, state: str) -> tuple[int, int, int]:
@@ -396,10 +528,12 @@ class World:
             parts = base64.b64decode(state, validate=True).decode().split("|")
         except (ValueError, UnicodeDecodeError):
             raise bad from None
-        if len(parts) != 6 or parts[0] != "ewssim" or parts[1] != box.smtp:
+        if len(parts) != 7 or parts[0] != "ewssim" or parts[1] != box.smtp:
             raise bad
         if parts[2] != str(box.generation) or not all(p.isdigit() for p in parts[3:]):
             raise bad
+        if self.clock.timestamp() - int(parts[6]) > SYNC_STATE_DAYS * 86400:
+            raise bad  # expired: the client syncs from scratch
         return int(parts[3]), int(parts[4]), int(parts[5])
 
     def sync(

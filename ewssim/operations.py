@@ -11,7 +11,7 @@ with no additional properties gives ids and change keys only.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -52,7 +52,7 @@ def _mailbox_el(parent: etree._Element, tag: str, name: str, address: str) -> et
     return box
 
 
-def _require_calendar(
+def require_calendar(
     world: World, box: Mailbox, folder: etree._Element | None, *, root_ok: bool = False
 ) -> str:
     """The folder named must be this mailbox's calendar (by distinguished name or id), or for
@@ -88,12 +88,20 @@ def _root_id(box: Mailbox) -> str:
     return "root-" + box.calendar_id
 
 
-def render_item(parent: etree._Element, inst: Instance, *, id_only: bool = False) -> None:
+def render_item(
+    parent: etree._Element,
+    inst: Instance,
+    *,
+    id_only: bool = False,
+    extended: Sequence[etree._Element] = (),
+) -> None:
+    """One CalendarItem; `extended`: the ExtendedFieldURIs the shape asked for (those the item
+    has are written)."""
     a = inst.appointment
     item = _sub(parent, "CalendarItem")
-    change_key = a.change_key if inst.kind != "Occurrence" else f"{a.change_key}{inst.index:04d}"
-    _sub(item, "ItemId", Id=inst.item_id, ChangeKey=change_key)
+    _sub(item, "ItemId", Id=inst.item_id, ChangeKey=inst.change_key)
     if id_only:
+        _extended(item, a, extended)
         return
     _sub(item, "ParentFolderId", Id="calendar-folder")
     _sub(item, "ItemClass", "IPM.Appointment")
@@ -109,6 +117,7 @@ def render_item(parent: etree._Element, inst: Instance, *, id_only: bool = False
     _sub(item, "DateTimeCreated", ews_datetime(a.created))
     _sub(item, "ReminderIsSet", a.reminder_set)
     _sub(item, "ReminderMinutesBeforeStart", a.reminder_minutes)
+    _extended(item, a, extended)
     _sub(item, "LastModifiedTime", ews_datetime(a.modified))
     _sub(item, "UID", a.uid)
     if inst.original_start is not None:
@@ -139,11 +148,31 @@ def render_item(parent: etree._Element, inst: Instance, *, id_only: bool = False
     _sub(item, "EndTimeZone", Id=a.time_zone, Name=a.time_zone)
 
 
+def _extended(item: etree._Element, a: Any, asked: Sequence[etree._Element]) -> None:
+    """The extended properties asked for that the item has (where the schema puts them: after
+    ReminderMinutesBeforeStart, or after ItemId in an IdOnly answer, in the request's order)."""
+    from ewssim.fields import extended_key
+
+    for uri in asked:
+        value = a.extended.get(extended_key(uri))
+        if value:
+            prop = _sub(item, "ExtendedProperty")
+            prop.append(etree.fromstring(etree.tostring(uri)))
+            _sub(prop, "Value", value)
+
+
+def _asked_extended(op: etree._Element) -> list[etree._Element]:
+    shape = op.find(m("ItemShape"))
+    extra = shape.find(t("AdditionalProperties")) if shape is not None else None
+    return [] if extra is None else list(extra.iter(t("ExtendedFieldURI")))
+
+
 def _id_only(op: etree._Element) -> bool:
     shape = op.find(m("ItemShape"))
     base = shape.find(t("BaseShape")) if shape is not None else None
     extra = shape.find(t("AdditionalProperties")) if shape is not None else None
-    return base is not None and base.text == "IdOnly" and (extra is None or len(extra) == 0)
+    extra_fields = [] if extra is None else [e for e in extra if e.tag != t("ExtendedFieldURI")]
+    return base is not None and base.text == "IdOnly" and not extra_fields
 
 
 def get_folder(world: World, box: Mailbox, req: SoapRequest) -> etree._Element:
@@ -151,7 +180,7 @@ def get_folder(world: World, box: Mailbox, req: SoapRequest) -> etree._Element:
     ids = req.body.find(m("FolderIds"))
     for folder in [] if ids is None else list(ids):
         try:
-            which = _require_calendar(world, box, folder, root_ok=True)
+            which = require_calendar(world, box, folder, root_ok=True)
         except EwsFault as exc:
             error_message(messages, "GetFolder", exc.code, exc.message)
             continue
@@ -181,7 +210,7 @@ def sync_folder_items(world: World, box: Mailbox, req: SoapRequest) -> etree._El
     if max_el is None or not (max_el.text or "").strip().isdigit():
         raise SoapError("ErrorSchemaValidation", "MaxChangesReturned is required.")
     try:
-        _require_calendar(world, box, folder[0] if folder is not None and len(folder) else None)
+        require_calendar(world, box, folder[0] if folder is not None and len(folder) else None)
         state = (state_el.text or "").strip() if state_el is not None else None
         changes, new_state, done = world.sync(box, state or None, int(max_el.text or "0"))
     except EwsFault as exc:
@@ -201,7 +230,12 @@ def sync_folder_items(world: World, box: Mailbox, req: SoapRequest) -> etree._El
             _sub(_sub(out, "Delete"), "ItemId", Id=item_id)
             continue
         inst = world.get(box, item_id)
-        render_item(_sub(out, "Create" if kind == "create" else "Update"), inst, id_only=id_only)
+        render_item(
+            _sub(out, "Create" if kind == "create" else "Update"),
+            inst,
+            id_only=id_only,
+            extended=_asked_extended(req.body),
+        )
     return root
 
 
@@ -209,10 +243,10 @@ def find_item(world: World, box: Mailbox, req: SoapRequest) -> etree._Element:
     root, messages = response("FindItem")
     view = req.body.find(m("CalendarView"))
     parents = req.body.find(m("ParentFolderIds"))
+    if view is None:
+        return _find_restricted(world, box, req, root, messages)
     try:
-        if view is None:
-            raise EwsFault("ErrorInvalidOperation", "Only CalendarView searches are simulated.")
-        _require_calendar(world, box, parents[0] if parents is not None and len(parents) else None)
+        require_calendar(world, box, parents[0] if parents is not None and len(parents) else None)
         start = parse_datetime(view.get("StartDate"), "CalendarView StartDate")
         end = parse_datetime(view.get("EndDate"), "CalendarView EndDate")
         if end <= start:
@@ -238,7 +272,54 @@ def find_item(world: World, box: Mailbox, req: SoapRequest) -> etree._Element:
     items = _sub(folder, "Items")
     id_only = _id_only(req.body)
     for inst in shown:
-        render_item(items, inst, id_only=id_only)
+        render_item(items, inst, id_only=id_only, extended=_asked_extended(req.body))
+    return root
+
+
+def _find_restricted(
+    world: World,
+    box: Mailbox,
+    req: SoapRequest,
+    root: etree._Element,
+    messages: etree._Element,
+) -> etree._Element:
+    """FindItem without a CalendarView: the calendar's items (singles and masters, never
+    occurrences, as Exchange lists a calendar folder), filtered by an IsEqualTo restriction on
+    an extended property, the one restriction simulated."""
+    from ewssim.fields import extended_key
+
+    parents = req.body.find(m("ParentFolderIds"))
+    restriction = req.body.find(m("Restriction"))
+    try:
+        require_calendar(world, box, parents[0] if parents is not None and len(parents) else None)
+        test = restriction[0] if restriction is not None and len(restriction) == 1 else None
+        if test is None or test.tag != t("IsEqualTo"):
+            raise EwsFault(
+                "ErrorInvalidOperation",
+                "Only CalendarView and an IsEqualTo restriction on an extended property are "
+                "simulated.",
+            )
+        uri, constant = (
+            test.find(t("ExtendedFieldURI")),
+            test.find(f"{t('FieldURIOrConstant')}/{t('Constant')}"),
+        )
+        if uri is None or constant is None:
+            raise SoapError(
+                "ErrorSchemaValidation",
+                "IsEqualTo needs an ExtendedFieldURI and FieldURIOrConstant/Constant.",
+            )
+        key, value = extended_key(uri), constant.get("Value", "")
+    except EwsFault as exc:
+        error_message(messages, "FindItem", exc.code, exc.message)
+        return root
+    found = [world.get(box, a.item_id) for a in box.items.values() if a.extended.get(key) == value]
+    msg = message(messages, "FindItem")
+    folder = etree.SubElement(
+        msg, m("RootFolder"), TotalItemsInView=str(len(found)), IncludesLastItemInRange="true"
+    )
+    items = _sub(folder, "Items")
+    for inst in found:
+        render_item(items, inst, id_only=_id_only(req.body), extended=_asked_extended(req.body))
     return root
 
 
@@ -254,7 +335,12 @@ def get_item(world: World, box: Mailbox, req: SoapRequest) -> etree._Element:
             error_message(messages, "GetItem", exc.code, exc.message)
             continue
         msg = message(messages, "GetItem")
-        render_item(etree.SubElement(msg, m("Items")), inst)
+        render_item(
+            etree.SubElement(msg, m("Items")),
+            inst,
+            id_only=_id_only(req.body),
+            extended=_asked_extended(req.body),
+        )
     return root
 
 
@@ -267,7 +353,7 @@ def subscribe(world: World, box: Mailbox, req: SoapRequest) -> etree._Element:
                 "ErrorInvalidSubscriptionRequest", "Only push subscriptions are simulated."
             )
         folders = push.find(t("FolderIds"))
-        _require_calendar(world, box, folders[0] if folders is not None and len(folders) else None)
+        require_calendar(world, box, folders[0] if folders is not None and len(folders) else None)
         frequency = (push.findtext(t("StatusFrequency")) or "").strip()
         url = (push.findtext(t("URL")) or "").strip()
         if not frequency.isdigit():
@@ -297,6 +383,12 @@ def watermark(sub: Any) -> str:
     return base64.b64encode(f"wm|{sub.subscription_id}|{sub.watermark}".encode()).decode()
 
 
+def _write_operations() -> dict[str, Handler]:
+    from ewssim.writes import create_item, delete_item, update_item
+
+    return {"CreateItem": create_item, "UpdateItem": update_item, "DeleteItem": delete_item}
+
+
 OPERATIONS: dict[str, Handler] = {
     "Subscribe": subscribe,
     "Unsubscribe": unsubscribe,
@@ -305,3 +397,4 @@ OPERATIONS: dict[str, Handler] = {
     "FindItem": find_item,
     "GetItem": get_item,
 }
+OPERATIONS.update(_write_operations())

@@ -1,8 +1,8 @@
 """The process behind `python -m ewssim --port 0 --state-dir DIR [--server-version V]`.
 
-Rule: like graphsim's: bind first (port 0 picks a free one), make the TLS files with
-graphsim.runtime.tls (a throwaway CA per run), serve HTTPS with uvicorn on loopback only and
-print ONE JSON line when ready: ews_url, control_url, ca_pem_path.
+Rule: like graphsim's, through the same graphsim.runtime.serving: bind first (port 0 picks a
+free one), make the TLS files with graphsim.runtime.tls (a throwaway CA per run), serve HTTPS
+on loopback only and print ONE JSON line when ready: ews_url, control_url, ca_pem_path.
 """
 
 from __future__ import annotations
@@ -10,47 +10,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
-import socket
 import sys
 from pathlib import Path
-
-import uvicorn
 
 from ewssim.auth import Authenticator
 from ewssim.model import World
 from ewssim.server import build_app
+from graphsim.runtime.serving import bind_loopback, serve_tls
 from graphsim.runtime.tls import make_tls_files
 
 
 async def serve(args: argparse.Namespace) -> None:
     tls = make_tls_files(args.state_dir)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", args.port))
-    port = sock.getsockname()[1]
+    sock, port = bind_loopback(args.port)
     world = World(server_version=args.server_version)
     auth = Authenticator(world, args.state_dir / "ntlm-users.txt")
-    config = uvicorn.Config(
-        build_app(world, auth, str(tls.ca_pem_path)),
-        http="h11",
-        loop="asyncio",
-        lifespan="on",
-        access_log=False,
-        log_level="warning",
-        ssl_certfile=str(tls.server_cert_path),
-        ssl_keyfile=str(tls.server_key_path),
-        timeout_keep_alive=60,
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            await task
-            raise SystemExit("ewssim: the server stopped before it was ready")
-        await asyncio.sleep(0.01)
+    # Push receivers are trusted by this run's CA, plus `--receiver-ca` (a dev host's).
+    trusted = [str(tls.ca_pem_path)] + ([str(args.receiver_ca)] if args.receiver_ca else [])
     base = f"https://127.0.0.1:{port}"
     ready = {
         "ews_url": f"{base}/EWS/Exchange.asmx",
@@ -60,9 +36,7 @@ async def serve(args: argparse.Namespace) -> None:
         "host_cert_path": str(tls.host_cert_path),
         "host_key_path": str(tls.host_key_path),
     }
-    sys.stdout.write(json.dumps(ready) + "\n")
-    sys.stdout.flush()
-    await task
+    await serve_tls(build_app(world, auth, trusted), sock, tls, ready, name="ewssim")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,6 +47,9 @@ def main(argv: list[str] | None = None) -> None:
         "--server-version",
         default="Exchange2016",
         choices=("Exchange2013", "Exchange2016", "Exchange2019"),
+    )
+    parser.add_argument(
+        "--receiver-ca", type=Path, default=None, help="a CA more to trust for push receivers"
     )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     with contextlib.suppress(KeyboardInterrupt):

@@ -25,6 +25,7 @@ from ewssim.auth import Authenticator, Unauthorized
 from ewssim.delivery import deliver_forever
 from ewssim.model import EwsFault, Recurrence, World
 from ewssim.operations import OPERATIONS
+from ewssim.schema import check_answer_items
 from ewssim.soap import SoapError, envelope, fault, parse_request
 
 XML = "text/xml; charset=utf-8"
@@ -75,6 +76,7 @@ async def ews(request: Request) -> Response:
             else:
                 box = world.check_impersonation(account, req.impersonate)
             answer = handler(world, box, req)
+            check_answer_items(answer)
     except EwsFault as exc:
         return _fault(world, exc.code, exc.message)
     except SoapError as exc:
@@ -128,6 +130,9 @@ def _appointment_fields(body: dict[str, Any]) -> dict[str, Any]:
             start_date=date.fromisoformat(r["start_date"]) if r.get("start_date") else None,
             count=r.get("count"),
             end_date=date.fromisoformat(r["end_date"]) if r.get("end_date") else None,
+            day_of_month=int(r.get("day_of_month", 0)),
+            week_index=int(r.get("week_index", 0)),
+            month=int(r.get("month", 0)),
         )
     return out
 
@@ -251,6 +256,57 @@ async def subscriptions(request: Request) -> Response:
     return JSONResponse(subs)
 
 
+async def clock(request: Request) -> Response:
+    """GET: the virtual now; POST /_sim/clock/advance {"seconds"}: move it forward."""
+    world: World = request.app.state.world
+    if request.method == "POST":
+        seconds = float((await _json(request)).get("seconds", 0))
+        if seconds < 0:
+            return JSONResponse({"code": "BadSeconds", "message": "seconds must be >= 0"}, 400)
+        world.clock.advance(seconds)
+    return JSONResponse({"now": world.clock.now().isoformat()})
+
+
+async def sent(request: Request) -> Response:
+    """Every invitation, update and cancellation sent on the mailboxes' behalf."""
+    world: World = request.app.state.world
+    with world.lock:
+        return JSONResponse(list(world.sent))
+
+
+async def item(request: Request) -> Response:
+    """One stored item as the model holds it, extended properties included."""
+    world: World = request.app.state.world
+    with world.lock:
+        box = world.mailbox(request.path_params["smtp"])
+        try:
+            inst = world.get(box, request.query_params["id"])
+        except EwsFault as exc:
+            return JSONResponse({"code": exc.code, "message": exc.message}, 404)
+        a = inst.appointment
+        return JSONResponse(
+            {
+                "id": inst.item_id,
+                "kind": inst.kind,
+                "changeKey": inst.change_key,
+                "subject": a.subject,
+                "start": a.start.isoformat(),
+                "end": a.end.isoformat(),
+                "timeZone": a.time_zone,
+                "sensitivity": a.sensitivity,
+                "reminderSet": a.reminder_set,
+                "reminderMinutes": a.reminder_minutes,
+                "bodyType": a.body_type,
+                "body": a.body,
+                "attendees": [p[1] for p in (*a.required, *a.optional)],
+                "recurrence": None
+                if a.recurrence is None
+                else {"pattern": a.recurrence.pattern, "count": a.recurrence.count},
+                "extended": {f"{k[0]}|{k[1]}|{k[2]}": v for k, v in a.extended.items()},
+            }
+        )
+
+
 async def calls(request: Request) -> Response:
     """Operations answered, by name, and `ntlm_handshakes` completed."""
     counts = dict(request.app.state.world.calls)
@@ -258,7 +314,8 @@ async def calls(request: Request) -> Response:
     return JSONResponse(counts)
 
 
-def build_app(world: World, auth: Authenticator, ca_pem_path: str) -> Starlette:
+def build_app(world: World, auth: Authenticator, trusted: list[str]) -> Starlette:
+    """The app; push receivers' certificates are checked against the CA files `trusted`."""
     routes = [
         Route("/EWS/Exchange.asmx", ews, methods=["POST"]),
         Route("/_sim/accounts", add_account, methods=["POST"]),
@@ -272,12 +329,16 @@ def build_app(world: World, auth: Authenticator, ca_pem_path: str) -> Starlette:
         Route("/_sim/mailboxes/{smtp}/view", view, methods=["GET"]),
         Route("/_sim/knobs/{knob}", knobs, methods=["POST"]),
         Route("/_sim/calls", calls, methods=["GET"]),
+        Route("/_sim/clock", clock, methods=["GET"]),
+        Route("/_sim/clock/advance", clock, methods=["POST"]),
+        Route("/_sim/sent", sent, methods=["GET"]),
+        Route("/_sim/mailboxes/{smtp}/item", item, methods=["GET"]),
         Route("/_sim/subscriptions", subscriptions, methods=["GET"]),
     ]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(deliver_forever(world, ca_pem_path))
+        task = asyncio.create_task(deliver_forever(world, trusted))
         try:
             yield
         finally:

@@ -151,11 +151,17 @@ def message(messages: etree._Element, operation: str) -> etree._Element:
     return msg
 
 
+# messages.xsd: their response messages (ItemInfoResponseMessageType) require Items, errors too.
+ITEM_INFO_OPERATIONS = frozenset({"CreateItem", "UpdateItem", "GetItem"})
+
+
 def error_message(messages: etree._Element, operation: str, code: str, text: str) -> None:
     msg = etree.SubElement(messages, m(f"{operation}ResponseMessage"), ResponseClass="Error")
     etree.SubElement(msg, m("MessageText")).text = text
     etree.SubElement(msg, m("ResponseCode")).text = code
     etree.SubElement(msg, m("DescriptiveLinkKey")).text = "0"
+    if operation in ITEM_INFO_OPERATIONS:
+        etree.SubElement(msg, m("Items"))
 
 
 def fault(server_version: str, code: str, text: str, *, back_off_ms: int | None = None) -> bytes:

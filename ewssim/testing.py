@@ -74,12 +74,29 @@ class EwsSim:
     def subscriptions(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/subscriptions"))
 
+    def item(self, smtp: str, item_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/mailboxes/{smtp}/item", id=item_id))
+
+    def sent(self) -> list[dict[str, Any]]:
+        """The invitations, updates and cancellations Exchange sent (none with SendToNone)."""
+        return list(self._call("GET", "/sent"))
+
+    def now(self) -> str:
+        return str(self._call("GET", "/clock")["now"])
+
+    def advance(self, seconds: float) -> str:
+        """Move the virtual clock forward (keep-alives, sync state expiry)."""
+        return str(self._call("POST", "/clock/advance", {"seconds": seconds})["now"])
+
     def calls(self) -> dict[str, int]:
         return dict(self._call("GET", "/calls"))
 
 
 @contextlib.contextmanager
-def run_ewssim(*, server_version: str = "Exchange2016", timeout: float = 30.0) -> Iterator[EwsSim]:
+def run_ewssim(
+    *, server_version: str = "Exchange2016", receiver_ca: str = "", timeout: float = 30.0
+) -> Iterator[EwsSim]:
+    """ewssim for a `with` block; `receiver_ca`: a CA more that push receivers may use."""
     state_dir = Path(tempfile.mkdtemp(prefix="ewssim-"))
     command = [
         sys.executable,
@@ -92,6 +109,8 @@ def run_ewssim(*, server_version: str = "Exchange2016", timeout: float = 30.0) -
         "--server-version",
         server_version,
     ]
+    if receiver_ca:
+        command += ["--receiver-ca", receiver_ca]
     log = (state_dir / "stderr.log").open("wb")
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, fixed arguments
         command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log

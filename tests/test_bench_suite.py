@@ -93,3 +93,14 @@ def test_cold_start_smoke(tmp_path: Path) -> None:
     result = report(out, "cold_start")["result"]
     assert result["first_notification_s"]["runs"] == 1
     assert result["import_ms"]["p50"] > 0
+
+
+def test_ews_writes_smoke(tmp_path: Path) -> None:
+    """Two writes of each kind to the EWS simulator are done, each create costing one
+    CreateItem, and the JSON report is written."""
+    out = tmp_path / "ews.json"
+    load("ews_writes").run(["--writes", "2", "--json", str(out)])
+    result = report(out, "ews_writes")["result"]
+    assert result["create"]["n"] == 2
+    assert result["create"]["ews_calls"]["CreateItem"] == 1
+    assert result["occurrence edit"]["ews_calls"]["UpdateItem"] == 1

@@ -1,7 +1,9 @@
 """`python -m devhost.local.demo`: the whole system locally, with a live view.
 
-Starts Azurite, the simulator with its demo tenant (two mailboxes with events), a dev host over
-https, enrols the demo mailboxes through the admin API, then prints a live view: each mailbox's
+Starts Azurite, the simulator with its demo tenant (two mailboxes with events), the EWS
+simulator with a mailbox on "Exchange Server" (its own tenant), a dev host over https, enrols
+the demo mailboxes through the admin API (and books one appointment on the Exchange one through
+the write API), then prints a live view: each mailbox's
 mode and mirrored event count, and every change as it lands in the mirror with its latency. Every
 `--every` seconds it books, moves or cancels a meeting through the simulator's control API, as a
 person in Outlook would; changes you make yourself (see the printed commands) show up too.
@@ -17,7 +19,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from devhost.local.stack import FUNCTION_KEY, Stack, local_stack
+from devhost.local.stack import (
+    EWS_DEMO_MAILBOX,
+    EWS_TENANT_ID,
+    FUNCTION_KEY,
+    Stack,
+    local_stack,
+)
 
 
 def _slot(rng: random.Random) -> dict[str, Any]:
@@ -30,17 +38,19 @@ def _slot(rng: random.Random) -> dict[str, Any]:
     }
 
 
-def _mirror(stack: Stack, user_id: str) -> dict[str, str]:
+def _mirror(stack: Stack, user_id: str, tenant: str = "") -> dict[str, str]:
     with stack.admin() as api:
-        rows = api.get(f"/mailboxes/{stack.tenant_id}/{user_id}/events").json()["value"]
+        path = f"/mailboxes/{tenant or stack.tenant_id}/{user_id}/events"
+        rows = api.get(path).json()["value"]
     return {r["event_id"]: r["change_key"] for r in rows}
 
 
-def _wait_first_sync(stack: Stack, user_id: str, timeout: float = 60.0) -> None:
+def _wait_first_sync(stack: Stack, user_id: str, timeout: float = 60.0, tenant: str = "") -> None:
     deadline = time.monotonic() + timeout
     with stack.admin() as api:
         while time.monotonic() < deadline:
-            status = api.get(f"/mailboxes/{stack.tenant_id}/{user_id}").json()["status"]
+            path = f"/mailboxes/{tenant or stack.tenant_id}/{user_id}"
+            status = api.get(path).json()["status"]
             if status["lastSync"]:
                 return
             time.sleep(0.2)
@@ -71,18 +81,38 @@ def main() -> None:
     from graphsim.demo import DEMO_USERS
 
     rng = random.Random()  # noqa: S311 - demo data
-    print("starting Azurite, the simulator and the dev host ...", flush=True)
+    print("starting Azurite, the Graph and EWS simulators and the dev host ...", flush=True)
     with local_stack() as stack, contextlib.suppress(KeyboardInterrupt):
         users: dict[str, str] = {}
         with stack.admin() as api:
             for upn in DEMO_USERS:
                 body = api.put(f"/mailboxes/{stack.tenant_id}/{upn}", json={}).json()
                 users[upn] = body["userId"]
+            ews_id = api.put(f"/mailboxes/{EWS_TENANT_ID}/{EWS_DEMO_MAILBOX}", json={}).json()[
+                "userId"
+            ]
+        _wait_first_sync(stack, ews_id, tenant=EWS_TENANT_ID)
+        with stack.admin() as api:
+            booked = api.post(
+                f"/mailboxes/{EWS_TENANT_ID}/{ews_id}/writes",
+                json={
+                    "action": "create",
+                    "writer": "demo",
+                    "event": _slot(rng) | {"subject": "Boiler service"},
+                },
+                headers={"Idempotency-Key": "demo-ews-1"},
+            ).json()
+        ews_events = _mirror(stack, ews_id, EWS_TENANT_ID)
         host = stack.hosts[0].url
         print(f"\ncalsync is running: {host}/api/health")
         print(f"  admin API key:   {FUNCTION_KEY}   (header x-functions-key)")
         print(f"  CA certificate:  {stack.sim.ca_pem_path}")
         print(f"  simulator:       {stack.sim.control_url}")
+        print(f"  EWS simulator:   {stack.ews.control_url}  (tenant {EWS_TENANT_ID})")
+        print(
+            f"  {EWS_DEMO_MAILBOX} (Exchange Server): {len(ews_events)} events, one written "
+            f"through the write API (write {booked.get('id')}, {booked.get('status')})"
+        )
         print("  for the CLI, in another shell (the dev host's own key, never a real one):")
         print(f"    export CALSYNC_URL={host}")
         print(f"    export CALSYNC_FUNCTION_KEY={FUNCTION_KEY}")

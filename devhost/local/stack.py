@@ -1,7 +1,9 @@
 """The whole system on one machine: Azurite, the Graph/Entra/Key Vault simulator (seeded with its
-demo tenant), and one or more dev hosts running function_app over https with a certificate from
-the simulator's CA, so Graph's callbacks are delivered exactly as in Azure. Used by the run
-command's demo, the end-to-end tests and the benchmarks.
+demo tenant), the EWS simulator (a second tenant on "Exchange Server", EWS_TENANT_ID, with the
+demo mailbox EWS_DEMO_MAILBOX), and one or more dev hosts running function_app over https with
+a certificate from the Graph simulator's CA, so Graph's callbacks and Exchange's push
+notifications are delivered exactly as in Azure (the app trusts both simulators' CAs through
+one CA bundle). Used by the run command's demo, the end-to-end tests and the benchmarks.
 
 Rule: everything started here is stopped when the `with` block ends (process groups, temp dirs),
 and each dev host is a separate process, as Functions hosts are: they share only Azurite.
@@ -30,6 +32,10 @@ from devhost.azurite import run_azurite
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FUNCTION_KEY = "local-function-key"  # dev host only: the key the local admin API accepts
 MASTER_KEY = "local-master-key"  # dev host only, never used in Azure
+# The local "Exchange Server" tenant (MAILBOX_PROVIDERS), its service account and demo mailbox.
+EWS_TENANT_ID = "5e5e0c1a-7c3b-4f4e-9d7a-0e5e5e5e5e01"
+EWS_USER, EWS_PASSWORD = "CONTOSO\\svc-calsync", "local-ews-password"
+EWS_DEMO_MAILBOX = "ines.ews@contoso.example"
 
 
 def _free_port() -> int:
@@ -66,10 +72,12 @@ class Stack:
     hosts: list[HostProcess] = field(default_factory=list)
     offset: float = 0.0
     host_json: dict[str, Any] | None = None  # replaces host.json for every host started
+    ews: Any = None  # ewssim.testing.EwsSim
 
     @property
     def tenant_id(self) -> str:
-        return self.env["TENANT_IDS"]
+        """The Graph demo tenant (the first of TENANT_IDS)."""
+        return self.env["TENANT_IDS"].split(",")[0]
 
     def admin(self, i: int = 0) -> httpx.Client:
         return httpx.Client(
@@ -145,8 +153,10 @@ class Stack:
         return host
 
     def advance(self, seconds: float) -> None:
-        """Move the simulator's clock and the app's clock forward together."""
+        """Move the simulators' clocks and the app's clock forward together."""
         self.sim.control.advance(seconds)
+        if self.ews is not None:
+            self.ews.advance(seconds)
         self.offset += seconds
         clock = Path(self.env["DEV_CLOCK_OFFSET_FILE"])
         clock.write_text(str(self.offset))
@@ -171,6 +181,7 @@ def local_stack(
 ) -> Iterator[Stack]:
     """Azurite + the simulator with its demo tenant + `hosts` dev hosts; all stopped on exit.
     `host_json` replaces the repository's host.json for the dev hosts (e.g. smaller batches)."""
+    from ewssim.testing import run_ewssim
     from graphsim.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID
     from graphsim.testing import run_simulator
 
@@ -179,23 +190,43 @@ def local_stack(
     clock_file = workdir / "clock-offset"
     clock_file.write_text("0")
     port = _free_port()
-    with run_azurite() as storage, run_simulator(seed_demo=True) as sim:
+    with (
+        run_azurite() as storage,
+        run_simulator(seed_demo=True) as sim,
+        run_ewssim(receiver_ca=sim.ca_pem_path) as ews,
+    ):
+        ews.add_account(EWS_USER, EWS_PASSWORD, ["*"])
+        ews.add_mailbox(EWS_DEMO_MAILBOX)
+        bundle = workdir / "ca-bundle.pem"  # the app trusts both simulators
+        bundle.write_text(Path(sim.ca_pem_path).read_text() + Path(ews.ca_pem_path).read_text())
+        provider = {
+            "provider": "ews",
+            "ewsUrl": ews.ews_url,
+            "exchangeVersion": "Exchange2016",
+            "auth": "NTLM",
+            "username": EWS_USER,
+            "passwordSecretName": "ews-password",
+        }
         settings = {
             "FUNCTIONS_WORKER_RUNTIME": "python",
             "AzureWebJobsStorage": storage,
-            "TENANT_IDS": DEMO_TENANT_ID,
+            "TENANT_IDS": f"{DEMO_TENANT_ID},{EWS_TENANT_ID}",
             "CLIENT_ID": DEMO_CLIENT_ID,
             "SECRET_GRAPH_CLIENT_SECRET": DEMO_CLIENT_SECRET,
             "GRAPH_BASE_URL": sim.graph_base_url,
             "AUTHORITY_HOST": sim.authority_host,
-            "CA_BUNDLE": sim.ca_pem_path,
+            "CA_BUNDLE": str(bundle),
+            "MAILBOX_PROVIDERS": json.dumps({EWS_TENANT_ID: provider}),
+            "SECRET_EWS_PASSWORD": EWS_PASSWORD,
             "PUBLIC_BASE_URL": f"https://127.0.0.1:{port}",
             "DEVHOST_FUNCTION_KEY": FUNCTION_KEY,
             "DEVHOST_MASTER_KEY": MASTER_KEY,
             "DEV_CLOCK_OFFSET_FILE": str(clock_file),
             "_PUBLIC_PORT": str(port),
         } | (env or {})
-        stack = Stack(sim=sim, storage=storage, env=settings, workdir=workdir, host_json=host_json)
+        stack = Stack(
+            sim=sim, storage=storage, env=settings, workdir=workdir, host_json=host_json, ews=ews
+        )
         try:
             for i in range(hosts):
                 stack.start_host(public=i == 0)

@@ -18,13 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from shared.compose import Services
 from shared.core import writes as core
-from shared.core.graph import event_get, event_instances
-from shared.core.graph_types import decode_event
-from shared.core.model import DeltaItem
-from shared.core.paging import iter_events
+from shared.core.model import DeltaItem, Window
 from shared.core.state import MailboxRecord
 from shared.core.window import plan_window
-from shared.core.writes import ORIGIN_PROPERTY, WriteRecord
+from shared.core.write_port import CalendarWriter
+from shared.core.writes import WriteRecord
 from shared.errors import CalsyncError
 from shared.services import mirror
 
@@ -34,19 +32,27 @@ if TYPE_CHECKING:
 log = logging.getLogger("calsync.writes")
 
 
+def _window(svc: Services, mailbox: MailboxRecord) -> Window:
+    return svc.state.get_cursor(mailbox.key).window or plan_window(svc.now(), mailbox.options)
+
+
+def writer_for(svc: Services, mailbox: MailboxRecord) -> CalendarWriter:
+    """The mailbox's provider behind the write port: EWS for a tenant on Exchange Server
+    (MAILBOX_PROVIDERS), else Graph."""
+    ews = svc.settings.ews_for(mailbox.key.tenant_id)
+    if ews is not None and svc.ews is not None:
+        from shared.adapters.ews_writes import EwsWriter
+
+        return EwsWriter(svc.ews, ews, lambda: _window(svc, mailbox))
+    from shared.adapters.graph_writes import GraphWriter
+
+    return GraphWriter(svc.graph)
+
+
 def current_version(svc: Services, mailbox: MailboxRecord, event_id: str) -> dict[str, Any] | None:
     """The event as it is now (mirrored too), or None when it cannot be read."""
     try:
-        event = decode_event(
-            svc.graph.send(
-                event_get(
-                    mailbox.key,
-                    event_id,
-                    origin_property=ORIGIN_PROPERTY,
-                    body_type=mailbox.options.body_type,
-                )
-            )
-        )
+        event = writer_for(svc, mailbox).read(mailbox, event_id)
         if not core.is_series(event):
             mirror.apply_items(svc, mailbox, [DeltaItem(event["id"], event)])
     except CalsyncError as exc:
@@ -69,10 +75,8 @@ def _series_items(
     ones it no longer lists; with their (id, changeKey). Editing, cancelling or deleting one
     instance changes the master and every instance's changeKey (Exchange keeps exceptions on
     the master), so the whole series is read back, and the next delta round finds it as is."""
-    cursor = svc.state.get_cursor(mailbox.key)
-    window = cursor.window or plan_window(svc.now(), mailbox.options)
-    request = event_instances(mailbox.key, master_id, window, body_type=mailbox.options.body_type)
-    instances = list(iter_events(request, svc.graph.send))
+    writer = writer_for(svc, mailbox)
+    instances = writer.instances(mailbox, master_id, _window(svc, mailbox))
     seen = {str(i["id"]) for i in instances}
     items = [DeltaItem(str(i["id"]), i) for i in instances]
     gone = [e for e, m in mirrored.items() if m == master_id and e not in seen]
@@ -136,6 +140,8 @@ def mirror_write(
     origin = (record.idempotency_key or record.write_id, record.request.writer)
     mirror.apply_items(svc, mailbox, items, origin=origin)
     # The series' master changed with it (or went with its last instance): mirrored as Graph
-    # has it now, as a delta round would after a change to its instances.
-    if masters := _masters_touched(record, event, mirrored):
+    # has it now, as a delta round would after a change to its instances. (EWS mailboxes
+    # mirror instances only.)
+    masters = _masters_touched(record, event, mirrored)
+    if masters and writer_for(svc, mailbox).mirrors_masters:
         mirror.refresh_masters(svc, mailbox, masters, None, origin=origin)

@@ -1,5 +1,8 @@
 """The write API: create, update, delete and cancel events in an enrolled mailbox's calendar,
-idempotently, and read your writes.
+idempotently, and read your writes; through Graph, or EWS for a mailbox on Exchange Server
+(the provider behind the port core.write_port, chosen by write_mirror.writer_for; EWS's
+refusals come as Graph's do: a stale ChangeKey is WriteConflict, ErrorServerBusy is Throttled
+with its BackOffMilliseconds).
 
 A write is checked (core.writes) before any Graph call and stored as a record first (its id
 from the caller's Idempotency-Key: a retry finds the same record and answers what it is now,
@@ -29,18 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 from shared.compose import Services
 from shared.core import writes as core
-from shared.core.graph import (
-    event_cancel,
-    event_create,
-    event_delete,
-    event_update,
-    events_by_origin,
-)
-from shared.core.graph_types import decode_event
-from shared.core.paging import iter_events
 from shared.core.retry import plan_backoff
 from shared.core.state import MailboxRecord
-from shared.core.writes import ORIGIN_PROPERTY, WriteRecord
+from shared.core.writes import WriteRecord
 from shared.errors import (
     CalsyncError,
     GraphError,
@@ -205,43 +199,25 @@ def _execute(
 
 
 def _send(svc: Services, mailbox: MailboxRecord, record: WriteRecord) -> dict[str, Any] | None:
-    """The one Graph write of `record`; Graph's answer (None after a delete or cancel)."""
-    key, request, options = mailbox.key, record.request, mailbox.options
-    body_type = options.body_type
+    """The one provider write of `record`; its answer (None after a delete or cancel)."""
+    request = record.request
+    writer = write_mirror.writer_for(svc, mailbox)
     if request.action == "create":
         if record.attempts:
-            found = _made_by(svc, mailbox, record)
+            found = writer.find_origin(mailbox, record.origin)
             if found is not None:
                 return found
-        body = core.plan_graph_body(request, options, record.write_id)
         try:
-            return decode_event(
-                svc.graph.send(
-                    event_create(
-                        key,
-                        body,
-                        transaction_id=record.write_id,
-                        body_type=body_type,
-                        calendar_id=mailbox.calendar_id,
-                    )
-                )
-            )
+            return writer.create(mailbox, record)
         except GraphError as exc:
-            found = _made_by(svc, mailbox, record) if exc.status == 409 else None
+            found = writer.find_origin(mailbox, record.origin) if exc.status == 409 else None
             if found is None:
                 raise
             return found
     if request.action == "update":
         change_key = request.change_key or _mirrored_change_key(svc, mailbox, request.event_id)
-        body = core.plan_graph_body(request, options, record.write_id)
         try:
-            return decode_event(
-                svc.graph.send(
-                    event_update(
-                        key, request.event_id, body, change_key=change_key, body_type=body_type
-                    )
-                )
-            )
+            return writer.update(mailbox, record, change_key)
         except WriteConflict:
             # Tried again: the changeKey is stale if the earlier try got through (its answer
             # lost); the event then carries this write's own marker, and the write is done.
@@ -255,25 +231,13 @@ def _send(svc: Services, mailbox: MailboxRecord, record: WriteRecord) -> dict[st
             return current
     try:
         if request.action == "delete":
-            svc.graph.send(event_delete(key, request.event_id))
+            writer.delete(mailbox, request.event_id)
         else:
-            svc.graph.send(event_cancel(key, request.event_id, request.comment))
+            writer.cancel(mailbox, request.event_id, request.comment)
     except NotFoundError:
         if not record.attempts:
             raise  # tried again, a 404 means the earlier try got through: done
     return None
-
-
-def _made_by(svc: Services, mailbox: MailboxRecord, record: WriteRecord) -> dict[str, Any] | None:
-    """The event an earlier try of this create made (its origin marker names the write)."""
-    request = events_by_origin(
-        mailbox.key,
-        origin_property=ORIGIN_PROPERTY,
-        value=record.origin,
-        body_type=mailbox.options.body_type,
-        calendar_id=mailbox.calendar_id,
-    )
-    return next(iter_events(request, svc.graph.send), None)
 
 
 def _mirrored_change_key(svc: Services, mailbox: MailboxRecord, event_id: str) -> str:

@@ -241,3 +241,42 @@ def test_bad_notifications_never_sync(
     assert got_status == status
     assert answer in got
     assert _drain(svc, key) == []
+
+
+def test_a_write_through_calsync_is_pushed_like_any_change(
+    sim: EwsSim, world: tuple[Services, MailboxKey, str, Clock]
+) -> None:
+    """A create through the write API reaches Exchange's push subscription as a notification
+    that queues a round (which then finds the mirror already up to date)."""
+    from shared.services import writes
+
+    svc, key, _, _ = world
+    ews_push.run_ensure(svc)
+    event = {
+        "subject": "Written",
+        "start": {"dateTime": "2026-12-02T09:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-12-02T10:00:00", "timeZone": "UTC"},
+    }
+    view, _ = writes.run_write(
+        svc, key.tenant_id, key.user_id, {"action": "create", "event": event}, "push-1"
+    )
+    assert view["status"] == "done"
+    got = wait_for(lambda: _drain(svc, key), what="a queued round")
+    assert [r.trigger for r in got] == [Trigger.NOTIFICATION]
+
+
+def test_keep_alives_follow_the_simulators_clock(
+    sim: EwsSim, world: tuple[Services, MailboxKey, str, Clock]
+) -> None:
+    """Moving the simulator's clock past the StatusFrequency makes Exchange send its
+    keep-alive, which records that it was heard from, without a round."""
+    svc, key, smtp, clock = world
+    ews_push.run_ensure(svc)
+    assert svc.ews_push is not None
+    before = svc.ews_push.get(key)
+    assert before is not None
+    (sub,) = [s for s in sim.subscriptions() if s["smtp"] == smtp]
+    clock.now += timedelta(minutes=1)
+    sim.advance(sub["statusMinutes"] * 60)
+    wait_for(lambda: svc.ews_push.get(key).last_seen > before.last_seen, what="a keep-alive")  # type: ignore[union-attr]
+    assert _drain(svc, key) == []
