@@ -80,6 +80,9 @@ def judge(status: int | None) -> Verdict:
     return "retry"
 
 
+ANY_WRITER = "*"  # in excludeWriters: every change made through the write API
+
+
 @dataclass(frozen=True)
 class Filter:
     """Which changes a subscriber gets; an empty tuple matches everything."""
@@ -88,7 +91,9 @@ class Filter:
     mailboxes: tuple[str, ...] = ()
     types: tuple[str, ...] = ()
     # Writers (the `writer` of calsync writes) whose own changes this subscriber does not get:
-    # a system syncing both ways through calsync never receives the echo of its writes.
+    # a system syncing both ways through calsync never receives the echo of its writes. "*"
+    # names every writer: a ring of systems, each writing back what another wrote, loops
+    # unless each leaves out every writer of the ring, and "*" needs no list of them.
     exclude_writers: tuple[str, ...] = ()
 
     def matches_mailbox(
@@ -109,8 +114,11 @@ class Filter:
         return (
             self.matches_mailbox(change.tenant_id, change.user_id, change.calendar_id)
             and (not self.types or change.type in self.types)
-            and not (change.writer and change.writer.lower() in self.exclude_writers)
+            and not (change.writer and self._excluded(change.writer.lower()))
         )
+
+    def _excluded(self, writer: str) -> bool:
+        return ANY_WRITER in self.exclude_writers or writer in self.exclude_writers
 
     def to_json(self) -> dict[str, list[str]]:
         return {

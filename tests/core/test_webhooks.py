@@ -3,6 +3,7 @@ filter checks, work items and replay ranges. Table-driven, no fixtures."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -145,6 +146,17 @@ def test_a_bad_filter_names_its_field(body: object, field: str) -> None:
 
 def _change(kind: str, tenant: str = TENANT, user: str = "u1") -> ChangeEvent:
     return ChangeEvent("c", 1, kind, tenant, user, "e", datetime(2026, 1, 1, tzinfo=UTC))  # type: ignore[arg-type]
+
+
+def test_exclude_writers_names_writers_or_every_one() -> None:
+    """excludeWriters leaves out the changes of the writers it names (any case), "*" those of
+    every writer; a change that no write made always passes."""
+    made_by_crm = replace(_change("updated"), write_key="k", writer="CRM")
+    assert not parse_filter({"excludeWriters": ["crm"]}, [TENANT]).matches(made_by_crm)
+    assert parse_filter({"excludeWriters": ["helpdesk"]}, [TENANT]).matches(made_by_crm)
+    every = parse_filter({"excludeWriters": "*"}, [TENANT])
+    assert not every.matches(made_by_crm)
+    assert every.matches(_change("updated"))
 
 
 def test_filter_matching() -> None:

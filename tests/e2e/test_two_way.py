@@ -211,7 +211,8 @@ def _writes_after(agents: tuple[Agent, ...], moment: float) -> int:
 @pytest.mark.parametrize(
     ("setup", "writers", "exclude"),
     [
-        ("two writers, each excluding both", {A: A, B: B}, {A: [A, B], B: [A, B]}),
+        # A names both writers; B names none, with "*" (every writer).
+        ("two writers, each excluding both", {A: A, B: B}, {A: [A, B], B: ["*"]}),
         (
             "one writer, excluding itself",
             {A: "twoway", B: "twoway"},
