@@ -26,6 +26,7 @@ from shared.services import mailboxes, writes
 from shared.services.sync import run_sync_request
 from shared.settings import Settings
 from tests.ews.helpers import retire
+from tests.services.simworld import empty_write_queue
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PASSWORD = "Sv(-passw0rd"
@@ -61,6 +62,7 @@ def world(sim: EwsSim, azurite: str) -> Iterator[tuple[Services, MailboxKey, str
         }
     )
     svc = build_services(settings, secrets=EnvSecrets({"SECRET_EWS_PASSWORD": PASSWORD}))
+    empty_write_queue(svc)
     mailboxes.enrol(svc, tenant, smtp, {"weeksBack": 1, "weeksAhead": 4})
     key = MailboxKey(tenant, ews_user_id(smtp))
     assert _round(svc, key) == (0, 0)

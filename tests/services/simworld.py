@@ -3,11 +3,15 @@ app's settings pointed at the simulator (TLS with its CA) and at Azurite."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from azure.core.exceptions import ResourceNotFoundError
+
 from graphsim.testing import SimHandle
+from shared.compose import Services
 from shared.settings import Settings
 
 ROLES = ("Calendars.Read", "User.Read.All")
@@ -43,3 +47,12 @@ def app_settings(sim: SimHandle, azurite: str, tenant: str, client: str, **env: 
             **env,
         }
     )
+
+
+def empty_write_queue(svc: Services) -> None:
+    """Start a test with no write on the `calendar-writes` queue: the queue is shared by every
+    test of the Azurite session, and tests that queue a write for later leave it there."""
+    assert svc.write_queue is not None
+    queue = svc.write_queue._queue
+    with contextlib.suppress(ResourceNotFoundError):  # not made yet: nothing on it
+        queue.clear_messages()

@@ -25,7 +25,7 @@ from shared.errors import IdempotencyMismatch, InputError, NotFoundError, WriteC
 from shared.secrets import EnvSecrets
 from shared.services import mailboxes, writes
 from shared.services.sync import run_sync_request
-from tests.services.simworld import app_settings, seed_tenant
+from tests.services.simworld import app_settings, empty_write_queue, seed_tenant
 
 pytestmark = pytest.mark.integration
 SECRET = "the-right-secret-value-0123456789"
@@ -46,6 +46,7 @@ def world(sim: SimHandle, azurite: str) -> Iterator[tuple[Services, MailboxKey, 
     settings = app_settings(sim, azurite, tenant, client)
     svc = build_services(settings, secrets=EnvSecrets({"SECRET_GRAPH_CLIENT_SECRET": SECRET}))
     key = MailboxKey(tenant, user_id)
+    empty_write_queue(svc)
     mailboxes.enrol(svc, tenant, user_id, {"mode": "poll", "pollSeconds": 60})
     assert run_sync_request(svc, _poll(svc, key)).result.startswith("ok")
     yield svc, key, upn
