@@ -92,7 +92,7 @@ class Services:
     metrics: telemetry.Metrics = field(default_factory=telemetry.Metrics)
     # The operations log (inbound POSTs, outbound Graph calls), written in the background.
     oplog: TableOpLog | None = None
-    # The change feed: the `changes` table and the `calendar-changes` queue.
+    # The change feed: its log (the events partitions' change rows), counts and queue.
     changes: ChangeLog | None = None
     # The iCalUId index, kept after each mirror write (services.icaluid_index).
     icaluids: TableIcalIndex | None = None

@@ -23,7 +23,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
-from shared.adapters.change_rows import BATCH_SHARE, change_entity, change_of
+from shared.adapters.change_rows import BATCH_SHARE, change_entity
 from shared.adapters.storage import StorageClients
 from shared.core.entity import payload_size
 from shared.core.feed import ChangeEvent, change_id, format_sequence
@@ -43,11 +43,11 @@ from shared.errors import NotFoundError, StateConflict, StorageError
 from shared.names import CURSORS_TABLE, EVENTS_TABLE, MAILBOXES_TABLE, SUBSCRIPTIONS_TABLE, TABLES
 
 CALENDAR_ROW = "calendar"  # one cursor per mailbox: the default calendar
-# A mailbox's events partition also holds its change sequence and its outbox (change events
-# not yet relayed to the feed): RowKeys from "~" below U+00A0, which no encoded id takes
+# A mailbox's events partition also holds its change sequence and its change log (the change
+# feed's rows, feed_tables): RowKeys from "~" below U+00A0, which no encoded id takes
 # (core.keys). Queries of events leave them out with EVENTS_ONLY.
 SEQUENCE_ROW = "~seq"
-OUTBOX_PREFIX = "~o~"
+LOG_PREFIX = "~o~"  # + the 20-digit sequence ("o": these rows began as an outbox)
 EVENTS_ONLY = "(RowKey lt '~' or RowKey ge '\u00a0')"
 _VERSION_COLUMNS = (
     "change_key",
@@ -316,8 +316,8 @@ class TableState:
         origin: tuple[str, str] | None = None,
     ) -> list[ChangeEvent]:
         """Write `changes` (an upsert of the event in `upserts` with its id, or a delete) and
-        their change events together: each batch transaction holds the event rows, one outbox
-        row per change, and the partition's sequence row (ETag-guarded), so a change event
+        their change events together: each batch transaction holds the event rows, one change
+        log row per change, and the partition's sequence row (ETag-guarded), so a change event
         exists exactly when its change landed. StateConflict when the partition changed
         meanwhile (another writer's sequence, a row already gone): plan again and retry."""
         partition = key.partition
@@ -368,7 +368,7 @@ class TableState:
                 )
                 actions.append(op)
                 actions.append(
-                    ("create", change_entity(change, OUTBOX_PREFIX + format_sequence(number)))
+                    ("create", change_entity(change, LOG_PREFIX + format_sequence(number)))
                 )
                 made.append(change)
             counter = {
@@ -420,36 +420,6 @@ class TableState:
                 results_per_page=1,
             )
             return next(iter(rows), None) is not None
-
-    def outbox(self, key: MailboxKey, limit: int = 500) -> list[tuple[str, ChangeEvent]]:
-        """Change events written with the mirror but not yet relayed, oldest first."""
-        out: list[tuple[str, ChangeEvent]] = []
-        with mapped_errors(f"reading the outbox of {key.user_id}"):
-            rows = self.events.query_entities(
-                "PartitionKey eq @p and RowKey gt @lo and RowKey lt @hi",
-                parameters={"p": key.partition, "lo": OUTBOX_PREFIX, "hi": OUTBOX_PREFIX + "~"},
-                results_per_page=limit,
-            )
-            for row in rows:
-                out.append((str(row["RowKey"]), change_of(row)))
-                if len(out) >= limit:
-                    break
-        return out
-
-    def drop_outbox(self, key: MailboxKey, row_keys: Sequence[str]) -> None:
-        """Remove relayed outbox rows (a row already gone is fine: relays may overlap)."""
-        entities = [{"PartitionKey": key.partition, "RowKey": rk} for rk in row_keys]
-        for batch in batch_operations(entities, size_of=lambda _: 200):
-            try:
-                with mapped_errors(f"clearing the outbox of {key.user_id}"):
-                    self.events.submit_transaction([("delete", e) for e in batch])
-            except StorageError:
-                for e in batch:
-                    with (
-                        contextlib.suppress(ResourceNotFoundError),
-                        mapped_errors(f"clearing the outbox of {key.user_id}"),
-                    ):
-                        self.events.delete_entity(e["PartitionKey"], e["RowKey"])
 
     def apply_events(
         self, key: MailboxKey, upserts: Sequence[MirrorEvent], deletes: Sequence[str]
@@ -568,8 +538,8 @@ def _event_entity(key: MailboxKey, ev: MirrorEvent) -> dict[str, Any]:
 
 
 def _unit_size(planned: PlannedChange, entity: dict[str, Any]) -> int:
-    """Bytes one change takes in a batch request: its event row and its outbox row, escaped as
-    the request body escapes them (the outbox row's JSON is text inside JSON, and change_rows
+    """Bytes one change takes in a batch request: its event row and its change row, escaped as
+    the request body escapes them (the change row's JSON is text inside JSON, and change_rows
     bounds it by BATCH_SHARE), with room for the properties' type annotations."""
     event_bytes = len(json.dumps(entity, default=str)) if planned.type != "deleted" else 256
     payload = len(json.dumps(json.dumps(planned.event, default=str))) if planned.event else 512

@@ -1,6 +1,6 @@
 """The one way into the mirror: Graph's view of some events (delta items, or the event a write
 returned) planned against what the mirror holds, written together with its change events, and
-relayed to the change feed.
+handed to the feed's delivery targets.
 
 Every change of the mirror goes through here, whoever found it (a delta round, a full round's
 diff, a write's answer), so the rules of core.reconcile (idempotent, last occurrence wins, one
@@ -9,9 +9,9 @@ transaction as the change: a crash can neither lose one nor make one for a chang
 land) hold for all of them. When a transaction meets a partition that changed meanwhile, the
 page is planned again from a fresh read (at most PLAN_ATTEMPTS times).
 
-The relay (services.feed) then copies the outbox to the `changes` table and the
-`calendar-changes` queue; it runs right after each write and again at the start of every round,
-so changes a crash left in the outbox are relayed by the next round of the mailbox.
+Those change rows are the feed itself (services.feed): after the transaction the write only
+queues the delivery work items (webhooks, the `calendar-changes` queue); a crash before that is
+caught up by the delivery sweep.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def apply_items(
     origin: tuple[str, str] | None = None,
 ) -> tuple[PagePlan, list[ChangeEvent]]:
     """Plan `items` against the mirror (`stored` id -> version when the caller holds it, else
-    read for these ids), write the plan with its change events, and relay them. `origin`:
+    read for these ids), write the plan with its change events, and dispatch them. `origin`:
     (write key, writer) of the calsync write these items are the answer of, carried by every
     change event they make (so the feed can keep a writer's own changes from it)."""
     key = mailbox.key
@@ -82,7 +82,7 @@ def apply_items(
         icaluid_index.note_changes(
             svc, key, [ev for ev in plan.upserts if ev.event_id in indexed], plan.deletes
         )
-        feed.relay(svc, key)
+        feed.dispatch(svc, key, written)
     return plan, written
 
 
@@ -99,7 +99,7 @@ def delete_ids(
         mailbox.key, (), changes, at=svc.now(), mailbox_ref=mailbox.options.reference
     )
     if written:
-        feed.relay(svc, mailbox.key)
+        feed.dispatch(svc, mailbox.key, written)
     return written
 
 

@@ -57,8 +57,8 @@ from shared.errors import (
     Throttled,
     TokenError,
 )
-from shared.services import feed, subscriptions
 from shared.services import mirror as mirror_writes
+from shared.services import subscriptions
 from shared.services.lifecycle import advance_if_allowed, restore_credentials
 from shared.telemetry import bind, dims, round_span, trace_id_of
 
@@ -175,9 +175,6 @@ def _run_request(svc: Services, request: SyncRequest) -> SyncOutcome:
         time.time(),
         extra=dims(full=any(step.full for step in plan.passes)),
     )
-    # Change events a crashed round (or write) left in the outbox go to the feed first, so the
-    # feed keeps the mailbox's order.
-    feed.relay(svc, key)
     return _round(svc, request, mailbox, cursor, plan)
 
 
