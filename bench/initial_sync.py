@@ -21,8 +21,10 @@ Then, in this order, on the same simulator:
 
 Memory: the peak RSS of each process (VmHWM) and its growth over the RSS it had before the
 sync; flat in the number of events means pages are streamed, not collected.
-`--profile PATH` samples the dev host with py-spy during calsync's sync (all threads, native
-frames off) and writes the collapsed stacks to PATH; the top functions by own time are printed.
+`--profile PATH` samples the dev host with py-spy during calsync's sync (all threads, idle ones
+too, so waiting on storage counts: wall time; native frames off) and writes the collapsed stacks
+to PATH; printed: the top functions by own time, and where the sync rounds' wall time goes (the
+share of the rounds' samples under each of our functions, inclusive).
 """
 
 from __future__ import annotations
@@ -198,6 +200,23 @@ def _top(collapsed: Path, n: int = 15) -> list[tuple[str, float]]:
     return [(name, count / total) for name, count in ranked] if total else []
 
 
+def _rounds(collapsed: Path, n: int = 25) -> list[tuple[str, float]]:
+    """Our functions (shared/) by inclusive share of the samples of threads inside a sync
+    round: where the round's wall time goes."""
+    incl: dict[str, int] = {}
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if not any(f.startswith("run_sync_request ") for f in frames):
+            continue
+        total += int(count)
+        for frame in dict.fromkeys(f for f in frames if "(shared/" in f):
+            incl[frame] = incl.get(frame, 0) + int(count)
+    ranked = sorted(incl.items(), key=lambda kv: kv[1], reverse=True)[:n]
+    return [(name, count / total) for name, count in ranked] if total else []
+
+
 def _calsync(stack: Any, users: list[tuple[str, str]], profile: str | None) -> dict[str, Any]:
     from shared.adapters.storage import StorageClients
     from shared.adapters.tables import TableState
@@ -220,6 +239,7 @@ def _calsync(stack: Any, users: list[tuple[str, str]], profile: str | None) -> d
                 profile,
                 "--rate",
                 "50",
+                "--idle",
                 "--nonblocking",
             ],
             stdout=subprocess.DEVNULL,
@@ -235,6 +255,11 @@ def _calsync(stack: Any, users: list[tuple[str, str]], profile: str | None) -> d
             "dev host, own time by function (py-spy)",
             ["function", "share"],
             [[name, f"{share:.1%}"] for name, share in _top(Path(profile or ""))],
+        )
+        table(
+            "sync rounds' wall time, inclusive, by function (py-spy)",
+            ["function", "share"],
+            [[name, f"{share:.1%}"] for name, share in _rounds(Path(profile or ""))],
         )
     state = TableState(StorageClients(StorageSettings(connection_string=stack.storage)))
     rows = sum(len(state.stored_versions(MailboxKey(stack.tenant_id, uid))) for _, uid in users)

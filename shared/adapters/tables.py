@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import fields, replace
 from datetime import datetime
@@ -24,6 +25,7 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from shared.adapters.change_rows import BATCH_SHARE, change_entity
+from shared.adapters.pools import io_pool
 from shared.adapters.storage import StorageClients
 from shared.core.entity import payload_size
 from shared.core.feed import ChangeEvent, change_id, format_sequence
@@ -84,6 +86,11 @@ class TableState:
         self.subscriptions: TableClient = clients.table(SUBSCRIPTIONS_TABLE)
         self.cursors: TableClient = clients.table(CURSORS_TABLE)
         self.events: TableClient = clients.table(EVENTS_TABLE)
+        # partition -> (last sequence, ETag) as this process's last transaction left the
+        # sequence row: the next write starts from it instead of reading the row again. A stale
+        # entry (another writer came between) fails the ETag and is read afresh.
+        self._sequences: dict[str, tuple[int, str]] = {}
+        self._sequences_lock = threading.Lock()
 
     def ensure(self) -> None:
         """Create the tables if missing (idempotent; runs once per process)."""
@@ -291,17 +298,26 @@ class TableState:
                     out[decode_key(e["RowKey"])] = _version(e)
                 return out
             unique = list(dict.fromkeys(event_ids))
-            for i in range(
-                0, len(unique), 14
-            ):  # at most 15 comparisons per filter; the SDK needs spaces around parameters
-                chunk = unique[i : i + 14]
+            # At most 15 comparisons per filter (the SDK needs spaces around parameters); the
+            # chunks' queries run side by side.
+            chunks = [unique[i : i + 14] for i in range(0, len(unique), 14)]
+
+            def read(chunk: list[str]) -> list[Any]:
                 params = {"p": key.partition} | {
                     f"r{j}": encode_key(v) for j, v in enumerate(chunk)
                 }
                 rows_filter = " or ".join(f"RowKey eq @r{j}" for j in range(len(chunk)))
-                for e in self.events.query_entities(
-                    f"PartitionKey eq @p and ( {rows_filter} )", parameters=params, select=select
-                ):
+                return list(
+                    self.events.query_entities(
+                        f"PartitionKey eq @p and ( {rows_filter} )",
+                        parameters=params,
+                        select=select,
+                    )
+                )
+
+            found = io_pool().map(read, chunks) if len(chunks) > 1 else map(read, chunks)
+            for rows_of_chunk in found:
+                for e in rows_of_chunk:
                     out[decode_key(e["RowKey"])] = _version(e)
         return out
 
@@ -339,7 +355,9 @@ class TableState:
                 units.append((planned, ("upsert", entity, {"mode": UpdateMode.REPLACE})))
         written: list[ChangeEvent] = []
         # Two operations a change and one for the sequence: at most 49 changes a transaction.
-        known: tuple[int, str] | None = None  # the sequence row as our last batch left it
+        with self._sequences_lock:
+            known = self._sequences.pop(partition, None)  # the sequence row as we left it
+        cached = known is not None
         for batch in batch_operations(
             units, size_of=lambda u: _unit_size(u[0], u[1][1]), max_ops=49
         ):
@@ -388,8 +406,11 @@ class TableState:
             try:
                 results = self.events.submit_transaction(actions)
             except TableTransactionError as exc:
+                # A remembered sequence row may be stale (another writer came between): the
+                # caller plans the page again and then reads it afresh.
+                why = "or the sequence remembered was stale " if cached and not written else ""
                 raise StateConflict(
-                    f"the mirror of {key.user_id} changed while it was written "
+                    f"the mirror of {key.user_id} changed while it was written {why}"
                     f"({type(exc).__name__}); plan the page again"
                 ) from None
             except AzureError as exc:
@@ -399,6 +420,9 @@ class TableState:
             written.extend(made)
             new_etag = str((results[-1] or {}).get("etag", "")) if results else ""
             known = (last + len(batch), new_etag) if new_etag else None
+        if known is not None:
+            with self._sequences_lock:
+                self._sequences[partition] = known
         return written
 
     def _sequence(self, key: MailboxKey) -> tuple[int, str]:

@@ -26,6 +26,7 @@ target with a reserved id, sent a page at a time, never dead-lettered).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from dataclasses import replace
@@ -55,6 +56,7 @@ LEASE = timedelta(seconds=60)
 BUDGET_SECONDS = 20.0
 PAGE = 50
 DEFER_SECONDS = 2.0  # a work item for a pair leased elsewhere comes back after this
+_coalescing = threading.Lock()  # Services.deliveries_due is shared by the host's threads
 
 
 def store_of(svc: Services) -> WebhookStore:
@@ -64,20 +66,34 @@ def store_of(svc: Services) -> WebhookStore:
 
 
 def dispatch(svc: Services, key: MailboxKey, batch: list[ChangeEvent]) -> int:
-    """Queue a work item per subscriber that wants a change of `batch`; how many. Never raises
-    a storage failure (the sweep queues what this could not)."""
+    """Queue a work item for the `calendar-changes` queue and for each subscriber that wants a
+    change of `batch`, unless one queued moments ago covers it (core.webhooks.Coalescer); how
+    many. Never raises a storage failure (the sweep queues what this could not)."""
     if not batch or svc.webhooks is None:
         return 0
     queued = 0
     try:
-        svc.webhooks.enqueue(WorkItem(QUEUE_TARGET.id, key.tenant_id, key.user_id))
-        queued += 1
-        for sub in svc.webhooks.all():
-            if sub.enabled and any(sub.filter.matches(c) for c in batch):
-                svc.webhooks.enqueue(WorkItem(sub.id, key.tenant_id, key.user_id))
-                queued += 1
+        wanting = [QUEUE_TARGET.id] + [
+            sub.id
+            for sub in svc.webhooks.all()
+            if sub.enabled and any(sub.filter.matches(c) for c in batch)
+        ]
     except CalsyncError as exc:
         log.warning("webhooks: could not queue deliveries for %s: %s", key.user_id, exc.message)
+        wanting = [QUEUE_TARGET.id]
+    for target in wanting:
+        pair = (target, key.partition)
+        with _coalescing:
+            delay = svc.deliveries_due.plan(pair, time.monotonic())
+        if delay is None:
+            continue
+        try:
+            svc.webhooks.enqueue(WorkItem(target, key.tenant_id, key.user_id), delay=delay)
+            queued += 1
+        except CalsyncError as exc:
+            with _coalescing:
+                svc.deliveries_due.forget(pair)
+            log.warning("deliveries for %s not queued: %s", key.user_id, exc.message)
     return queued
 
 

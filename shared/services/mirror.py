@@ -9,6 +9,11 @@ transaction as the change: a crash can neither lose one nor make one for a chang
 land) hold for all of them. When a transaction meets a partition that changed meanwhile, the
 page is planned again from a fresh read (at most PLAN_ATTEMPTS times).
 
+The iCalUId index is written side by side with the mirror's transactions (another table: they
+need not wait for each other). A plan that then fails to land may leave index rows ahead of the
+mirror; the index is only a hint (its lookups check the mirror and drop such rows), and the
+page planned again writes it again.
+
 Those change rows are the feed itself (services.feed): after the transaction the write only
 queues the delivery work items (webhooks, the `calendar-changes` queue); a crash before that is
 caught up by the delivery sweep.
@@ -20,10 +25,11 @@ import logging
 import time
 from collections.abc import Mapping, MutableMapping, Sequence
 
+from shared.adapters.pools import io_pool
 from shared.compose import Services
 from shared.core.feed import ChangeEvent
 from shared.core.graph import series_master_get
-from shared.core.model import DeltaItem, MirrorEvent, StoredVersion
+from shared.core.model import DeltaItem, MailboxKey, MirrorEvent, StoredVersion
 from shared.core.reconcile import PagePlan, deletion, plan_page
 from shared.core.state import MailboxRecord
 from shared.errors import GraphError, NotFoundError, StateConflict
@@ -52,6 +58,9 @@ def apply_items(
         if stored is None:
             stored = svc.state.stored_versions(key, ids)
         plan = plan_page(items, stored, mailbox.options)
+        # The iCalUId index (another table) is written side by side with the mirror's
+        # transactions; see the module docstring.
+        index = io_pool().submit(_index, svc, key, plan, stored) if plan.changes else None
         try:
             written = svc.state.apply_changes(
                 key,
@@ -62,6 +71,8 @@ def apply_items(
                 origin=origin,
             )
         except StateConflict:
+            if index is not None:
+                index.result()
             if attempt == PLAN_ATTEMPTS:
                 raise
             log.info("mirror of %s changed meanwhile: planning the page again", key.user_id)
@@ -69,21 +80,30 @@ def apply_items(
             time.sleep(svc.rng.uniform(0, 0.05 * attempt))
             stored = None
             continue
+        if index is not None:
+            index.result()
         break
     for event_id, why in plan.skipped:
         log.warning("event %s of %s not mirrored: %s", event_id, key.user_id, why)
     if written:
-        # The index needs an event only when it is new or its iCalUId changed.
-        indexed = {
-            c.event_id
-            for c in plan.changes
-            if c.changed_fields is None or "iCalUId" in c.changed_fields
-        }
-        icaluid_index.note_changes(
-            svc, key, [ev for ev in plan.upserts if ev.event_id in indexed], plan.deletes
-        )
         feed.dispatch(svc, key, written)
     return plan, written
+
+
+def _index(
+    svc: Services, key: MailboxKey, plan: PagePlan, stored: Mapping[str, StoredVersion]
+) -> None:
+    """Note the plan's changes in the iCalUId index: an event only when it is new or its
+    iCalUId changed, and the deletions; `stored`: the versions the plan was made against."""
+    indexed = {
+        c.event_id
+        for c in plan.changes
+        if c.changed_fields is None or "iCalUId" in c.changed_fields
+    }
+    before = {i: v.ical_uid for i, v in stored.items() if v.ical_uid}
+    icaluid_index.note_changes(
+        svc, key, [ev for ev in plan.upserts if ev.event_id in indexed], plan.deletes, before
+    )
 
 
 def delete_ids(
@@ -98,6 +118,8 @@ def delete_ids(
     written = svc.state.apply_changes(
         mailbox.key, (), changes, at=svc.now(), mailbox_ref=mailbox.options.reference
     )
+    before = {c.event_id: c.ical_uid for c in changes if c.ical_uid}
+    icaluid_index.note_changes(svc, mailbox.key, (), [c.event_id for c in written], before)
     if written:
         feed.dispatch(svc, mailbox.key, written)
     return written
