@@ -358,72 +358,94 @@ class TableState:
         with self._sequences_lock:
             known = self._sequences.pop(partition, None)  # the sequence row as we left it
         cached = known is not None
-        for batch in batch_operations(
-            units, size_of=lambda u: _unit_size(u[0], u[1][1]), max_ops=49
-        ):
-            last, etag = known if known is not None else self._sequence(key)
-            actions: list[Any] = []
-            made: list[ChangeEvent] = []
-            for number, (planned, op) in enumerate(batch, start=last + 1):
-                change = ChangeEvent(
-                    change_id=change_id(
-                        partition, number, planned.event_id, planned.type, planned.change_key
-                    ),
-                    sequence=number,
-                    type=planned.type,
-                    tenant_id=key.tenant_id,
-                    user_id=key.user_id,
-                    event_id=planned.event_id,
-                    occurred_at=at,
-                    series_master_id=planned.series_master_id,
-                    ical_uid=planned.ical_uid,
-                    change_key=planned.change_key,
-                    changed_fields=planned.changed_fields,
-                    event=planned.event,
-                    mailbox_ref=mailbox_ref,
-                    write_key=origin[0] if origin else "",
-                    writer=origin[1] if origin else "",
-                )
-                actions.append(op)
-                actions.append(
-                    ("create", change_entity(change, LOG_PREFIX + format_sequence(number)))
-                )
-                made.append(change)
-            counter = {
-                "PartitionKey": partition,
-                "RowKey": SEQUENCE_ROW,
-                "last": str(last + len(batch)),
-            }
-            if etag:
-                guard = {
-                    "mode": UpdateMode.REPLACE,
-                    "etag": etag,
-                    "match_condition": MatchConditions.IfNotModified,
-                }
-                actions.append(("update", counter, guard))
-            else:
-                actions.append(("create", counter))
-            try:
-                results = self.events.submit_transaction(actions)
-            except TableTransactionError as exc:
-                # A remembered sequence row may be stale (another writer came between): the
-                # caller plans the page again and then reads it afresh.
-                why = "or the sequence remembered was stale " if cached and not written else ""
-                raise StateConflict(
-                    f"the mirror of {key.user_id} changed while it was written {why}"
-                    f"({type(exc).__name__}); plan the page again"
-                ) from None
-            except AzureError as exc:
-                raise StorageError(
-                    f"writing events of {key.user_id}: Table storage failed ({type(exc).__name__})"
-                ) from None
-            written.extend(made)
-            new_etag = str((results[-1] or {}).get("etag", "")) if results else ""
-            known = (last + len(batch), new_etag) if new_etag else None
+        batches = batch_operations(units, size_of=lambda u: _unit_size(u[0], u[1][1]), max_ops=49)
+        for batch in batches:
+            while True:
+                last, etag = known if known is not None else self._sequence(key)
+                try:
+                    made, known = self._write_batch(
+                        key, batch, last, etag, at=at, mailbox_ref=mailbox_ref, origin=origin
+                    )
+                except TableTransactionError as exc:
+                    if cached:
+                        # The sequence row remembered may be stale (another writer came
+                        # between): this batch (nothing of it landed) once more from a read.
+                        cached, known = False, None
+                        continue
+                    raise StateConflict(
+                        f"the mirror of {key.user_id} changed while it was written "
+                        f"({type(exc).__name__}); plan the page again"
+                    ) from None
+                except AzureError as exc:
+                    raise StorageError(
+                        f"writing events of {key.user_id}: Table storage failed "
+                        f"({type(exc).__name__})"
+                    ) from None
+                cached = False
+                written.extend(made)
+                break
         if known is not None:
             with self._sequences_lock:
                 self._sequences[partition] = known
         return written
+
+    def _write_batch(
+        self,
+        key: MailboxKey,
+        batch: Sequence[tuple[PlannedChange, Any]],
+        last: int,
+        etag: str,
+        *,
+        at: datetime,
+        mailbox_ref: str,
+        origin: tuple[str, str] | None,
+    ) -> tuple[list[ChangeEvent], tuple[int, str] | None]:
+        """One transaction: the batch's event operations, a change row each numbered from
+        `last` + 1, and the sequence row (ETag-guarded); the changes made and the sequence row
+        as it left it. TableTransactionError when the partition changed meanwhile."""
+        partition = key.partition
+        actions: list[Any] = []
+        made: list[ChangeEvent] = []
+        for number, (planned, op) in enumerate(batch, start=last + 1):
+            change = ChangeEvent(
+                change_id=change_id(
+                    partition, number, planned.event_id, planned.type, planned.change_key
+                ),
+                sequence=number,
+                type=planned.type,
+                tenant_id=key.tenant_id,
+                user_id=key.user_id,
+                event_id=planned.event_id,
+                occurred_at=at,
+                series_master_id=planned.series_master_id,
+                ical_uid=planned.ical_uid,
+                change_key=planned.change_key,
+                changed_fields=planned.changed_fields,
+                event=planned.event,
+                mailbox_ref=mailbox_ref,
+                write_key=origin[0] if origin else "",
+                writer=origin[1] if origin else "",
+            )
+            actions.append(op)
+            actions.append(("create", change_entity(change, LOG_PREFIX + format_sequence(number))))
+            made.append(change)
+        counter = {
+            "PartitionKey": partition,
+            "RowKey": SEQUENCE_ROW,
+            "last": str(last + len(batch)),
+        }
+        if etag:
+            guard = {
+                "mode": UpdateMode.REPLACE,
+                "etag": etag,
+                "match_condition": MatchConditions.IfNotModified,
+            }
+            actions.append(("update", counter, guard))
+        else:
+            actions.append(("create", counter))
+        results = self.events.submit_transaction(actions)
+        new_etag = str((results[-1] or {}).get("etag", "")) if results else ""
+        return made, ((last + len(batch), new_etag) if new_etag else None)
 
     def _sequence(self, key: MailboxKey) -> tuple[int, str]:
         """The partition's last change sequence and its row's ETag ((-1, "") before any)."""

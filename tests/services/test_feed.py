@@ -14,7 +14,8 @@ import pytest
 
 from graphsim.testing import SimHandle, run_simulator
 from shared.adapters.change_rows import change_entity, queue_message
-from shared.adapters.tables import LOG_PREFIX
+from shared.adapters.storage import StorageClients
+from shared.adapters.tables import LOG_PREFIX, TableState
 from shared.compose import Services, build_services
 from shared.core.feed import ChangeEvent, format_sequence
 from shared.core.model import DeltaItem, MailboxKey, SyncRequest, Trigger
@@ -354,3 +355,23 @@ def test_the_retention_prune_deletes_old_changes_from_the_log_and_the_old_copies
     assert written[2].change_id in kept
     assert not kept & {written[0].change_id, written[1].change_id}
     assert {e["id"] for e in events} <= set(svc.state.stored_versions(key))
+
+
+def test_a_writer_whose_remembered_sequence_went_stale_writes_on_without_a_conflict(
+    sim: SimHandle, world: tuple[Services, MailboxKey, str]
+) -> None:
+    """Two hosts writing one mailbox in turn (each remembers the sequence row its last write
+    left): the one whose memory another host made stale reads it again and writes, the
+    sequences gapless across both."""
+    svc, key, upn = world
+    other = TableState(StorageClients(svc.settings.storage))
+    mailbox = svc.state.get_mailbox(key)
+    written: list[ChangeEvent] = []
+    for n, state in enumerate([svc.state, other, svc.state, other, svc.state]):
+        event = sim.control.create_event(upn, {"subject": f"Turn {n}", **_slot(10, 10 + n)})
+        item = DeltaItem(event["id"], _graph_shape(sim, upn, event["id"]))
+        plan = plan_page([item], {}, mailbox.options)
+        written += state.apply_changes(key, plan.upserts, plan.changes, at=svc.now())
+    numbers = [c.sequence for c in written]
+    assert numbers == list(range(numbers[0], numbers[0] + 5))
+    assert [c.sequence for c in _feed(svc, key)][-5:] == numbers
