@@ -47,10 +47,11 @@ from shared.names import CURSORS_TABLE, EVENTS_TABLE, MAILBOXES_TABLE, SUBSCRIPT
 CALENDAR_ROW = "calendar"  # one cursor per mailbox: the default calendar
 # A mailbox's events partition also holds its change sequence and its change log (the change
 # feed's rows, feed_tables): RowKeys from "~" below U+00A0, which no encoded id takes
-# (core.keys). Queries of events leave them out with EVENTS_ONLY.
+# (core.keys). Queries of events read the two key ranges around them (EVENT_RANGES): a range
+# each, so the service never scans the change rows (kept CHANGES_RETENTION_DAYS) to skip them.
 SEQUENCE_ROW = "~seq"
 LOG_PREFIX = "~o~"  # + the 20-digit sequence ("o": these rows began as an outbox)
-EVENTS_ONLY = "(RowKey lt '~' or RowKey ge '\u00a0')"
+EVENT_RANGES = ("RowKey lt '~'", "RowKey ge '\u00a0'")
 _VERSION_COLUMNS = (
     "change_key",
     "content_hash",
@@ -289,11 +290,7 @@ class TableState:
         out: dict[str, StoredVersion] = {}
         with mapped_errors("reading mirrored versions"):
             if event_ids is None:
-                rows: Iterable[Any] = self.events.query_entities(
-                    f"PartitionKey eq @p and {EVENTS_ONLY}",
-                    parameters={"p": key.partition},
-                    select=select,
-                )
+                rows = self._event_rows(key, "", {}, select=select)
                 for e in rows:
                     out[decode_key(e["RowKey"])] = _version(e)
                 return out
@@ -459,11 +456,8 @@ class TableState:
     def has_instances(self, key: MailboxKey, master_id: str) -> bool:
         """Whether the mirror holds an occurrence or exception of the series `master_id`."""
         with mapped_errors(f"reading the series of {key.user_id}"):
-            rows = self.events.query_entities(
-                f"PartitionKey eq @p and {EVENTS_ONLY} and series_master_id eq @m",
-                parameters={"p": key.partition, "m": master_id},
-                select=["RowKey"],
-                results_per_page=1,
+            rows = self._event_rows(
+                key, " and series_master_id eq @m", {"m": master_id}, select=["RowKey"], per_page=1
             )
             return next(iter(rows), None) is not None
 
@@ -519,8 +513,8 @@ class TableState:
         """The mirrored events of a mailbox overlapping [start, end), as stored: one partition
         query, bounded by the range; only `columns` when given (a property a row lacks is
         left out)."""
-        query = f"PartitionKey eq @p and {EVENTS_ONLY}"
-        params: dict[str, Any] = {"p": key.partition}
+        query = ""
+        params: dict[str, Any] = {}
         if end is not None:
             query += " and start lt @end"
             params["end"] = end
@@ -528,10 +522,27 @@ class TableState:
             query += " and end gt @start"
             params["start"] = start
         with mapped_errors(f"listing events of {key.user_id}"):
-            rows = self.events.query_entities(
-                query, parameters=params, select=list(columns) if columns else None
-            )
+            rows = self._event_rows(key, query, params, select=list(columns) if columns else None)
             return [{k: v for k, v in e.items() if k not in _META and v is not None} for e in rows]
+
+    def _event_rows(
+        self,
+        key: MailboxKey,
+        more: str,
+        params: dict[str, Any],
+        *,
+        select: Sequence[str] | None = None,
+        per_page: int | None = None,
+    ) -> Iterator[Any]:
+        """The mirrored event rows of a partition matching ` and ...` `more`, one key range
+        after the other (EVENT_RANGES), lazily."""
+        for rows in EVENT_RANGES:
+            yield from self.events.query_entities(
+                f"PartitionKey eq @p and {rows}{more}",
+                parameters={"p": key.partition} | params,
+                select=list(select) if select else None,
+                results_per_page=per_page,
+            )
 
     def purge_events(self, key: MailboxKey) -> int:
         ids = list(self.stored_versions(key))
