@@ -422,7 +422,7 @@ def sweep_deliveries(timer: func.TimerRequest) -> None:
     """Queue deliveries for pairs behind the feed whose work item got lost."""
     from shared.services.delivery import run_sweep
 
-    log.info("webhook sweep: %s", run_sweep(_services()))
+    log.info("delivery sweep (webhooks, calendar-changes): %s", run_sweep(_services()))
 
 
 @app.function_name("poll_mailboxes")

@@ -1,4 +1,5 @@
-"""Change -> mirror latency: calsync side by side with a 60 s and a 30 min reference poller.
+"""Change -> mirror -> webhook latency: calsync side by side with a 60 s and a 30 min reference
+poller.
 
     .venv/bin/python bench/e2e_latency.py [--mailboxes 100,1000] [--changes 200] [--rate 10]
                                           [--pollers 60,1800] [--json out.json]
@@ -13,6 +14,12 @@ simulator's notification delay is zero (knob `delivery_delay_ms` 0, batching win
   the mirror (the events table, read every 20 ms). It includes the intake's visibility delay
   (shared/core/rounds.py DEBOUNCE_SECONDS, 3 s, whole seconds in Azurite's queue), which calsync
   waits by design so that a burst folds into one delta round; `debounce_s` is reported beside.
+- calsync's webhook, in the same run: a subscriber registered through the admin API
+  (`POST /api/webhooks`, every mailbox) is a local HTTPS receiver on loopback (tests/receiver.py,
+  the simulator's host certificate); latency = from the control call's start to the arrival of
+  the change's first delivery whose Standard Webhooks signature verifies (standardwebhooks).
+  So the whole path: simulator change -> notification -> intake -> debounce -> round -> mirror
+  -> delivery work item -> signed POST.
 - each reference poller (bench/pollers.py), on the simulator's virtual clock: every mailbox
   gets a random phase in [0, interval) and is listed (calendarView) at phase + k x interval;
   `--changes` changes are spread uniformly over one interval of virtual time. The timeline
@@ -38,6 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import enrol_and_sync, median, pct, seed_users, table, write_json
 from pollers import Poller
 
+from tests.receiver import run_receiver
+
 
 def _args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -59,7 +68,17 @@ def _slot(at: datetime, n: int) -> dict[str, Any]:
     }
 
 
-def _calsync(stack: Any, users: list[tuple[str, str]], changes: int, rate: float) -> list[float]:
+def _calsync(
+    stack: Any,
+    users: list[tuple[str, str]],
+    changes: int,
+    rate: float,
+    receiver: Any,
+    secret: str,
+) -> tuple[list[float], list[float]]:
+    """(change -> mirror, change -> verified webhook) latencies, in seconds."""
+    from standardwebhooks.webhooks import Webhook
+
     from shared.adapters.storage import StorageClients
     from shared.adapters.tables import TableState
     from shared.core.model import MailboxKey
@@ -67,6 +86,7 @@ def _calsync(stack: Any, users: list[tuple[str, str]], changes: int, rate: float
 
     state = TableState(StorageClients(StorageSettings(connection_string=stack.storage)))
     pending: dict[tuple[str, str], float] = {}
+    made: dict[str, float] = {}  # event id -> when its change began
     done: list[float] = []
     lock = threading.Lock()
     stop = threading.Event()
@@ -92,12 +112,27 @@ def _calsync(stack: Any, users: list[tuple[str, str]], changes: int, rate: float
         eid = stack.sim.control.create_event(upn, {"subject": f"e2e {n}", **_slot(now, n)})["id"]
         with lock:
             pending[(uid, eid)] = t0
+            made[eid] = t0
         time.sleep(max(0.0, began + (n + 1) / rate - time.monotonic()))
     stop.set()
     watcher.join(timeout=180)
     if pending:
         raise SystemExit(f"{len(pending)} changes never reached the mirror")
-    return done
+    hook = Webhook(secret)
+    received: dict[str, float] = {}
+    deadline = time.monotonic() + 180
+    while len(received) < len(made) and time.monotonic() < deadline:
+        with receiver.lock:
+            arrived = list(receiver.requests)
+        for r in arrived:
+            body = hook.verify(r.body, r.headers)  # raises unless signed with the secret
+            eid = body.get("eventId")
+            if eid in made and eid not in received:
+                received[eid] = r.at - made[eid]
+        time.sleep(0.1)
+    if len(received) < len(made):
+        raise SystemExit(f"{len(made) - len(received)} changes never reached the webhook")
+    return done, list(received.values())
 
 
 def _poller(
@@ -166,11 +201,18 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
                     upn, 3, (now + timedelta(days=1)).strftime("%Y-%m-%dT09:00:00Z")
                 )
             enrol_and_sync(stack, [u for u, _ in users], timeout=1800)
-            ours = _calsync(stack, users, args.changes, args.rate)
+            cert = (stack.sim.host_cert_path, stack.sim.host_key_path)
+            with run_receiver(cert=cert) as receiver:
+                with stack.admin() as api:
+                    created = api.post("/webhooks", json={"url": receiver.url})
+                    created.raise_for_status()
+                secret = created.json()["secret"]
+                ours, hooks = _calsync(stack, users, args.changes, args.rate, receiver, secret)
             row: dict[str, Any] = {
                 "mailboxes": count,
                 "changes": args.changes,
                 "calsync": {"p50_s": median(ours), "p99_s": pct(ours, 0.99)},
+                "webhook": {"p50_s": median(hooks), "p99_s": pct(hooks, 0.99)},
                 "debounce_s": DEBOUNCE_SECONDS,
             }
             for interval in [float(i) for i in args.pollers.split(",")]:
@@ -186,6 +228,10 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     for r in results:
         c = r["calsync"]
         rows.append([r["mailboxes"], "calsync", c["p50_s"], c["p99_s"], "1x"])
+        w = r["webhook"]
+        rows.append(
+            [r["mailboxes"], "calsync webhook (signed, received)", w["p50_s"], w["p99_s"], ""]
+        )
         for key, p in r.items():
             if key.startswith("poller_"):
                 name = f"poller every {key[7:]}"

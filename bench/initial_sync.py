@@ -18,11 +18,16 @@ Then, in this order, on the same simulator:
 - `calsync`: every mailbox enrolled through the admin API; the clock runs from the first PUT to
   the last mailbox's `lastSync`; the mirror's rows are counted afterwards (they must equal the
   events seeded). Memory is the dev host's (the whole Functions host: triggers, worker, SDKs).
+  `feed published/s`: the same events over the time until every change is also on the
+  `calendar-changes` queue (its publisher's cursor at each mailbox's last sequence; the
+  reference clients have no feed: their figure is their events/s).
 
 Memory: the peak RSS of each process (VmHWM) and its growth over the RSS it had before the
 sync; flat in the number of events means pages are streamed, not collected.
-`--profile PATH` samples the dev host with py-spy during calsync's sync (all threads, native
-frames off) and writes the collapsed stacks to PATH; the top functions by own time are printed.
+`--profile PATH` samples the dev host with py-spy during calsync's sync (all threads, idle ones
+too, so waiting on storage counts: wall time; native frames off) and writes the collapsed stacks
+to PATH; printed: the top functions by own time, and where the sync rounds' wall time goes (the
+share of the rounds' samples under each of our functions, inclusive).
 """
 
 from __future__ import annotations
@@ -198,6 +203,23 @@ def _top(collapsed: Path, n: int = 15) -> list[tuple[str, float]]:
     return [(name, count / total) for name, count in ranked] if total else []
 
 
+def _rounds(collapsed: Path, n: int = 25) -> list[tuple[str, float]]:
+    """Our functions (shared/) by inclusive share of the samples of threads inside a sync
+    round: where the round's wall time goes."""
+    incl: dict[str, int] = {}
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if not any(f.startswith("run_sync_request ") for f in frames):
+            continue
+        total += int(count)
+        for frame in dict.fromkeys(f for f in frames if "(shared/" in f):
+            incl[frame] = incl.get(frame, 0) + int(count)
+    ranked = sorted(incl.items(), key=lambda kv: kv[1], reverse=True)[:n]
+    return [(name, count / total) for name, count in ranked] if total else []
+
+
 def _calsync(stack: Any, users: list[tuple[str, str]], profile: str | None) -> dict[str, Any]:
     from shared.adapters.storage import StorageClients
     from shared.adapters.tables import TableState
@@ -220,6 +242,7 @@ def _calsync(stack: Any, users: list[tuple[str, str]], profile: str | None) -> d
                 profile,
                 "--rate",
                 "50",
+                "--idle",
                 "--nonblocking",
             ],
             stdout=subprocess.DEVNULL,
@@ -236,9 +259,52 @@ def _calsync(stack: Any, users: list[tuple[str, str]], profile: str | None) -> d
             ["function", "share"],
             [[name, f"{share:.1%}"] for name, share in _top(Path(profile or ""))],
         )
-    state = TableState(StorageClients(StorageSettings(connection_string=stack.storage)))
+        table(
+            "sync rounds' wall time, inclusive, by function (py-spy)",
+            ["function", "share"],
+            [[name, f"{share:.1%}"] for name, share in _rounds(Path(profile or ""))],
+        )
+    clients = StorageClients(StorageSettings(connection_string=stack.storage))
+    published = seconds + _published_after(clients, stack.tenant_id, [uid for _, uid in users])
+    state = TableState(clients)
     rows = sum(len(state.stored_versions(MailboxKey(stack.tenant_id, uid))) for _, uid in users)
-    return {"items": rows, "seconds": seconds, "peak_kib": peak, "growth_kib": peak - before}
+    return {
+        "items": rows,
+        "seconds": seconds,
+        "published_seconds": published,
+        "peak_kib": peak,
+        "growth_kib": peak - before,
+    }
+
+
+def _published_after(clients: Any, tenant_id: str, user_ids: list[str]) -> float:
+    """Seconds from now until every mailbox's changes are on the `calendar-changes` queue (its
+    publisher's cursor at the mailbox's last sequence); 0 where the round itself sends them."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from shared.adapters.feed_tables import ChangeLog
+    from shared.core.model import MailboxKey
+    from shared.names import DELIVERIES_TABLE
+
+    try:
+        from shared.services.publish import QUEUE_TARGET
+    except ImportError:  # a tree whose round sends them
+        return 0.0
+    feed, cursors = ChangeLog(clients), clients.table(DELIVERIES_TABLE)
+    started = time.monotonic()
+    for uid in user_ids:
+        key = MailboxKey(tenant_id, uid)
+        while True:
+            try:
+                row = cursors.get_entity(QUEUE_TARGET.id, key.partition)
+                if int(row.get("delivered", -1)) >= feed.latest(key):
+                    break
+            except ResourceNotFoundError:
+                pass
+            if time.monotonic() - started > 3600:
+                raise SystemExit(f"{uid}: changes not published in an hour")
+            time.sleep(0.2)
+    return time.monotonic() - started
 
 
 def _shape(
@@ -282,6 +348,9 @@ def _shape(
     for name, samples in results.items():
         rows[name] = {
             "events_per_s": median([s["items"] / s["seconds"] for s in samples]),
+            "published_per_s": median(
+                [s["items"] / s.get("published_seconds", s["seconds"]) for s in samples]
+            ),
             "seconds": median([s["seconds"] for s in samples]),
             "peak_rss_mib": median([s["peak_kib"] / 1024 for s in samples]),
             "rss_growth_mib": median([s["growth_kib"] / 1024 for s in samples]),
@@ -309,6 +378,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             name,
             c["events_per_s"],
             f"{c['of_httpx']:.0%}",
+            c["published_per_s"],
             c["peak_rss_mib"],
             c["rss_growth_mib"],
             c["all_events"],
@@ -318,7 +388,16 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     ]
     table(
         f"initial sync (medians of {args.runs} run(s))",
-        ["shape", "client", "events/s", "of httpx", "peak RSS MiB", "RSS growth MiB", "all events"],
+        [
+            "shape",
+            "client",
+            "events/s",
+            "of httpx",
+            "feed published/s",
+            "peak RSS MiB",
+            "RSS growth MiB",
+            "all events",
+        ],
         rows,
     )
     return write_json(args.json, "initial_sync", vars(args), shapes)

@@ -2,7 +2,9 @@
 against Azurite: a tenant of `--mailboxes` mailboxes with `--changes` changes each, read from
 the start to the end with pages of `--limit`, then idle polls (nothing new: the steady state of
 a consumer). Reported: pages, p50/p99 per page, the whole drain, the idle poll, the cursor's
-length. The changes are written straight into the `changes` table (the relay is not measured).
+length. The changes are written through the mirror (`services.mirror.apply_items`, one page
+of `--changes` new events per mailbox), so the feed read is the one consumers get; the writes
+are not measured.
 
     .venv/bin/python bench/tenant_feed.py [--mailboxes 10,100] [--changes 20] [--limit 100]
 """
@@ -15,6 +17,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -31,13 +34,27 @@ def _args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _event(start: datetime, n: int) -> dict[str, Any]:
+    """A Graph event as delta gives it, `n` minutes after `start`."""
+    begin = start + timedelta(days=1, minutes=n)
+    fmt = "%Y-%m-%dT%H:%M:%S.0000000"
+    return {
+        "id": f"event-{n}",
+        "changeKey": f"ck-{n}",
+        "subject": f"Event {n}",
+        "start": {"dateTime": begin.strftime(fmt), "timeZone": "UTC"},
+        "end": {"dateTime": (begin + timedelta(minutes=30)).strftime(fmt), "timeZone": "UTC"},
+        "type": "singleInstance",
+        "showAs": "busy",
+    }
+
+
 def _run(connection: str, mailboxes: int, changes: int, limit: int, polls: int) -> dict[str, float]:
     from shared.compose import build_services
-    from shared.core.feed import ChangeEvent
-    from shared.core.model import MailboxKey
+    from shared.core.model import DeltaItem, MailboxKey
     from shared.core.state import MailboxRecord
     from shared.secrets import EnvSecrets
-    from shared.services import tenant_feed
+    from shared.services import mirror, tenant_feed
     from shared.settings import Settings
 
     tenant = str(uuid.uuid4())
@@ -50,20 +67,10 @@ def _run(connection: str, mailboxes: int, changes: int, limit: int, polls: int) 
     for m in range(mailboxes):
         key = MailboxKey(tenant, str(uuid.uuid4()))
         svc.state.put_mailbox(MailboxRecord(key, f"u{m}@bench.example"))
-        svc.changes.put(
-            [
-                ChangeEvent(
-                    uuid.uuid4().hex,
-                    n,
-                    "created",
-                    tenant,
-                    key.user_id,
-                    f"event-{n}",
-                    start + timedelta(seconds=n, milliseconds=m),
-                    event={"subject": f"Event {n}"},
-                )
-                for n in range(changes)
-            ]
+        record = svc.state.get_mailbox(key)
+        assert record is not None
+        mirror.apply_items(
+            svc, record, [DeltaItem(f"event-{n}", _event(start, n)) for n in range(changes)]
         )
     pages: list[float] = []
     cursor: str | None = None

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared import redact, telemetry
 from shared.core.intake import SubscriptionCache
+from shared.core.webhooks import Coalescer
 from shared.names import ICALUIDS_TABLE, LOG_TABLE
 from shared.settings import Settings
 
@@ -89,10 +90,12 @@ class Services:
     intake_state: TableState | None = None
     intake_queue: SyncQueue | None = None
     intake_cache: SubscriptionCache = field(default_factory=SubscriptionCache)
+    # Which mirror writes need a delivery work item (a burst's writes share one per pair).
+    deliveries_due: Coalescer = field(default_factory=Coalescer)
     metrics: telemetry.Metrics = field(default_factory=telemetry.Metrics)
     # The operations log (inbound POSTs, outbound Graph calls), written in the background.
     oplog: TableOpLog | None = None
-    # The change feed: the `changes` table and the `calendar-changes` queue.
+    # The change feed: its log (the events partitions' change rows), counts and queue.
     changes: ChangeLog | None = None
     # The iCalUId index, kept after each mirror write (services.icaluid_index).
     icaluids: TableIcalIndex | None = None

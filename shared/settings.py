@@ -82,8 +82,8 @@ SETTINGS: tuple[SettingDoc, ...] = (
     SettingDoc(
         "CHANGES_RETENTION_DAYS",
         "30",
-        "Days the change feed (the `changes` table) keeps each change for feed reads and "
-        "replays; older changes are deleted by the daily roll (1 to 365).",
+        "Days the change feed (the change rows of the `events` table) keeps each change for "
+        "feed reads and replays; older changes are deleted by the daily roll (1 to 365).",
     ),
     SettingDoc(
         "WEBHOOK_TIMEOUT_SECONDS",

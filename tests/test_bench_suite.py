@@ -42,14 +42,16 @@ def test_all_names_a_runnable_module_per_benchmark() -> None:
 
 
 def test_e2e_latency_smoke(tmp_path: Path) -> None:
-    """Two mailboxes, three changes: calsync's changes all reach the mirror, the 60 s poller
-    sees every change, later than calsync, and the JSON report is written."""
+    """Two mailboxes, three changes: calsync's changes all reach the mirror and the signed
+    webhook, the 60 s poller sees every change later than both, and the JSON report is
+    written."""
     out = tmp_path / "e2e.json"
     load("e2e_latency").run(
         ["--mailboxes", "2", "--changes", "3", "--rate", "5", "--pollers", "60", "--json", str(out)]
     )
     (row,) = report(out, "e2e_latency")["result"]
     assert 0 < row["calsync"]["p50_s"] < row["poller_60s"]["p50_s"]
+    assert 0 < row["webhook"]["p50_s"] < row["poller_60s"]["p50_s"]
 
 
 def test_graph_cost_smoke(tmp_path: Path) -> None:

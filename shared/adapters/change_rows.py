@@ -1,5 +1,5 @@
-"""One change event as a Table row and as a queue message (shared by the events partition's
-outbox and the `changes` table).
+"""One change event as a Table row and as a queue message (the change log rows of the events
+partitions; the rows an earlier version copied to the `changes` table read the same).
 
 A row holds the change's JSON in one property, split into parts past the 64 KiB property limit
 (core.entity), with its id, type, event id and time beside it for queries. A change whose JSON

@@ -1,10 +1,16 @@
-"""The change feed over Azure Table Storage (azure-data-tables): the `changes` table, and the
-`calendar-changes` queue (azure-storage-queue) for apps that bind to it.
+"""The change feed over Azure Table Storage (azure-data-tables) and the `calendar-changes`
+queue (azure-storage-queue) for apps that bind to it.
 
-Rows: PartitionKey = the mailbox partition (`tenant_user`), RowKey = the change's 20-digit
-sequence, so a partition range query reads a mailbox's changes in order (the row form is
-`change_rows`). Writing a change twice writes the same row (upsert by sequence): the relay may
-repeat itself after a crash.
+The feed's durable log is the mailbox's change rows in its `events` partition: RowKey
+`~o~` + the change's 20-digit sequence (`TableState.apply_changes` writes them in the same
+transaction as the mirror change, so a range query reads a mailbox's changes in order, gapless,
+and a change exists exactly when its mirror change landed). Nothing copies or removes them but
+the retention prune. The row form is `change_rows`.
+
+The `changes` table keeps the changes per tenant and hour (the status page's chart) and, read
+only, the rows an earlier version copied there (PartitionKey the mailbox partition, RowKey the
+sequence): a read whose range starts before the first change row of the partition is filled
+from them, and the prune deletes them as they age.
 """
 
 from __future__ import annotations
@@ -20,15 +26,14 @@ from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.adapters.change_rows import change_entity, change_of, queue_message
+from shared.adapters.change_rows import change_of, queue_message
 from shared.adapters.storage import StorageClients
-from shared.adapters.tables import mapped_errors
-from shared.core.entity import payload_size
+from shared.adapters.tables import LOG_PREFIX, SEQUENCE_ROW, mapped_errors
 from shared.core.feed import ChangeEvent, format_sequence
 from shared.core.model import MailboxKey
 from shared.core.reconcile import batch_operations
 from shared.errors import StateConflict, StorageError
-from shared.names import CHANGES_QUEUE, CHANGES_TABLE
+from shared.names import CHANGES_QUEUE, CHANGES_TABLE, EVENTS_TABLE
 
 log = logging.getLogger("calsync.feed")
 
@@ -44,28 +49,23 @@ HOURLY_PARTITION = "~hourly"  # changes per tenant and hour; no mailbox partitio
 COUNT_ATTEMPTS = 5
 
 
+def _log_key(sequence: int) -> str:
+    return LOG_PREFIX + format_sequence(sequence)
+
+
 class ChangeLog:
-    """Reads and writes the `changes` table and the `calendar-changes` queue."""
+    """Reads the change rows of the `events` partitions, counts changes in the `changes`
+    table and sends them to the `calendar-changes` queue."""
 
     def __init__(self, clients: StorageClients) -> None:
         self.table: TableClient = clients.table(CHANGES_TABLE)
+        self.events: TableClient = clients.table(EVENTS_TABLE)
         self._queue = clients.queue(CHANGES_QUEUE)
-
-    def put(self, changes: Sequence[ChangeEvent]) -> None:
-        """Write changes (any mailboxes) in batch transactions per mailbox."""
-        by_partition: dict[str, list[dict[str, Any]]] = {}
-        for change in changes:
-            entity = change_entity(change, format_sequence(change.sequence))
-            by_partition.setdefault(change.partition, []).append(entity)
-        for partition, entities in by_partition.items():
-            for batch in batch_operations(entities, size_of=payload_size):
-                actions: list[Any] = [("upsert", e, {"mode": UpdateMode.REPLACE}) for e in batch]
-                with mapped_errors(f"writing changes of {partition}"):
-                    self.table.submit_transaction(actions)
 
     def publish(self, changes: Sequence[ChangeEvent]) -> None:
         """Put each change on the `calendar-changes` queue, side by side (a Storage queue does
-        not keep order anyway: consumers order a mailbox's changes by `sequence`)."""
+        not keep order anyway: consumers order a mailbox's changes by `sequence`); returns once
+        every one is on the queue, StorageError when any could not be sent."""
 
         def send(change: ChangeEvent) -> None:
             try:
@@ -84,13 +84,41 @@ class ChangeLog:
 
     def read_after(self, key: MailboxKey, after: int = -1, limit: int = 100) -> list[ChangeEvent]:
         """Up to `limit` changes of a mailbox with a sequence above `after`, in order."""
+        out: list[ChangeEvent] = []
+        with mapped_errors(f"reading changes of {key.user_id}"):
+            rows = self.events.query_entities(
+                "PartitionKey eq @p and RowKey gt @lo and RowKey lt @hi",
+                parameters={
+                    "p": key.partition,
+                    "lo": _log_key(after) if after >= 0 else LOG_PREFIX,
+                    "hi": LOG_PREFIX + "~",
+                },
+                results_per_page=limit,
+            )
+            for row in rows:
+                out.append(change_of(row))
+                if len(out) >= limit:
+                    break
+        if out and out[0].sequence == after + 1:
+            return out  # the common case: the log goes on right after the cursor
+        # Older changes may be rows an earlier version copied to the `changes` table.
+        first = out[0].sequence if out else None
+        older = self._legacy_after(key, after, first, limit)
+        return (older + out)[:limit]
+
+    def _legacy_after(
+        self, key: MailboxKey, after: int, below: int | None, limit: int
+    ) -> list[ChangeEvent]:
         query = "PartitionKey eq @p"
         params: dict[str, Any] = {"p": key.partition}
         if after >= 0:
             query += " and RowKey gt @after"
             params["after"] = format_sequence(after)
+        if below is not None:
+            query += " and RowKey lt @below"
+            params["below"] = format_sequence(below)
         out: list[ChangeEvent] = []
-        with mapped_errors(f"reading changes of {key.user_id}"):
+        with mapped_errors(f"reading earlier changes of {key.user_id}"):
             rows = self.table.query_entities(query, parameters=params, results_per_page=limit)
             for row in rows:
                 out.append(change_of(row))
@@ -99,15 +127,29 @@ class ChangeLog:
         return out
 
     def latest(self, key: MailboxKey) -> int:
-        """The highest sequence stored for a mailbox (-1: none). Reads only keys."""
-        last = -1
+        """The highest sequence of a mailbox (-1: none): one point read of its sequence row."""
+        try:
+            with mapped_errors(f"reading the change sequence of {key.user_id}"):
+                row = self.events.get_entity(key.partition, SEQUENCE_ROW)
+        except ResourceNotFoundError:
+            return -1
+        return int(row.get("last", "-1"))
+
+    def first_after(self, key: MailboxKey, after: int) -> int | None:
+        """The sequence of the mailbox's first change row above `after` (keys only), or None."""
         with mapped_errors(f"reading changes of {key.user_id}"):
-            rows = self.table.query_entities(
-                "PartitionKey eq @p", parameters={"p": key.partition}, select=["RowKey"]
+            rows = self.events.query_entities(
+                "PartitionKey eq @p and RowKey gt @lo and RowKey lt @hi",
+                parameters={
+                    "p": key.partition,
+                    "lo": _log_key(after) if after >= 0 else LOG_PREFIX,
+                    "hi": LOG_PREFIX + "~",
+                },
+                select=["RowKey"],
+                results_per_page=1,
             )
-            for row in rows:
-                last = max(last, int(row["RowKey"]))
-        return last
+            row = next(iter(rows), None)
+        return int(str(row["RowKey"])[len(LOG_PREFIX) :]) if row is not None else None
 
     def count(self, tenant_id: str, hour: datetime, n: int) -> None:
         """Add `n` to the tenant's count of changes in `hour` (the status page's chart):
@@ -149,9 +191,26 @@ class ChangeLog:
         return out
 
     def prune(self, key: MailboxKey, before: datetime) -> int:
-        """Delete a mailbox's changes that occurred before `before` (the retention); returns
-        how many."""
+        """Delete a mailbox's changes that occurred before `before` (the retention), from its
+        change rows and from the earlier copies; returns how many."""
+        pruned = 0
         with mapped_errors(f"pruning changes of {key.user_id}"):
+            rows = list(
+                self.events.query_entities(
+                    "PartitionKey eq @p and RowKey gt @lo and RowKey lt @hi "
+                    "and occurred_at lt @before",
+                    parameters={
+                        "p": key.partition,
+                        "lo": LOG_PREFIX,
+                        "hi": LOG_PREFIX + "~",
+                        "before": before,
+                    },
+                    select=["PartitionKey", "RowKey"],
+                )
+            )
+            for batch in batch_operations(rows, size_of=lambda _: 200):
+                self.events.submit_transaction([("delete", dict(r)) for r in batch])
+            pruned += len(rows)
             rows = list(
                 self.table.query_entities(
                     "PartitionKey eq @p and occurred_at lt @before",
@@ -161,4 +220,5 @@ class ChangeLog:
             )
             for batch in batch_operations(rows, size_of=lambda _: 200):
                 self.table.submit_transaction([("delete", dict(r)) for r in batch])
-        return len(rows)
+            pruned += len(rows)
+        return pruned

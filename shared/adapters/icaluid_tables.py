@@ -6,7 +6,7 @@ storage errors become StorageError here only."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
@@ -28,30 +28,10 @@ def _mapped(what: str) -> Iterator[None]:
 
 
 class TableIcalIndex:
-    """Forward and reverse rows of one table; thread-safe like the SDK client."""
+    """The forward rows of one table; thread-safe like the SDK client."""
 
     def __init__(self, table: TableClient) -> None:
         self._table = table
-
-    def indexed(self, tenant_id: str, user_id: str, event_ids: Sequence[str]) -> dict[str, str]:
-        """event id -> the iCalUId it is indexed under, for those of `event_ids` indexed."""
-        out: dict[str, str] = {}
-        unique = list(dict.fromkeys(event_ids))
-        part = icaluid.partition(tenant_id)
-        with _mapped("reading the iCalUId index"):
-            for i in range(0, len(unique), _IN_FILTER):
-                chunk = unique[i : i + _IN_FILTER]
-                params = {"p": part} | {
-                    f"r{j}": icaluid.reverse_row(user_id, e) for j, e in enumerate(chunk)
-                }
-                rows = " or ".join(f"RowKey eq @r{j}" for j in range(len(chunk)))
-                for row in self._table.query_entities(
-                    f"PartitionKey eq @p and ( {rows} )",
-                    parameters=params,
-                    select=["event_id", "ical_uid"],
-                ):
-                    out[str(row["event_id"])] = str(row["ical_uid"])
-        return out
 
     def write(self, tenant_id: str, plan: icaluid.IndexPlan) -> None:
         part = icaluid.partition(tenant_id)
@@ -89,8 +69,8 @@ class TableIcalIndex:
             ]
 
     def drop(self, tenant_id: str, user_id: str, event_id: str, ical_uid: str) -> None:
-        """Remove a stale forward row (the mirror no longer holds the event under this iCalUId);
-        the reverse row stays: it may already name the event's new iCalUId."""
+        """Remove a stale forward row (the mirror no longer holds the event under this
+        iCalUId)."""
         self.write(
             tenant_id, icaluid.IndexPlan(deletes=[icaluid.forward_row(ical_uid, user_id, event_id)])
         )

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import fields, replace
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,8 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
-from shared.adapters.change_rows import BATCH_SHARE, change_entity, change_of
+from shared.adapters.change_rows import BATCH_SHARE, change_entity
+from shared.adapters.pools import io_pool
 from shared.adapters.storage import StorageClients
 from shared.core.entity import payload_size
 from shared.core.feed import ChangeEvent, change_id, format_sequence
@@ -43,12 +45,13 @@ from shared.errors import NotFoundError, StateConflict, StorageError
 from shared.names import CURSORS_TABLE, EVENTS_TABLE, MAILBOXES_TABLE, SUBSCRIPTIONS_TABLE, TABLES
 
 CALENDAR_ROW = "calendar"  # one cursor per mailbox: the default calendar
-# A mailbox's events partition also holds its change sequence and its outbox (change events
-# not yet relayed to the feed): RowKeys from "~" below U+00A0, which no encoded id takes
-# (core.keys). Queries of events leave them out with EVENTS_ONLY.
+# A mailbox's events partition also holds its change sequence and its change log (the change
+# feed's rows, feed_tables): RowKeys from "~" below U+00A0, which no encoded id takes
+# (core.keys). Queries of events read the two key ranges around them (EVENT_RANGES): a range
+# each, so the service never scans the change rows (kept CHANGES_RETENTION_DAYS) to skip them.
 SEQUENCE_ROW = "~seq"
-OUTBOX_PREFIX = "~o~"
-EVENTS_ONLY = "(RowKey lt '~' or RowKey ge '\u00a0')"
+LOG_PREFIX = "~o~"  # + the 20-digit sequence ("o": these rows began as an outbox)
+EVENT_RANGES = ("RowKey lt '~'", "RowKey ge '\u00a0'")
 _VERSION_COLUMNS = (
     "change_key",
     "content_hash",
@@ -84,6 +87,11 @@ class TableState:
         self.subscriptions: TableClient = clients.table(SUBSCRIPTIONS_TABLE)
         self.cursors: TableClient = clients.table(CURSORS_TABLE)
         self.events: TableClient = clients.table(EVENTS_TABLE)
+        # partition -> (last sequence, ETag) as this process's last transaction left the
+        # sequence row: the next write starts from it instead of reading the row again. A stale
+        # entry (another writer came between) fails the ETag and is read afresh.
+        self._sequences: dict[str, tuple[int, str]] = {}
+        self._sequences_lock = threading.Lock()
 
     def ensure(self) -> None:
         """Create the tables if missing (idempotent; runs once per process)."""
@@ -288,26 +296,31 @@ class TableState:
         out: dict[str, StoredVersion] = {}
         with mapped_errors("reading mirrored versions"):
             if event_ids is None:
-                rows: Iterable[Any] = self.events.query_entities(
-                    f"PartitionKey eq @p and {EVENTS_ONLY}",
-                    parameters={"p": key.partition},
-                    select=select,
-                )
+                rows = self._event_rows(key, "", {}, select=select)
                 for e in rows:
                     out[decode_key(e["RowKey"])] = _version(e)
                 return out
             unique = list(dict.fromkeys(event_ids))
-            for i in range(
-                0, len(unique), 14
-            ):  # at most 15 comparisons per filter; the SDK needs spaces around parameters
-                chunk = unique[i : i + 14]
+            # At most 15 comparisons per filter (the SDK needs spaces around parameters); the
+            # chunks' queries run side by side.
+            chunks = [unique[i : i + 14] for i in range(0, len(unique), 14)]
+
+            def read(chunk: list[str]) -> list[Any]:
                 params = {"p": key.partition} | {
                     f"r{j}": encode_key(v) for j, v in enumerate(chunk)
                 }
                 rows_filter = " or ".join(f"RowKey eq @r{j}" for j in range(len(chunk)))
-                for e in self.events.query_entities(
-                    f"PartitionKey eq @p and ( {rows_filter} )", parameters=params, select=select
-                ):
+                return list(
+                    self.events.query_entities(
+                        f"PartitionKey eq @p and ( {rows_filter} )",
+                        parameters=params,
+                        select=select,
+                    )
+                )
+
+            found = io_pool().map(read, chunks) if len(chunks) > 1 else map(read, chunks)
+            for rows_of_chunk in found:
+                for e in rows_of_chunk:
                     out[decode_key(e["RowKey"])] = _version(e)
         return out
 
@@ -323,8 +336,8 @@ class TableState:
         origins: Mapping[str, tuple[str, str]] | None = None,
     ) -> list[ChangeEvent]:
         """Write `changes` (an upsert of the event in `upserts` with its id, or a delete) and
-        their change events together: each batch transaction holds the event rows, one outbox
-        row per change, and the partition's sequence row (ETag-guarded), so a change event
+        their change events together: each batch transaction holds the event rows, one change
+        log row per change, and the partition's sequence row (ETag-guarded), so a change event
         exists exactly when its change landed. StateConflict when the partition changed
         meanwhile (another writer's sequence, a row already gone): plan again and retry.
         `origin`: (write key, writer) of every change; else `origins`, per event id."""
@@ -351,68 +364,98 @@ class TableState:
 
         written: list[ChangeEvent] = []
         # Two operations a change and one for the sequence: at most 49 changes a transaction.
-        known: tuple[int, str] | None = None  # the sequence row as our last batch left it
-        for batch in batch_operations(
-            units, size_of=lambda u: _unit_size(u[0], u[1][1]), max_ops=49
-        ):
-            last, etag = known if known is not None else self._sequence(key)
-            actions: list[Any] = []
-            made: list[ChangeEvent] = []
-            for number, (planned, op) in enumerate(batch, start=last + 1):
-                change = ChangeEvent(
-                    change_id=change_id(
-                        partition, number, planned.event_id, planned.type, planned.change_key
-                    ),
-                    sequence=number,
-                    type=planned.type,
-                    tenant_id=key.tenant_id,
-                    user_id=key.user_id,
-                    calendar_id=key.calendar_name,
-                    event_id=planned.event_id,
-                    occurred_at=at,
-                    series_master_id=planned.series_master_id,
-                    ical_uid=planned.ical_uid,
-                    change_key=planned.change_key,
-                    changed_fields=planned.changed_fields,
-                    event=planned.event,
-                    mailbox_ref=mailbox_ref,
-                    write_key=marked[0] if (marked := _origin(planned.event_id)) else "",
-                    writer=marked[1] if marked else "",
-                )
-                actions.append(op)
-                actions.append(
-                    ("create", change_entity(change, OUTBOX_PREFIX + format_sequence(number)))
-                )
-                made.append(change)
-            counter = {
-                "PartitionKey": partition,
-                "RowKey": SEQUENCE_ROW,
-                "last": str(last + len(batch)),
-            }
-            if etag:
-                guard = {
-                    "mode": UpdateMode.REPLACE,
-                    "etag": etag,
-                    "match_condition": MatchConditions.IfNotModified,
-                }
-                actions.append(("update", counter, guard))
-            else:
-                actions.append(("create", counter))
-            try:
-                results = self.events.submit_transaction(actions)
-            except TableTransactionError as exc:
-                raise StateConflict(
-                    f"the mirror of {key.user_id} changed while it was written "
-                    f"({type(exc).__name__}); plan the page again"
-                ) from None
-            except AzureError as exc:
-                raise StorageError(
-                    f"writing events of {key.user_id}: Table storage failed ({type(exc).__name__})"
-                ) from None
-            written.extend(made)
-            new_etag = str((results[-1] or {}).get("etag", "")) if results else ""
-            known = (last + len(batch), new_etag) if new_etag else None
+        with self._sequences_lock:
+            known = self._sequences.pop(partition, None)  # the sequence row as we left it
+        cached = known is not None
+        batches = batch_operations(units, size_of=lambda u: _unit_size(u[0], u[1][1]), max_ops=49)
+        for batch in batches:
+            while True:
+                last, etag = known if known is not None else self._sequence(key)
+                try:
+                    made, known = self._write_batch(
+                        key, batch, last, etag, at=at, mailbox_ref=mailbox_ref, origin_of=_origin
+                    )
+                except TableTransactionError as exc:
+                    if cached:
+                        # The sequence row remembered may be stale (another writer came
+                        # between): this batch (nothing of it landed) once more from a read.
+                        cached, known = False, None
+                        continue
+                    raise StateConflict(
+                        f"the mirror of {key.user_id} changed while it was written "
+                        f"({type(exc).__name__}); plan the page again"
+                    ) from None
+                except AzureError as exc:
+                    raise StorageError(
+                        f"writing events of {key.user_id}: Table storage failed "
+                        f"({type(exc).__name__})"
+                    ) from None
+                cached = False
+                written.extend(made)
+                break
+        if known is not None:
+            with self._sequences_lock:
+                self._sequences[partition] = known
         return written
+
+    def _write_batch(
+        self,
+        key: MailboxKey,
+        batch: Sequence[tuple[PlannedChange, Any]],
+        last: int,
+        etag: str,
+        *,
+        at: datetime,
+        mailbox_ref: str,
+        origin_of: Callable[[str], tuple[str, str] | None],
+    ) -> tuple[list[ChangeEvent], tuple[int, str] | None]:
+        """One transaction: the batch's event operations, a change row each numbered from
+        `last` + 1, and the sequence row (ETag-guarded); the changes made and the sequence row
+        as it left it. TableTransactionError when the partition changed meanwhile."""
+        partition = key.partition
+        actions: list[Any] = []
+        made: list[ChangeEvent] = []
+        for number, (planned, op) in enumerate(batch, start=last + 1):
+            change = ChangeEvent(
+                change_id=change_id(
+                    partition, number, planned.event_id, planned.type, planned.change_key
+                ),
+                sequence=number,
+                type=planned.type,
+                tenant_id=key.tenant_id,
+                user_id=key.user_id,
+                calendar_id=key.calendar_name,
+                event_id=planned.event_id,
+                occurred_at=at,
+                series_master_id=planned.series_master_id,
+                ical_uid=planned.ical_uid,
+                change_key=planned.change_key,
+                changed_fields=planned.changed_fields,
+                event=planned.event,
+                mailbox_ref=mailbox_ref,
+                write_key=marked[0] if (marked := origin_of(planned.event_id)) else "",
+                writer=marked[1] if marked else "",
+            )
+            actions.append(op)
+            actions.append(("create", change_entity(change, LOG_PREFIX + format_sequence(number))))
+            made.append(change)
+        counter = {
+            "PartitionKey": partition,
+            "RowKey": SEQUENCE_ROW,
+            "last": str(last + len(batch)),
+        }
+        if etag:
+            guard = {
+                "mode": UpdateMode.REPLACE,
+                "etag": etag,
+                "match_condition": MatchConditions.IfNotModified,
+            }
+            actions.append(("update", counter, guard))
+        else:
+            actions.append(("create", counter))
+        results = self.events.submit_transaction(actions)
+        new_etag = str((results[-1] or {}).get("etag", "")) if results else ""
+        return made, ((last + len(batch), new_etag) if new_etag else None)
 
     def _sequence(self, key: MailboxKey) -> tuple[int, str]:
         """The partition's last change sequence and its row's ETag ((-1, "") before any)."""
@@ -426,43 +469,10 @@ class TableState:
     def has_instances(self, key: MailboxKey, master_id: str) -> bool:
         """Whether the mirror holds an occurrence or exception of the series `master_id`."""
         with mapped_errors(f"reading the series of {key.user_id}"):
-            rows = self.events.query_entities(
-                f"PartitionKey eq @p and {EVENTS_ONLY} and series_master_id eq @m",
-                parameters={"p": key.partition, "m": master_id},
-                select=["RowKey"],
-                results_per_page=1,
+            rows = self._event_rows(
+                key, " and series_master_id eq @m", {"m": master_id}, select=["RowKey"], per_page=1
             )
             return next(iter(rows), None) is not None
-
-    def outbox(self, key: MailboxKey, limit: int = 500) -> list[tuple[str, ChangeEvent]]:
-        """Change events written with the mirror but not yet relayed, oldest first."""
-        out: list[tuple[str, ChangeEvent]] = []
-        with mapped_errors(f"reading the outbox of {key.user_id}"):
-            rows = self.events.query_entities(
-                "PartitionKey eq @p and RowKey gt @lo and RowKey lt @hi",
-                parameters={"p": key.partition, "lo": OUTBOX_PREFIX, "hi": OUTBOX_PREFIX + "~"},
-                results_per_page=limit,
-            )
-            for row in rows:
-                out.append((str(row["RowKey"]), change_of(row)))
-                if len(out) >= limit:
-                    break
-        return out
-
-    def drop_outbox(self, key: MailboxKey, row_keys: Sequence[str]) -> None:
-        """Remove relayed outbox rows (a row already gone is fine: relays may overlap)."""
-        entities = [{"PartitionKey": key.partition, "RowKey": rk} for rk in row_keys]
-        for batch in batch_operations(entities, size_of=lambda _: 200):
-            try:
-                with mapped_errors(f"clearing the outbox of {key.user_id}"):
-                    self.events.submit_transaction([("delete", e) for e in batch])
-            except StorageError:
-                for e in batch:
-                    with (
-                        contextlib.suppress(ResourceNotFoundError),
-                        mapped_errors(f"clearing the outbox of {key.user_id}"),
-                    ):
-                        self.events.delete_entity(e["PartitionKey"], e["RowKey"])
 
     def apply_events(
         self, key: MailboxKey, upserts: Sequence[MirrorEvent], deletes: Sequence[str]
@@ -516,8 +526,8 @@ class TableState:
         """The mirrored events of a mailbox overlapping [start, end), as stored: one partition
         query, bounded by the range; only `columns` when given (a property a row lacks is
         left out)."""
-        query = f"PartitionKey eq @p and {EVENTS_ONLY}"
-        params: dict[str, Any] = {"p": key.partition}
+        query = ""
+        params: dict[str, Any] = {}
         if end is not None:
             query += " and start lt @end"
             params["end"] = end
@@ -525,10 +535,27 @@ class TableState:
             query += " and end gt @start"
             params["start"] = start
         with mapped_errors(f"listing events of {key.user_id}"):
-            rows = self.events.query_entities(
-                query, parameters=params, select=list(columns) if columns else None
-            )
+            rows = self._event_rows(key, query, params, select=list(columns) if columns else None)
             return [{k: v for k, v in e.items() if k not in _META and v is not None} for e in rows]
+
+    def _event_rows(
+        self,
+        key: MailboxKey,
+        more: str,
+        params: dict[str, Any],
+        *,
+        select: Sequence[str] | None = None,
+        per_page: int | None = None,
+    ) -> Iterator[Any]:
+        """The mirrored event rows of a partition matching ` and ...` `more`, one key range
+        after the other (EVENT_RANGES), lazily."""
+        for rows in EVENT_RANGES:
+            yield from self.events.query_entities(
+                f"PartitionKey eq @p and {rows}{more}",
+                parameters={"p": key.partition} | params,
+                select=list(select) if select else None,
+                results_per_page=per_page,
+            )
 
     def purge_events(self, key: MailboxKey) -> int:
         ids = list(self.stored_versions(key))
@@ -584,8 +611,8 @@ def _event_entity(key: MailboxKey, ev: MirrorEvent) -> dict[str, Any]:
 
 
 def _unit_size(planned: PlannedChange, entity: dict[str, Any]) -> int:
-    """Bytes one change takes in a batch request: its event row and its outbox row, escaped as
-    the request body escapes them (the outbox row's JSON is text inside JSON, and change_rows
+    """Bytes one change takes in a batch request: its event row and its change row, escaped as
+    the request body escapes them (the change row's JSON is text inside JSON, and change_rows
     bounds it by BATCH_SHARE), with room for the properties' type annotations."""
     event_bytes = len(json.dumps(entity, default=str)) if planned.type != "deleted" else 256
     payload = len(json.dumps(json.dumps(planned.event, default=str))) if planned.event else 512

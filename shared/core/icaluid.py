@@ -1,13 +1,15 @@
 """Pure: the iCalUId index's keys and what a mirror change does to it. No I/O.
 
-Rule: one partition per tenant in the `icaluids` table, two kinds of rows. A forward row
+Rule: one partition per tenant in the `icaluids` table, one row per indexed event: a forward row
 `i|<digest>|<user>|<event>` says "this mailbox's mirror holds this event with this iCalUId"; the
 digest (SHA-256 of the iCalUId, 32 hex) keeps keys short whatever an organizer's client put in
-the iCalUId, and the full value is stored on the row and compared on every read. A reverse row
-`e|<user>|<event>` remembers the iCalUId an event was indexed under, so a deletion (which names
-only the event id) removes the right forward row. A lookup is one range
-query over `i|<digest>|` in the tenant's partition; every write for a tenant lands in one
-partition, so a round's changes go in batch transactions of 100.
+the iCalUId, and the full value is stored on the row and compared on every read. What an event
+was indexed under before a change is what the mirror held (`StoredVersion.ical_uid`, which the
+writer has read anyway), so a deletion (which names only the event id) removes the right forward
+row without reading the index. (Earlier versions also kept a reverse row `e|<user>|<event>` per
+event for that; such rows are neither read nor written any more.) A lookup is one range query
+over `i|<digest>|` in the tenant's partition; every write for a tenant lands in one partition,
+so a round's changes go in batch transactions of 100.
 """
 
 from __future__ import annotations
@@ -40,10 +42,6 @@ def forward_range(ical_uid: str) -> tuple[str, str]:
     return prefix, prefix[:-1] + "}"
 
 
-def reverse_row(user_id: str, event_id: str) -> str:
-    return f"e|{encode_key(user_id.lower())}|{encode_key(event_id)}"
-
-
 def parse_ical_uid(value: str | None) -> str:
     """The iCalUId asked for, or InputError naming the parameter."""
     if value is None or not value.strip():
@@ -67,26 +65,23 @@ def plan_changes(
     user_id: str,
     upserts: Sequence[tuple[str, str]],
     deletes: Sequence[str],
-    indexed: Mapping[str, str],
+    before: Mapping[str, str],
 ) -> IndexPlan:
     """What the index must write after the mirror upserted `upserts` ((event id, iCalUId))
-    and deleted `deletes`, given `indexed` (event id -> the iCalUId it is indexed under, read
-    for the deleted ids only: an event keeps its iCalUId for life, so an upsert just writes its
-    pair again, and the rare changed one leaves a stale forward row that a lookup drops)."""
+    and deleted `deletes`, given `before` (event id -> the iCalUId the mirror held for it before
+    this change; absent: none): a changed iCalUId drops its old forward row."""
     plan = IndexPlan()
     upserted = dict(upserts)  # an id upserted after a delete on the same page: the upsert wins
     for event_id in dict.fromkeys(deletes):
-        before = indexed.get(event_id, "")
-        if event_id in upserted or not before:
+        old = before.get(event_id, "")
+        if event_id in upserted or not old:
             continue
-        plan.deletes.append(forward_row(before, user_id, event_id))
-        plan.deletes.append(reverse_row(user_id, event_id))
+        plan.deletes.append(forward_row(old, user_id, event_id))
     for event_id, ical_uid in upserted.items():
-        before = indexed.get(event_id, "")
-        if before and before != ical_uid:
-            plan.deletes.append(forward_row(before, user_id, event_id))
+        old = before.get(event_id, "")
+        if old and old != ical_uid:
+            plan.deletes.append(forward_row(old, user_id, event_id))
         if ical_uid:
             entity = {"user_id": user_id.lower(), "event_id": event_id, "ical_uid": ical_uid}
             plan.upserts.append((forward_row(ical_uid, user_id, event_id), entity))
-            plan.upserts.append((reverse_row(user_id, event_id), entity))
     return plan

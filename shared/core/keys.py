@@ -15,7 +15,7 @@ also why '%' is not the escape character. Every character to escape is below U+0
 digits always suffice. A Graph event id (base64 with '/', '+', '=') grows by two characters
 per '/' in it. A leading '~' becomes '!7E': keys from '~' up to U+00A0 (exclusive; U+007F to
 U+009F are escaped, so no encoded key starts with one) are the store's own rows in a mailbox's
-partition (its change sequence and outbox), never an encoded id.
+partition (its change sequence and change rows), never an encoded id.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from shared.errors import InputError
 
 MAX_KEY_UTF16_UNITS = 512  # 1 KiB of UTF-16
 ESCAPE = "!"
-RESERVED_PREFIX = "~"  # keys starting with it are the store's own rows (sequence, outbox)
+RESERVED_PREFIX = "~"  # keys starting with it are the store's own rows (sequence, change rows)
 
 _FORBIDDEN = frozenset("/\\#?") | {chr(c) for c in range(0x20)}
 _FORBIDDEN |= {chr(c) for c in range(0x7F, 0xA0)}

@@ -48,12 +48,13 @@ a round succeeds (then it folds, or runs); the mailbox status shows `retry_at` a
 MAX_DEFER_SECONDS, so it folds soon after that round completes). The worker writes the new holder
 with the ETag it read, so when two hosts decide "run" at once one write fails and that host
 defers by CONFLICT_DEFER_SECONDS. Leases last far longer than any plausible clock skew.
-A lease is short (LEASE, 30 s) and renewed after every page, ETag-guarded: a round that cannot
-renew (its lease ran out and another round took it) aborts without committing. A round that
-outlives its first lease also queues a takeover copy of its request (`takeover_after`): the host
-keeps a running message invisible for minutes, so without the copy a host killed mid-round would
-leave the mailbox stale until then; with it, the copy finds the lease stale after ~30 s and runs,
-or finds the round completed and folds.
+A lease is short (LEASE, 30 s) and renewed after a page once less than half of it is left
+(`lease_due`: one cursor write per ~15 s of round, not one per page), ETag-guarded: a round that
+cannot renew (its lease ran out and another round took it) aborts without committing. A round
+with more than one page also queues (after its first) a takeover copy of its request
+(`takeover_after`): the host keeps a running message invisible for minutes, so without the copy
+a host killed mid-round would leave the mailbox stale until then; with it, the copy finds the
+lease stale after ~30 s and runs, or finds the round completed and folds.
 
 **Passes.** A round follows delta from the stored link, or lists the whole window from scratch
 (first sync, a full request, the window rolled to a new day or changed options, or a 410: the
@@ -147,6 +148,12 @@ def stamp_request(request_time: datetime) -> str:
 def defer_for_lease(remaining: float) -> Defer:
     """The one rule for waiting on a live lease with `remaining` seconds."""
     return Defer(min(max(remaining, 0.0), MAX_DEFER_SECONDS) + DEFER_SLACK_SECONDS)
+
+
+def lease_due(now: datetime, until: datetime | None, lease: timedelta = LEASE) -> bool:
+    """Whether a round's lease ending at `until` is renewed after the page done at `now`: once
+    less than half of it is left (or its end is unknown)."""
+    return until is None or until - require_aware(now, "now") < lease / 2
 
 
 def renewed_lease(now: datetime, lease: timedelta = LEASE) -> datetime:

@@ -326,3 +326,41 @@ def plan_replay_range(data: Any) -> tuple[str, str, int, int]:
     if high < low:
         raise InputError("toSequence must not be below fromSequence")
     return tenant.lower(), mailbox.lower(), low, high
+
+
+COALESCE_SECONDS = 1.0
+_FORGET_AFTER = 4096  # pairs remembered before the stale ones are let go
+
+
+@dataclass
+class Coalescer:
+    """Which writes need a delivery work item for a pair (the changes of a burst share one):
+    the first write queues one at once; a write within `window` seconds of it queues one
+    delayed to the end of the window (whole seconds, as the queue takes them); a write while
+    that delayed one is still invisible queues none, since that item, running later, reads the
+    log after the write. Pure: `now` is a monotonic clock's seconds; one per process."""
+
+    window: float = COALESCE_SECONDS
+    _sent: dict[tuple[str, str], float] = field(default_factory=dict)
+    _covered: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def plan(self, pair: tuple[str, str], now: float) -> float | None:
+        """The delay to queue the pair's item with, or None: one already queued covers it."""
+        covered = self._covered.get(pair)
+        if covered is not None and now < covered:
+            return None
+        sent = self._sent.get(pair)
+        if sent is not None and now - sent < self.window:
+            delay = float(-(-(self.window - (now - sent)) // 1))  # rounded up to a second
+            self._covered[pair] = now + delay
+            return delay
+        if len(self._sent) > _FORGET_AFTER:
+            self._sent = {p: t for p, t in self._sent.items() if now - t < self.window}
+            self._covered = {p: t for p, t in self._covered.items() if t > now}
+        self._sent[pair] = now
+        return 0.0
+
+    def forget(self, pair: tuple[str, str]) -> None:
+        """The item could not be queued: the pair's next write queues one again."""
+        self._sent.pop(pair, None)
+        self._covered.pop(pair, None)

@@ -1,8 +1,10 @@
-"""Webhook delivery of the change feed: at least once, in order per (subscriber, mailbox).
+"""Delivery of the change feed to its targets: at least once, in order per (target, mailbox).
+The targets are the webhook subscribers and the `calendar-changes` queue (services.publish: a
+target with a reserved id, sent a page at a time, never dead-lettered).
 
-- `dispatch` (called by the feed's relay with the batch it moved) queues one work item per
-  subscriber whose filter wants any change of the batch. It never fails the round: a lost work
-  item is found again by `run_sweep`.
+- `dispatch` (called after each mirror write with the changes it wrote) queues one work item
+  for the queue and one per subscriber whose filter wants any change of the batch. It never
+  fails the write: a lost work item is found again by `run_sweep`.
 - `run_work_item` (the `webhook-deliveries` queue trigger) leases the pair's cursor (ETag, like
   the sync lease), then sends the pair's owed changes one by one in sequence order: changes
   armed for replay first, then the feed after the cursor. Each delivered change moves the cursor
@@ -15,7 +17,8 @@
   receiver never keeps a worker from the other pairs for long.
 - `run_sweep` (timer) queues a work item for every pair with a change after its cursor that is
   neither leased nor waiting for a retry (one single-row range query per pair, never a scan):
-  a crash or a lost message never strands changes.
+  a crash or a lost message never strands changes (nor a crash right after a mirror write,
+  before its `dispatch`).
 - A subscriber starts at the changes that occur after it was registered (a pair without a
   cursor skips older ones); `replay` delivers older ones on request.
 """
@@ -23,6 +26,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from dataclasses import replace
@@ -43,6 +47,8 @@ from shared.core.webhooks import (
     retry_delay,
 )
 from shared.errors import CalsyncError, InputError, NotFoundError, StateConflict
+from shared.services import publish
+from shared.services.publish import QUEUE_TARGET
 
 log = logging.getLogger("calsync.webhooks")
 
@@ -50,6 +56,7 @@ LEASE = timedelta(seconds=60)
 BUDGET_SECONDS = 20.0
 PAGE = 50
 DEFER_SECONDS = 2.0  # a work item for a pair leased elsewhere comes back after this
+_coalescing = threading.Lock()  # Services.deliveries_due is shared by the host's threads
 
 
 def store_of(svc: Services) -> WebhookStore:
@@ -59,18 +66,36 @@ def store_of(svc: Services) -> WebhookStore:
 
 
 def dispatch(svc: Services, key: MailboxKey, batch: list[ChangeEvent]) -> int:
-    """Queue a work item per subscriber that wants a change of `batch`; how many. Never raises
-    a storage failure (the sweep queues what this could not)."""
+    """Queue a work item for the `calendar-changes` queue and for each subscriber that wants a
+    change of `batch`, unless one queued moments ago covers it (core.webhooks.Coalescer); how
+    many. Never raises a storage failure (the sweep queues what this could not)."""
     if not batch or svc.webhooks is None:
         return 0
     queued = 0
     try:
-        for sub in svc.webhooks.all():
-            if sub.enabled and any(sub.filter.matches(c) for c in batch):
-                svc.webhooks.enqueue(WorkItem(sub.id, key.tenant_id, key.user_id, key.calendar))
-                queued += 1
+        wanting = [QUEUE_TARGET.id] + [
+            sub.id
+            for sub in svc.webhooks.all()
+            if sub.enabled and any(sub.filter.matches(c) for c in batch)
+        ]
     except CalsyncError as exc:
         log.warning("webhooks: could not queue deliveries for %s: %s", key.user_id, exc.message)
+        wanting = [QUEUE_TARGET.id]
+    for target in wanting:
+        pair = (target, key.partition)
+        with _coalescing:
+            delay = svc.deliveries_due.plan(pair, time.monotonic())
+        if delay is None:
+            continue
+        try:
+            svc.webhooks.enqueue(
+                WorkItem(target, key.tenant_id, key.user_id, key.calendar), delay=delay
+            )
+            queued += 1
+        except CalsyncError as exc:
+            with _coalescing:
+                svc.deliveries_due.forget(pair)
+            log.warning("deliveries for %s not queued: %s", key.user_id, exc.message)
     return queued
 
 
@@ -85,7 +110,9 @@ def run_work_item(svc: Services, body: bytes | str) -> str:
         log.error("webhooks: dropped a delivery work item: %s", exc.message)
         return "dropped"
     try:
-        sub = store.get(item.subscriber_id)
+        sub = (
+            QUEUE_TARGET if item.subscriber_id == QUEUE_TARGET.id else store.get(item.subscriber_id)
+        )
     except NotFoundError:
         return "gone"  # removed since the item was queued
     if not sub.enabled:
@@ -101,7 +128,9 @@ def run_work_item(svc: Services, body: bytes | str) -> str:
         return "deferred"
     if cursor.waiting(now):
         return "waiting"
-    if not cursor.etag and sub.created_at is not None:
+    if not cursor.etag and sub is QUEUE_TARGET:
+        cursor = publish.start(svc, key, cursor)
+    elif not cursor.etag and sub.created_at is not None:
         cursor = _start_after_registration(svc, sub, key, cursor)
     try:
         cursor = store.save_cursor(
@@ -111,6 +140,10 @@ def run_work_item(svc: Services, body: bytes | str) -> str:
         store.enqueue(item, delay=DEFER_SECONDS)
         return "deferred"
     try:
+        if sub is QUEUE_TARGET:
+            return publish.run_pair(
+                svc, store, key, item, cursor, lease=LEASE, budget=BUDGET_SECONDS
+            )
         return _deliver(svc, store, sub, key, item, cursor)
     except StateConflict:
         return "lost lease"  # another host took over after our lease ran out
@@ -282,13 +315,13 @@ def _log_attempt(
 
 
 def run_sweep(svc: Services) -> dict[str, int]:
-    """Queue a work item for each pair behind its mailbox's feed that nobody is delivering."""
+    """Queue a work item for each pair behind its mailbox's feed that nobody is delivering:
+    `queued` counts the webhook pairs, `publish` the `calendar-changes` pairs."""
     store = store_of(svc)
     assert svc.changes is not None
     subs = [s for s in store.all() if s.enabled]
-    counts = {"subscribers": len(subs), "queued": 0}
-    if not subs:
-        return counts
+    counts = {"subscribers": len(subs), "queued": 0, "publish": 0}
+    subs.append(QUEUE_TARGET)
     now = svc.now()
     cursors = {(c.subscriber_id, c.partition): c for c in store.cursors_of()}
     for mailbox in svc.state.list_mailboxes():
@@ -300,16 +333,16 @@ def run_sweep(svc: Services) -> dict[str, int]:
             for s in subs
             if s.filter.matches_mailbox(key.tenant_id, key.user_id, key.calendar_name)
         ]
-        if not wanting:
-            continue
+        latest = svc.changes.latest(key)  # one point read: nothing after it is owed to anyone
         for sub in wanting:
             cursor = cursors.get((sub.id, key.partition)) or PairCursor(sub.id, key.partition)
+            if cursor.delivered >= latest:
+                continue
             if cursor.leased_by_other("", now) or cursor.waiting(now, slack=timedelta(0)):
                 continue
-            # One row at most, from the cursor on: is anything owed? (Cheaper than reading the
-            # mailbox's latest sequence, which scans the partition's keys.)
+            # One row at most, from the cursor on: is anything owed (not pruned meanwhile)?
             if not svc.changes.read_after(key, cursor.delivered, limit=1):
                 continue
             store.enqueue(WorkItem(sub.id, key.tenant_id, key.user_id, key.calendar))
-            counts["queued"] += 1
+            counts["publish" if sub is QUEUE_TARGET else "queued"] += 1
     return counts

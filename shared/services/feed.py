@@ -1,9 +1,12 @@
-"""The change feed's relay and reads: change events written with the mirror (the outbox rows of
-a mailbox's events partition) copied, in order, to the `changes` table and the
-`calendar-changes` queue, then removed from the outbox.
+"""The change feed: its durable log is the change rows the mirror writes in the same Table
+transaction as each change (feed_tables), so nothing stands between a committed mirror change
+and the feed: `GET .../changes` reads that log, webhooks and the `calendar-changes` queue are
+delivery targets of it (services.delivery), each with its own cursor.
 
-The relay is at least once: a crash between the copy and the removal copies the same rows
-again (same sequence, same change id), so readers and queue consumers deduplicate on the id.
+After a write, `dispatch` queues the delivery work items (one per target that wants a change of
+the batch); that is all the mirror's path does for the feed. A crash between the transaction
+and `dispatch` loses nothing: the changes are in the log, and the delivery sweep finds every
+target behind its mailbox's log.
 """
 
 from __future__ import annotations
@@ -24,8 +27,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("calsync.feed")
 
-RELAY_BATCH = 500
-
 
 def _feed_log(svc: Services) -> ChangeLog:
     if svc.changes is None:
@@ -33,24 +34,12 @@ def _feed_log(svc: Services) -> ChangeLog:
     return svc.changes
 
 
-def relay(svc: Services, key: MailboxKey) -> list[ChangeEvent]:
-    """Move a mailbox's pending change events to the feed; returns them, oldest first."""
-    changes = _feed_log(svc)
-    moved: list[ChangeEvent] = []
-    while True:
-        pending = svc.state.outbox(key, limit=RELAY_BATCH)
-        if not pending:
-            break
-        batch = [change for _, change in pending]
-        changes.put(batch)
-        changes.publish(batch)
-        svc.state.drop_outbox(key, [row_key for row_key, _ in pending])
-        _count(svc, key, batch)
-        moved.extend(batch)
-        if len(pending) < RELAY_BATCH:
-            break
-    delivery.dispatch(svc, key, moved)  # the webhook subscribers' work items
-    return moved
+def dispatch(svc: Services, key: MailboxKey, written: list[ChangeEvent]) -> int:
+    """Hand changes just written (oldest first) to their delivery targets; how many work items
+    were queued. Never raises a storage failure (the sweep queues what this could not)."""
+    if not written or svc.changes is None:
+        return 0
+    return delivery.dispatch(svc, key, written)
 
 
 def run_prune(svc: Services) -> int:
@@ -67,21 +56,6 @@ def run_prune(svc: Services) -> int:
         except CalsyncError as exc:
             log.warning("changes of %s not pruned: %s", mailbox.key.user_id, exc.message)
     return pruned
-
-
-def _count(svc: Services, key: MailboxKey, batch: list[ChangeEvent]) -> None:
-    """Count the batch per hour for the status page's chart; a count that fails is logged, never
-    failing the relay (the feed itself is already written)."""
-    changes = _feed_log(svc)
-    hours: dict[datetime, int] = {}
-    for change in batch:
-        hour = change.occurred_at.replace(minute=0, second=0, microsecond=0)
-        hours[hour] = hours.get(hour, 0) + 1
-    for hour, n in hours.items():
-        try:
-            changes.count(key.tenant_id, hour, n)
-        except CalsyncError as exc:
-            log.warning("changes of %s not counted: %s", key.user_id, exc.message)
 
 
 def hourly_counts(svc: Services, hours: int = 24) -> list[tuple[datetime, int]]:

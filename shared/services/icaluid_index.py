@@ -2,8 +2,9 @@
 services.mirror), read by `GET /api/events?iCalUId=&tenant=` (`find`): the same meeting as the
 mirrors of the tenant's enrolled mailboxes hold it.
 
-Cost: a write reads the reverse rows of the deleted ids only (one query per 14 ids) and writes
-the upserted pairs in batch transactions of 100 (two rows per event, one partition); a lookup
+Cost: a write reads nothing (what an event was indexed under is the mirror's version, which the
+writer holds) and writes one row per new or re-keyed event, in batch transactions of 100 (one
+partition); a lookup
 is one range query in the tenant's partition plus one point read of the mirror per hit (the
 mirror is the truth: a hit whose row is gone or now has another iCalUId is left out and its
 index row removed). An index that fails to write never fails the round: the event is then found
@@ -13,7 +14,7 @@ again once its next change is indexed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC
 from typing import Any
 
@@ -32,18 +33,21 @@ _META = {"PartitionKey", "RowKey", "Timestamp", "etag"}
 
 
 def note_changes(
-    svc: Services, key: MailboxKey, upserts: Sequence[MirrorEvent], deletes: Sequence[str]
+    svc: Services,
+    key: MailboxKey,
+    upserts: Sequence[MirrorEvent],
+    deletes: Sequence[str],
+    before: Mapping[str, str],
 ) -> None:
-    """Bring the index in line with what the mirror just wrote for `key`."""
+    """Bring the index in line with what the mirror just wrote for `key`; `before`: event id ->
+    the iCalUId the mirror held for it before (the writer's stored versions)."""
     index = svc.icaluids
     if index is None or not (upserts or deletes):
         return
     pairs = [(ev.event_id, str(ev.properties.get("ical_uid") or "")) for ev in upserts]
     try:
         # Rows name the calendar by its label ("user" or "user:handle"): one per mirror.
-        known = index.indexed(key.tenant_id, key.label, deletes) if deletes else {}
-        plan = icaluid.plan_changes(key.label, pairs, deletes, known)
-        index.write(key.tenant_id, plan)
+        index.write(key.tenant_id, icaluid.plan_changes(key.label, pairs, deletes, before))
     except CalsyncError as exc:
         log.warning("iCalUId index not updated for %s: %s", key.user_id, exc.message)
 

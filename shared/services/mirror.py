@@ -1,6 +1,6 @@
 """The one way into the mirror: Graph's view of some events (delta items, or the event a write
 returned) planned against what the mirror holds, written together with its change events, and
-relayed to the change feed.
+handed to the feed's delivery targets.
 
 Every change of the mirror goes through here, whoever found it (a delta round, a full round's
 diff, a write's answer), so the rules of core.reconcile (idempotent, last occurrence wins, one
@@ -9,9 +9,14 @@ transaction as the change: a crash can neither lose one nor make one for a chang
 land) hold for all of them. When a transaction meets a partition that changed meanwhile, the
 page is planned again from a fresh read (at most PLAN_ATTEMPTS times).
 
-The relay (services.feed) then copies the outbox to the `changes` table and the
-`calendar-changes` queue; it runs right after each write and again at the start of every round,
-so changes a crash left in the outbox are relayed by the next round of the mailbox.
+The iCalUId index is written side by side with the mirror's transactions (another table: they
+need not wait for each other). A plan that then fails to land may leave index rows ahead of the
+mirror; the index is only a hint (its lookups check the mirror and drop such rows), and the
+page planned again writes it again.
+
+Those change rows are the feed itself (services.feed): after the transaction the write only
+queues the delivery work items (webhooks, the `calendar-changes` queue); a crash before that is
+caught up by the delivery sweep.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import logging
 import time
 from collections.abc import Mapping, MutableMapping, Sequence
 
+from shared.adapters.pools import io_pool
 from shared.compose import Services
 from shared.core.feed import ChangeEvent
 from shared.core.graph import series_master_get
@@ -43,7 +49,7 @@ def apply_items(
     origin: tuple[str, str] | None = None,
 ) -> tuple[PagePlan, list[ChangeEvent]]:
     """Plan `items` against the mirror (`stored` id -> version when the caller holds it, else
-    read for these ids), write the plan with its change events, and relay them. `origin`:
+    read for these ids), write the plan with its change events, and dispatch them. `origin`:
     (write key, writer) of the calsync write these items are the answer of, carried by every
     change event they make (so the feed can keep a writer's own changes from it)."""
     key = mailbox.key
@@ -52,6 +58,9 @@ def apply_items(
         if stored is None:
             stored = svc.state.stored_versions(key, ids)
         plan = plan_page(items, stored, mailbox.options)
+        # The iCalUId index (another table) is written side by side with the mirror's
+        # transactions; see the module docstring.
+        index = io_pool().submit(_index, svc, key, plan, stored) if plan.changes else None
         try:
             written = svc.state.apply_changes(
                 key,
@@ -63,6 +72,8 @@ def apply_items(
                 origins=echoes(svc, key, plan.changes) if origin is None else None,
             )
         except StateConflict:
+            if index is not None:
+                index.result()
             if attempt == PLAN_ATTEMPTS:
                 raise
             log.info("mirror of %s changed meanwhile: planning the page again", key.user_id)
@@ -70,20 +81,13 @@ def apply_items(
             time.sleep(svc.rng.uniform(0, 0.05 * attempt))
             stored = None
             continue
+        if index is not None:
+            index.result()
         break
     for event_id, why in plan.skipped:
         log.warning("event %s of %s not mirrored: %s", event_id, key.user_id, why)
     if written:
-        # The index needs an event only when it is new or its iCalUId changed.
-        indexed = {
-            c.event_id
-            for c in plan.changes
-            if c.changed_fields is None or "iCalUId" in c.changed_fields
-        }
-        icaluid_index.note_changes(
-            svc, key, [ev for ev in plan.upserts if ev.event_id in indexed], plan.deletes
-        )
-        feed.relay(svc, key)
+        feed.dispatch(svc, key, written)
     return plan, written
 
 
@@ -107,6 +111,22 @@ def echoes(
     }
 
 
+def _index(
+    svc: Services, key: MailboxKey, plan: PagePlan, stored: Mapping[str, StoredVersion]
+) -> None:
+    """Note the plan's changes in the iCalUId index: an event only when it is new or its
+    iCalUId changed, and the deletions; `stored`: the versions the plan was made against."""
+    indexed = {
+        c.event_id
+        for c in plan.changes
+        if c.changed_fields is None or "iCalUId" in c.changed_fields
+    }
+    before = {i: v.ical_uid for i, v in stored.items() if v.ical_uid}
+    icaluid_index.note_changes(
+        svc, key, [ev for ev in plan.upserts if ev.event_id in indexed], plan.deletes, before
+    )
+
+
 def delete_ids(
     svc: Services,
     mailbox: MailboxRecord,
@@ -124,8 +144,10 @@ def delete_ids(
         mailbox_ref=mailbox.options.reference,
         origins=echoes(svc, mailbox.key, changes),
     )
+    before = {c.event_id: c.ical_uid for c in changes if c.ical_uid}
+    icaluid_index.note_changes(svc, mailbox.key, (), [c.event_id for c in written], before)
     if written:
-        feed.relay(svc, mailbox.key)
+        feed.dispatch(svc, mailbox.key, written)
     return written
 
 

@@ -45,6 +45,7 @@ from shared.core.rounds import (
     Fold,
     Requeue,
     Run,
+    lease_due,
     plan_recovery,
     plan_round,
     renewed_lease,
@@ -63,8 +64,8 @@ from shared.errors import (
     Throttled,
     TokenError,
 )
-from shared.services import feed, subscriptions
 from shared.services import mirror as mirror_writes
+from shared.services import subscriptions
 from shared.services.lifecycle import advance_if_allowed, restore_credentials
 from shared.telemetry import bind, dims, round_span, trace_id_of
 
@@ -96,17 +97,20 @@ _LIFECYCLE_EVENTS: dict[
 
 
 class _Lease:
-    """The round's hold on the cursor: renewed after each page (ETag-guarded, so a round whose
-    lease was taken over fails with StateConflict); the first renewal queues the takeover copy."""
+    """The round's hold on the cursor: renewed after a page when due (core.rounds.lease_due;
+    ETag-guarded, so a round whose lease was taken over fails with StateConflict); after the
+    first page the takeover copy is queued."""
 
     def __init__(self, svc: Services, cursor: CursorRecord, request: SyncRequest) -> None:
         self._svc, self.cursor, self._request, self._watched = svc, cursor, request, False
 
     def renew(self) -> None:
         svc = self._svc
-        self.cursor = svc.state.save_cursor(
-            replace(self.cursor, lease_until=renewed_lease(svc.now()))
-        )
+        now = svc.now()
+        if lease_due(now, self.cursor.lease_until):
+            self.cursor = svc.state.save_cursor(
+                replace(self.cursor, lease_until=renewed_lease(now))
+            )
         if not self._watched:
             svc.queue.put(self._request, delay=takeover_after())
             self._watched = True
@@ -153,13 +157,11 @@ def _run_request(svc: Services, request: SyncRequest) -> SyncOutcome:
         return SyncOutcome("ignored")
     if request.trigger is Trigger.LIFECYCLE:
         mailbox, request = _lifecycle_step(svc, mailbox, request)
-    if request.trigger is Trigger.NOTIFICATION:
-        noted = parse_iso(request.requested_at)
-        if noted is not None:
-            svc.state.update_status(key, last_notification=noted)
     now = svc.now()
     cursor = svc.state.get_cursor(key)
     plan = plan_round(request, cursor, mailbox.options, now=now)
+    if request.trigger is Trigger.NOTIFICATION:
+        _note_notification(svc, mailbox, request, folded=isinstance(plan, Fold))
     if isinstance(plan, Fold):
         return SyncOutcome("folded")
     if isinstance(plan, Defer):
@@ -181,10 +183,25 @@ def _run_request(svc: Services, request: SyncRequest) -> SyncOutcome:
         time.time(),
         extra=dims(full=any(step.full for step in plan.passes)),
     )
-    # Change events a crashed round (or write) left in the outbox go to the feed first, so the
-    # feed keeps the mailbox's order.
-    feed.relay(svc, key)
     return _round(svc, request, mailbox, cursor, plan)
+
+
+NOTED_STEP = timedelta(seconds=60)  # a folded notification's time is kept to this step
+
+
+def _note_notification(
+    svc: Services, mailbox: MailboxRecord, request: SyncRequest, *, folded: bool
+) -> None:
+    """Record when the mailbox's last notification arrived: always for one that runs a round;
+    for one folded into a round already done, only once it is `NOTED_STEP` newer than the time
+    recorded (a burst of notifications folds without a status write each)."""
+    noted = parse_iso(request.requested_at)
+    if noted is None:
+        return
+    last = mailbox.status.last_notification
+    if folded and last is not None and noted - last < NOTED_STEP:
+        return
+    svc.state.update_status(mailbox.key, last_notification=noted)
 
 
 def _run_passes(svc: Services, mailbox: MailboxRecord, lease: _Lease, plan: Run) -> SyncOutcome:

@@ -20,6 +20,7 @@ from shared.core.rounds import (
     Pass,
     Requeue,
     Run,
+    lease_due,
     plan_recovery,
     plan_round,
     renewed_lease,
@@ -501,6 +502,16 @@ def test_the_lease_is_short_and_renewed_from_now() -> None:
     assert renewed_lease(at(100)) == at(130)
     assert takeover_after() == 32.0
     assert takeover_after(timedelta(seconds=10)) == 12.0
+
+
+@pytest.mark.parametrize(
+    ("until", "due"),
+    [(None, True), (130, False), (116, False), (114.9, True), (100, True), (90, True)],
+)
+def test_the_lease_is_renewed_once_less_than_half_is_left(until: float | None, due: bool) -> None:
+    """A page done at 100 renews a 30 s lease ending at `until` only below 15 s left."""
+    end = None if until is None else at(0) + timedelta(seconds=until)
+    assert lease_due(at(100), end) is due
 
 
 @pytest.mark.parametrize(

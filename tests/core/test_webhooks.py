@@ -13,6 +13,7 @@ from shared.core.webhooks import (
     JITTER,
     MAX_ATTEMPTS,
     RETRY_DELAYS,
+    Coalescer,
     Filter,
     check_url,
     decode_work_item,
@@ -228,3 +229,19 @@ def test_a_bad_replay_range_names_its_field(data: dict[str, str], field: str) ->
     with pytest.raises(InputError) as err:
         plan_replay_range(data)
     assert field in str(err.value)
+
+
+def test_a_burst_of_writes_shares_two_work_items_per_pair() -> None:
+    """The first write queues at once, the next within the window one delayed to its end (whole
+    seconds), the writes while that one is invisible none; after the window, at once again;
+    another pair is independent; a failed enqueue is forgotten."""
+    c = Coalescer(window=1.0)
+    pair, other = ("sub", "t_u"), ("sub", "t_v")
+    assert c.plan(pair, 10.0) == 0.0
+    assert c.plan(pair, 10.3) == 1.0
+    assert c.plan(pair, 10.9) is None
+    assert c.plan(pair, 11.2) is None
+    assert c.plan(other, 10.5) == 0.0
+    assert c.plan(pair, 11.4) == 0.0
+    c.forget(pair)
+    assert c.plan(pair, 11.5) == 0.0

@@ -1,6 +1,6 @@
 """The change feed as the services make it, against the simulator and Azurite: one change event
-per mirror change, written with the change itself, relayed in order to the `changes` table and
-the `calendar-changes` queue, with stable ids, changed fields and the mailbox's reference."""
+per mirror change, written with the change itself (those rows are the feed), published to the
+`calendar-changes` queue, with stable ids, changed fields and the mailbox's reference."""
 
 from __future__ import annotations
 
@@ -13,16 +13,19 @@ from typing import Any
 import pytest
 
 from graphsim.testing import SimHandle, run_simulator
-from shared.adapters.change_rows import queue_message
+from shared.adapters.change_rows import change_entity, queue_message
+from shared.adapters.storage import StorageClients
+from shared.adapters.tables import LOG_PREFIX, TableState
 from shared.compose import Services, build_services
-from shared.core.feed import ChangeEvent
+from shared.core.feed import ChangeEvent, format_sequence
 from shared.core.model import DeltaItem, MailboxKey, SyncRequest, Trigger
 from shared.core.reconcile import plan_page
 from shared.core.rounds import stamp_request
 from shared.secrets import EnvSecrets
-from shared.services import mailboxes, mirror
+from shared.services import feed, mailboxes, mirror
 from shared.services.sync import run_sync_request
 from tests.services.simworld import app_settings, seed_tenant
+from tests.services.test_webhooks import drain
 
 pytestmark = pytest.mark.integration
 SECRET = "the-right-secret-value-0123456789"
@@ -112,11 +115,12 @@ def test_a_replayed_full_round_adds_no_change(
     assert [c.change_id for c in _feed(svc, key)] == before
 
 
-def test_changes_left_in_the_outbox_are_relayed_by_the_next_round(
+def test_a_change_written_is_on_the_feed_without_a_relay(
     sim: SimHandle, world: tuple[Services, MailboxKey, str]
 ) -> None:
-    """A write whose relay never ran (the host died after the transaction) leaves its change in
-    the outbox; the next round relays it before its own changes, so none is lost."""
+    """A write whose host died right after the transaction (nothing ran after it) is on the
+    feed already: the change rows written with the mirror are the feed; the next round adds its
+    own changes after it."""
     svc, key, upn = world
     event = sim.control.create_event(upn, {"subject": "Written, host died", **_slot(4)})
     mailbox = svc.state.get_mailbox(key)
@@ -124,12 +128,19 @@ def test_changes_left_in_the_outbox_are_relayed_by_the_next_round(
     plan = plan_page(
         [DeltaItem(event["id"], _graph_shape(sim, upn, event["id"]))], stored, mailbox.options
     )
-    svc.state.apply_changes(key, plan.upserts, plan.changes, at=svc.now(), mailbox_ref="tech-7")
-    assert [c.event_id for _, c in svc.state.outbox(key)] == [event["id"]]
-    assert event["id"] not in {c.event_id for c in _feed(svc, key)}
+    [written] = svc.state.apply_changes(
+        key, plan.upserts, plan.changes, at=svc.now(), mailbox_ref="tech-7"
+    )
+    assert (_feed(svc, key)[-1].change_id, _feed(svc, key)[-1].sequence) == (
+        written.change_id,
+        written.sequence,
+    )
+    later = sim.control.create_event(upn, {"subject": "Next round", **_slot(4, 45)})
     assert _round(svc, key).startswith("ok")
-    assert svc.state.outbox(key) == []
-    assert [c.type for c in _feed(svc, key) if c.event_id == event["id"]] == ["created"]
+    feed = _feed(svc, key)
+    assert [c.type for c in feed if c.event_id == event["id"]] == ["created"]
+    [after] = [c for c in feed if c.event_id == later["id"]]
+    assert after.sequence == written.sequence + 1
 
 
 def test_concurrent_writers_never_share_a_sequence(
@@ -167,10 +178,12 @@ def test_concurrent_writers_never_share_a_sequence(
 def test_the_calendar_changes_queue_carries_each_change(
     sim: SimHandle, world: tuple[Services, MailboxKey, str]
 ) -> None:
-    """Every change relayed is also a message on `calendar-changes`, with its id and event."""
+    """Every change is also a message on `calendar-changes` once its publisher's work item ran
+    (services.publish), with its id and event."""
     svc, key, upn = world
     event_id = sim.control.create_event(upn, {"subject": "On the queue", **_slot(6)})["id"]
     assert _round(svc, key).startswith("ok")
+    drain(svc)
     assert svc.changes is not None
     found: list[dict[str, Any]] = []
     queue = svc.changes._queue
@@ -283,3 +296,82 @@ def test_a_two_megabyte_body_fits_its_change_and_its_queue_message(
     message = json.loads(queue_message(change))
     assert message["eventOmitted"] is True
     assert message["id"] == change.change_id
+
+
+def test_rows_an_earlier_version_copied_to_the_changes_table_are_read_in_order(
+    sim: SimHandle, world: tuple[Services, MailboxKey, str]
+) -> None:
+    """An upgraded mailbox whose older changes the earlier relay moved to the `changes` table
+    (and cleared from the log) reads them first, then the log, gapless from any cursor."""
+    svc, key, upn = world
+    assert svc.changes is not None
+    mailbox = svc.state.get_mailbox(key)
+    created = [
+        sim.control.create_event(upn, {"subject": f"Upgraded {n}", **_slot(8, 10 + n)})
+        for n in range(3)
+    ]
+    for event in created:
+        mirror.apply_items(
+            svc, mailbox, [DeltaItem(event["id"], _graph_shape(sim, upn, event["id"]))]
+        )
+    feed = _feed(svc, key)
+    moved = feed[-3:-1]
+    for change in moved:  # what the earlier relay did: copy to `changes`, clear from the log
+        svc.changes.table.upsert_entity(change_entity(change, format_sequence(change.sequence)))
+        svc.state.events.delete_entity(key.partition, LOG_PREFIX + format_sequence(change.sequence))
+    assert [c.change_id for c in _feed(svc, key)] == [c.change_id for c in feed]
+    after = moved[0].sequence
+    assert [c.sequence for c in svc.changes.read_after(key, after, limit=10)] == [
+        after + 1,
+        after + 2,
+    ]
+    assert svc.changes.latest(key) == feed[-1].sequence
+
+
+def test_the_retention_prune_deletes_old_changes_from_the_log_and_the_old_copies(
+    sim: SimHandle, world: tuple[Services, MailboxKey, str]
+) -> None:
+    """Changes older than CHANGES_RETENTION_DAYS go, whether in the log or copied to `changes`
+    by an earlier version; newer ones and the mirror stay."""
+    svc, key, upn = world
+    assert svc.changes is not None
+    mailbox = svc.state.get_mailbox(key)
+    old_at = svc.now() - timedelta(days=svc.settings.changes_retention_days + 1)
+    events = [
+        sim.control.create_event(upn, {"subject": f"Kept {n}", **_slot(9, 10 + n)})
+        for n in range(3)
+    ]
+    written: list[ChangeEvent] = []
+    for n, event in enumerate(events):
+        item = DeltaItem(event["id"], _graph_shape(sim, upn, event["id"]))
+        plan = plan_page([item], {}, mailbox.options)
+        at = old_at if n < 2 else svc.now()
+        written += svc.state.apply_changes(key, plan.upserts, plan.changes, at=at)
+    legacy = written[0]
+    svc.changes.table.upsert_entity(change_entity(legacy, format_sequence(legacy.sequence)))
+    svc.state.events.delete_entity(key.partition, LOG_PREFIX + format_sequence(legacy.sequence))
+    assert feed.run_prune(svc) >= 2
+    kept = {c.change_id for c in _feed(svc, key)}
+    assert written[2].change_id in kept
+    assert not kept & {written[0].change_id, written[1].change_id}
+    assert {e["id"] for e in events} <= set(svc.state.stored_versions(key))
+
+
+def test_a_writer_whose_remembered_sequence_went_stale_writes_on_without_a_conflict(
+    sim: SimHandle, world: tuple[Services, MailboxKey, str]
+) -> None:
+    """Two hosts writing one mailbox in turn (each remembers the sequence row its last write
+    left): the one whose memory another host made stale reads it again and writes, the
+    sequences gapless across both."""
+    svc, key, upn = world
+    other = TableState(StorageClients(svc.settings.storage))
+    mailbox = svc.state.get_mailbox(key)
+    written: list[ChangeEvent] = []
+    for n, state in enumerate([svc.state, other, svc.state, other, svc.state]):
+        event = sim.control.create_event(upn, {"subject": f"Turn {n}", **_slot(10, 10 + n)})
+        item = DeltaItem(event["id"], _graph_shape(sim, upn, event["id"]))
+        plan = plan_page([item], {}, mailbox.options)
+        written += state.apply_changes(key, plan.upserts, plan.changes, at=svc.now())
+    numbers = [c.sequence for c in written]
+    assert numbers == list(range(numbers[0], numbers[0] + 5))
+    assert [c.sequence for c in _feed(svc, key)][-5:] == numbers

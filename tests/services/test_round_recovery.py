@@ -125,3 +125,30 @@ def _slot() -> dict[str, dict[str, str]]:
         "start": {"dateTime": start.strftime(fmt), "timeZone": "UTC"},
         "end": {"dateTime": (start + timedelta(minutes=30)).strftime(fmt), "timeZone": "UTC"},
     }
+
+
+def test_folded_notifications_of_a_burst_write_no_status_each(
+    world: tuple[Services, MailboxKey, str],
+) -> None:
+    """Notifications stamped before the last round fold: the first records its time, the next
+    ones within a minute of it leave the mailbox row untouched (same ETag); one a minute newer
+    records again."""
+    svc, key, _ = world
+    started = svc.state.get_cursor(key).round_started
+    assert started is not None
+
+    def fold(seconds_before: float) -> str:
+        stamp = stamp_request(started - timedelta(seconds=seconds_before))
+        request = SyncRequest(key.tenant_id, key.user_id, Trigger.NOTIFICATION, requested_at=stamp)
+        return run_sync_request(svc, request).result
+
+    def etag() -> str:
+        return str(svc.state.mailboxes.get_entity(key.tenant_id, key.user_id).metadata["etag"])
+
+    assert fold(120) == "folded"
+    first = etag()
+    assert svc.state.get_mailbox(key).status.last_notification is not None
+    assert [fold(100), fold(90), fold(70)] == ["folded"] * 3
+    assert etag() == first
+    assert fold(50) == "folded"
+    assert etag() != first
