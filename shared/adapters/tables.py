@@ -56,6 +56,7 @@ _VERSION_COLUMNS = (
     "series_master_id",
     "ical_uid",
     "type",
+    "hidden",
 )
 _META = {"PartitionKey", "RowKey", "Timestamp", "etag"}
 
@@ -324,7 +325,18 @@ class TableState:
         by_id = {ev.event_id: ev for ev in upserts}
         units: list[tuple[PlannedChange, Any]] = []
         for planned in changes:
-            if planned.type == "deleted":
+            if planned.event_id in by_id:
+                entity = _event_entity(key, by_id[planned.event_id])
+                units.append((planned, ("upsert", entity, {"mode": UpdateMode.REPLACE})))
+            elif planned.keep_row or planned.type != "deleted":
+                # The row stays as it is, shown or hidden (the user's window slid over it).
+                flag = {
+                    "PartitionKey": partition,
+                    "RowKey": encode_key(planned.event_id),
+                    "hidden": planned.type == "deleted",
+                }
+                units.append((planned, ("update", flag, {"mode": UpdateMode.MERGE})))
+            elif planned.type == "deleted":
                 units.append(
                     (
                         planned,
@@ -334,9 +346,6 @@ class TableState:
                         ),
                     )
                 )
-            else:
-                entity = _event_entity(key, by_id[planned.event_id])
-                units.append((planned, ("upsert", entity, {"mode": UpdateMode.REPLACE})))
         written: list[ChangeEvent] = []
         # Two operations a change and one for the sequence: at most 49 changes a transaction.
         known: tuple[int, str] | None = None  # the sequence row as our last batch left it
@@ -346,7 +355,12 @@ class TableState:
             last, etag = known if known is not None else self._sequence(key)
             actions: list[Any] = []
             made: list[ChangeEvent] = []
-            for number, (planned, op) in enumerate(batch, start=last + 1):
+            number = last
+            for planned, op in batch:
+                actions.append(op)
+                if not planned.emit:
+                    continue  # in the window's margin: the row changes, the feed does not
+                number += 1
                 change = ChangeEvent(
                     change_id=change_id(
                         partition, number, planned.event_id, planned.type, planned.change_key
@@ -366,16 +380,11 @@ class TableState:
                     write_key=origin[0] if origin else "",
                     writer=origin[1] if origin else "",
                 )
-                actions.append(op)
                 actions.append(
                     ("create", change_entity(change, OUTBOX_PREFIX + format_sequence(number)))
                 )
                 made.append(change)
-            counter = {
-                "PartitionKey": partition,
-                "RowKey": SEQUENCE_ROW,
-                "last": str(last + len(batch)),
-            }
+            counter = {"PartitionKey": partition, "RowKey": SEQUENCE_ROW, "last": str(number)}
             if etag:
                 guard = {
                     "mode": UpdateMode.REPLACE,
@@ -398,7 +407,7 @@ class TableState:
                 ) from None
             written.extend(made)
             new_etag = str((results[-1] or {}).get("etag", "")) if results else ""
-            known = (last + len(batch), new_etag) if new_etag else None
+            known = (number, new_etag) if new_etag else None
         return written
 
     def _sequence(self, key: MailboxKey) -> tuple[int, str]:
@@ -516,6 +525,27 @@ class TableState:
                 query, parameters=params, select=list(columns) if columns else None
             )
             return [{k: v for k, v in e.items() if k not in _META and v is not None} for e in rows]
+
+    def window_flips(
+        self, key: MailboxKey, start: datetime, end: datetime
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The rows the user's window [start, end) slid over: hidden ones now inside it (whole
+        rows, for their change events) and shown ones now outside it (their version only).
+        Two bounded partition queries; series masters are always shown."""
+        base = f"PartitionKey eq @p and {EVENTS_ONLY} and type ne 'seriesMaster'"
+        params: dict[str, Any] = {"p": key.partition, "start": start, "end": end}
+        with mapped_errors(f"reading the window of {key.user_id}"):
+            entering = self.events.query_entities(
+                f"{base} and hidden eq true and start lt @end and end gt @start", parameters=params
+            )
+            inside = [{k: v for k, v in e.items() if k not in _META} for e in entering]
+            leaving = self.events.query_entities(
+                f"{base} and hidden eq false and ( end le @start or start ge @end )",
+                parameters=params,
+                select=["RowKey", "event_id", *_VERSION_COLUMNS],
+            )
+            outside = [{k: v for k, v in e.items() if k not in _META} for e in leaving]
+        return inside, outside
 
     def purge_events(self, key: MailboxKey) -> int:
         ids = list(self.stored_versions(key))

@@ -40,6 +40,7 @@ from shared.core.rounds import (
     Fold,
     Requeue,
     Run,
+    Slide,
     plan_recovery,
     plan_round,
     renewed_lease,
@@ -153,9 +154,20 @@ def _run_request(svc: Services, request: SyncRequest) -> SyncOutcome:
             svc.state.update_status(key, last_notification=noted)
     now = svc.now()
     cursor = svc.state.get_cursor(key)
-    plan = plan_round(request, cursor, mailbox.options, now=now)
+    settings = svc.settings
+    plan = plan_round(
+        request,
+        cursor,
+        mailbox.options,
+        now=now,
+        margin_days=settings.window_margin_days,
+        safety_net_days=settings.safety_net_days,
+    )
     if isinstance(plan, Fold):
         return SyncOutcome("folded")
+    if isinstance(plan, Slide):  # no Graph request: the user's window slides over the mirror
+        slid = mirror_writes.slide(svc, mailbox)
+        return SyncOutcome("slid", upserts=len(slid))
     if isinstance(plan, Defer):
         svc.queue.put(request, delay=plan.after)
         return SyncOutcome("deferred")
@@ -178,7 +190,10 @@ def _run_request(svc: Services, request: SyncRequest) -> SyncOutcome:
     # Change events a crashed round (or write) left in the outbox go to the feed first, so the
     # feed keeps the mailbox's order.
     feed.relay(svc, key)
-    return _round(svc, request, mailbox, cursor, plan)
+    outcome = _round(svc, request, mailbox, cursor, plan)
+    if request.trigger is Trigger.ROLL and outcome.result == "ok":
+        mirror_writes.slide(svc, mailbox)  # what the passes left as it was may have crossed
+    return outcome
 
 
 def _run_passes(svc: Services, mailbox: MailboxRecord, lease: _Lease, plan: Run) -> SyncOutcome:
@@ -299,7 +314,7 @@ def _follow(
     mirror = svc.state.stored_versions(key) if full else None
     seen: set[str] = set()
     touched: set[str] = set()  # series whose instances changed: their masters are fetched
-    upserts = deletes = pages = added = 0
+    upserts = deletes = pages = added = flips = 0
     for pages, page in enumerate(_pages(svc, mailbox, delta_link, window, full=full), 1):
         ids = [item.event_id for item in page.items]
         if mirror is not None:
@@ -317,6 +332,13 @@ def _follow(
         touched.update(c.series_master_id for c in plan.changes if c.series_master_id)
         upserts, deletes = upserts + len(plan.upserts), deletes + len(plan.deletes)
         added += sum(1 for ev in plan.upserts if ev.event_id not in stored)
+        # A row only shown or hidden (the user's window moved over it) is no drift.
+        flips += sum(
+            1
+            for ev in plan.upserts
+            if ev.event_id in stored
+            and tuple(stored[ev.event_id][:2]) == (ev.change_key, ev.content_hash)
+        )
         if page.delta_link:
             drift, total = 0, None
             # Graph's delta never lists masters: the round fetches them (a full round checks
@@ -336,7 +358,7 @@ def _follow(
                 more, fewer, new = mirror_writes.refresh_masters(svc, mailbox, touched, mirror)
                 upserts, deletes, added = upserts + more, deletes + fewer, added + new
             if mirror is not None:
-                drift = upserts + deletes if count_drift else 0
+                drift = upserts - flips + deletes if count_drift else 0
                 total = len(mirror)
             link = page.delta_link
             return SyncOutcome("ok", upserts, deletes, pages, full, drift, added, total, link)

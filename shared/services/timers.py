@@ -1,7 +1,7 @@
 """Timer steps: poll the mailboxes that have no working subscription, recreate subscriptions that
 expired (within a poll interval of a host starting after an outage), retry subscribing the ones
-that fell back to poll mode, roll every window forward daily with a safety-net full resync that
-counts drift, prune the operations log past its retention, watch the credential's expiry, and
+that fell back to poll mode, roll every window forward daily (a weekly safety-net full resync that
+counts drift), prune the operations log past its retention, watch the credential's expiry, and
 keep subscriptions renewed and reconciled.
 
 Polling never runs faster than a mailbox's `pollSeconds` (at least 60 s: Microsoft forbids more).
@@ -85,7 +85,7 @@ def run_renewals(svc: Services) -> dict[str, int]:
 
 
 def run_daily(svc: Services) -> dict[str, int]:
-    """Roll every mailbox's window forward and run the safety-net resync (drift is logged);
+    """Roll every mailbox's window forward (the safety net when it is due; drift is logged);
     prune the operations log and the change feed; check the credential's expiry (a failure of
     either is logged and never stops the roll)."""
     counts = _roll(svc)
@@ -101,9 +101,10 @@ def run_daily(svc: Services) -> dict[str, int]:
 
 def _roll(svc: Services) -> dict[str, int]:
     mailboxes = [m for m in svc.state.list_mailboxes() if m.enabled]
-    # Spread the full resyncs (0.2 s per mailbox, at most 5 minutes) so they don't all hit
-    # Graph and the workers at once.
+    # Each becomes a slide of the user's window, a new delta window or the safety net
+    # (core.rounds, "The daily roll"): only the last two cost Graph requests. Spread the rounds
+    # (0.2 s per mailbox, at most 5 minutes) so they don't all hit Graph and the workers at once.
     spread = min(300.0, 0.2 * len(mailboxes))
     for mailbox in mailboxes:
-        queue_sync(svc, mailbox.key, Trigger.SAFETY_NET, delay=svc.rng.uniform(0, spread))
+        queue_sync(svc, mailbox.key, Trigger.ROLL, delay=svc.rng.uniform(0, spread))
     return {"queued": len(mailboxes)}
