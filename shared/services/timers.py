@@ -91,6 +91,11 @@ def run_daily(svc: Services) -> dict[str, int]:
     counts = _roll(svc)
     counts["log_rows_pruned"] = oplog.run_prune(svc)
     counts["changes_pruned"] = feed.run_prune(svc)
+    if svc.pacer is not None:  # the shared subscription-write budget's spent slots
+        try:
+            counts["pacing_pruned"] = svc.pacer.prune(svc.now())
+        except CalsyncError as exc:
+            log.warning("pacing rows: not pruned (%s): %s", exc.code, exc.message)
     try:
         expiry = credential_watch.run_watch(svc)
         counts["credential_days_left"] = -1 if expiry.days_left is None else expiry.days_left
