@@ -39,7 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import enrol_and_sync, median, seed_users, table, write_json
 from pollers import Poller
 
-PER_TENANT = ("subscriptions.list",)  # endpoints the timers call once per tenant, not mailbox
+PER_TENANT = (  # endpoints the timers call once per tenant, not per mailbox
+    "subscriptions.list",  # the renewal timer's orphan check, every 15 min
+    "applications.get",  # the daily credential expiry watch
+)
 SETTLE = 5.0  # seconds after the last row: the debounce (3 s) plus a margin
 
 
@@ -194,6 +197,11 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     # The renewal timer's orphan check lists the tenant's subscriptions: a cost per tenant.
     tenant_day = sum(v for k, v in idle["by_endpoint"].items() if k in PER_TENANT) / args.days
     per_day = (idle["graph_requests"] - tenant_day * args.days) / args.mailboxes / args.days
+    per_kind = {
+        k: round(v / args.mailboxes / args.days, 3)
+        for k, v in idle["by_endpoint"].items()
+        if k not in PER_TENANT
+    }
     renewals_per_day = (
         idle["by_endpoint"].get("subscriptions.update", 0) / args.mailboxes / args.days
     )
@@ -218,6 +226,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             "naive": renewals_per_day,
             "poller_60s": poller_day,
             "calsync_per_tenant_day": tenant_day,
+            "calsync_by_endpoint": per_kind,
             "detail": idle,
         },
     }
@@ -237,6 +246,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             ],
         ],
     )
+    print(f"idle mailbox, per day, by endpoint: {per_kind}")
     print(
         f"idle requests by endpoint: {idle['by_endpoint']} "
         f"(401s left out: {idle['unauthorized_401']}, 429s: {idle['throttled_429']})"
