@@ -29,6 +29,8 @@ SMALL: dict[str, list[str]] = {
     "renewal_scale": ["--mailboxes", "300", "--days", "7", "--step", "3600"],
     "now": ["--mailboxes", "20", "--requests", "20"],
     "cold_start": ["--imports", "5", "--hosts", "3"],
+    "table_cost": ["--changes", "50", "--runs", "1"],
+    "growth": ["--sizes", "1,3", "--changes", "2", "--png", "bench-results/growth.png"],
 }
 
 
