@@ -15,6 +15,7 @@ from datetime import timedelta
 from shared.compose import Services
 from shared.core import lifecycle as lc
 from shared.core.model import Trigger
+from shared.core.state import MailboxRecord
 from shared.errors import CalsyncError, TokenError
 from shared.services import credential_watch, ews_push, feed, oplog, subscriptions
 from shared.services.lifecycle import advance, queue_sync, restore_credentials
@@ -26,10 +27,15 @@ def run_poll(svc: Services) -> dict[str, int]:
     """Recreate expired subscriptions; queue a sync for each polled mailbox that is due; retry
     subscribing fallbacks."""
     counts = {"polled": 0, "resubscribed": 0, "recreated": subscriptions.recreate_expired(svc)}
-    counts["restored"] = _heal_credentials(svc)
+    # One listing of the mailboxes per run (it is most of a run's time at 10,000 mailboxes),
+    # read again only when a restored credential changed some of them.
+    records = svc.state.list_mailboxes()
+    counts["restored"] = _heal_credentials(svc, records)
+    if counts["restored"]:
+        records = svc.state.list_mailboxes()
     counts["ews_subscribed"] = ews_push.run_ensure(svc)  # push hints for EWS mailboxes
     now = svc.now()
-    for mailbox in svc.state.list_mailboxes():
+    for mailbox in records:
         if not mailbox.enabled:
             continue
         status = mailbox.status
@@ -53,7 +59,7 @@ def run_poll(svc: Services) -> dict[str, int]:
     return counts
 
 
-def _heal_credentials(svc: Services) -> int:
+def _heal_credentials(svc: Services, records: list[MailboxRecord]) -> int:
     """For each tenant with a credential_invalid mailbox due for its poll, ask Entra for a token
     (at most once per tenant per run, so at the poll interval: on a rejection the token adapter
     reads the secret again past its cache); once one is had, every such mailbox of the tenant
@@ -61,7 +67,7 @@ def _heal_credentials(svc: Services) -> int:
     now = svc.now()
     due = {
         m.key.tenant_id
-        for m in svc.state.list_mailboxes()
+        for m in records
         if m.enabled
         and m.state is lc.State.CREDENTIAL_INVALID
         and (m.status.next_poll is None or m.status.next_poll <= now)
