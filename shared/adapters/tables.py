@@ -531,7 +531,7 @@ class TableState:
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The rows the user's window [start, end) slid over: hidden ones now inside it (whole
         rows, for their change events) and shown ones now outside it (their version only).
-        Two bounded partition queries; series masters are always shown."""
+        Two partition queries; series masters are always shown."""
         base = f"PartitionKey eq @p and {EVENTS_ONLY} and type ne 'seriesMaster'"
         params: dict[str, Any] = {"p": key.partition, "start": start, "end": end}
         with mapped_errors(f"reading the window of {key.user_id}"):
@@ -539,12 +539,18 @@ class TableState:
                 f"{base} and hidden eq true and start lt @end and end gt @start", parameters=params
             )
             inside = [{k: v for k, v in e.items() if k not in _META} for e in entering]
+            # Every row outside, shown ones kept: a row mirrored before the margin has no
+            # `hidden` at all, and a filter on a property a row lacks never matches it.
             leaving = self.events.query_entities(
-                f"{base} and hidden eq false and ( end le @start or start ge @end )",
+                f"{base} and ( end le @start or start ge @end )",
                 parameters=params,
                 select=["RowKey", "event_id", *_VERSION_COLUMNS],
             )
-            outside = [{k: v for k, v in e.items() if k not in _META} for e in leaving]
+            outside = [
+                {k: v for k, v in e.items() if k not in _META}
+                for e in leaving
+                if e.get("hidden") is not True
+            ]
         return inside, outside
 
     def purge_events(self, key: MailboxKey) -> int:

@@ -153,3 +153,23 @@ def test_the_daily_slide_shows_what_the_days_bring_in_and_hides_what_they_take_o
     assert {e["event_id"] for e in listed} == {entering}
     assert _round(svc, key, Trigger.ROLL) == "slid"
     assert len(_feed(svc, key)) == 3
+
+
+def test_a_row_mirrored_before_the_margin_still_leaves_the_feed(
+    sim: SimHandle, world: World
+) -> None:
+    """A row without the `hidden` property (mirrored before the margin existed) that the days
+    take out of the user's window is deleted on the feed by the slide."""
+    from azure.data.tables import UpdateMode
+
+    from shared.core.keys import encode_key
+
+    svc, key, upn, clock = world
+    old = sim.control.create_event(upn, {"subject": "old row", **_slot(1)})["id"]
+    assert _round(svc, key).startswith("ok")
+    row = dict(svc.state.events.get_entity(key.partition, encode_key(old)))
+    del row["hidden"]
+    svc.state.events.upsert_entity(row, mode=UpdateMode.REPLACE)
+    clock[0] += timedelta(days=2)
+    assert _round(svc, key, Trigger.ROLL) == "slid"
+    assert _feed(svc, key) == [(old, "created"), (old, "deleted")]
