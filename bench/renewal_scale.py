@@ -244,6 +244,10 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     from devhost.local.stack import local_stack
 
     args = _args(argv)
+    if args.storm and args.seed == "direct":
+        raise SystemExit(
+            "--storm needs --seed api: seeded subscriptions have no lifecycle URL or clientState"
+        )
     runs: dict[str, list[float]] = {}
     with local_stack(hosts=args.hosts) as stack:
         upns = [f"renew-{uuid.uuid4().hex[:10]}@contoso.example" for _ in range(args.mailboxes)]
