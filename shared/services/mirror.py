@@ -75,7 +75,7 @@ def apply_items(
         break
     for event_id, why in plan.skipped:
         log.warning("event %s of %s not mirrored: %s", event_id, key.user_id, why)
-    if written:
+    if plan.changes:  # hidden ones too: the margin is indexed, the lookup hides it
         # The index needs an event only when it is new or its iCalUId changed.
         indexed = {
             c.event_id
@@ -85,6 +85,7 @@ def apply_items(
         icaluid_index.note_changes(
             svc, key, [ev for ev in plan.upserts if ev.event_id in indexed], plan.deletes
         )
+    if written:
         feed.relay(svc, key)
     return plan, written
 

@@ -173,3 +173,19 @@ def test_a_row_mirrored_before_the_margin_still_leaves_the_feed(
     clock[0] += timedelta(days=2)
     assert _round(svc, key, Trigger.ROLL) == "slid"
     assert _feed(svc, key) == [(old, "created"), (old, "deleted")]
+
+
+def test_the_icaluid_lookup_shows_the_users_window_only(sim: SimHandle, world: World) -> None:
+    """GET /api/events?iCalUId= finds an event in the margin only once the days bring it into
+    the user's window."""
+    from shared.services import icaluid_index
+
+    svc, key, upn, clock = world
+    eid = sim.control.create_event(upn, {"subject": "later", **_slot(9)})["id"]
+    assert _round(svc, key).startswith("ok")
+    row = svc.state.list_events(key, columns=("event_id", "ical_uid"))
+    (uid,) = [r["ical_uid"] for r in row if r["event_id"] == eid]
+    assert icaluid_index.find(svc, key.tenant_id, uid)["count"] == 0
+    clock[0] += timedelta(days=3)
+    assert _round(svc, key, Trigger.ROLL) == "slid"
+    assert icaluid_index.find(svc, key.tenant_id, uid)["count"] == 1
