@@ -30,6 +30,8 @@ SMALL: dict[str, list[str]] = {
     "now": ["--mailboxes", "20", "--requests", "20"],
     "cold_start": ["--imports", "5", "--hosts", "3"],
     "ews_writes": ["--writes", "10"],
+    "table_cost": ["--changes", "50", "--runs", "1"],
+    "growth": ["--sizes", "1,3", "--changes", "2", "--png", "bench-results/growth.png"],
 }
 
 

@@ -135,6 +135,14 @@ class SimClient:
         body = {"user": user, "client_id": client_id, "count": count}
         return self._call("POST", "/subscriptions/bulk", body)["count"]  # type: ignore[no-any-return]
 
+    def seed_subscriptions(
+        self, users: list[str], client_id: str, **opts: Any
+    ) -> dict[str, list[str]]:
+        """One live subscription per user (no handshake): {user: [id]}; opts: notification_url,
+        lifetime_s, spread_s."""
+        body = {"users": users, "client_id": client_id, "count": 1, **opts}
+        return self._call("POST", "/subscriptions/bulk", body)["ids"]  # type: ignore[no-any-return]
+
     def reset_throttle(self) -> None:
         self._call("POST", "/throttle/reset")
 

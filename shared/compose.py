@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from shared import redact, telemetry
 from shared.core.intake import SubscriptionCache
 from shared.core.webhooks import Coalescer
-from shared.names import ICALUIDS_TABLE, LOG_TABLE
+from shared.names import ICALUIDS_TABLE, LOG_TABLE, PACING_TABLE
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from shared.adapters.webhook_tables import WebhookStore
     from shared.adapters.write_tables import WriteStore
     from shared.secrets import SecretStore
+    from shared.services.write_budget import SharedPacer
 
 log = logging.getLogger("calsync")
 
@@ -108,6 +109,8 @@ class Services:
     # The EWS page source, when a tenant is on Exchange Server (MAILBOX_PROVIDERS).
     ews: EwsSource | None = None
     ews_push: PushTable | None = None  # the EWS mailboxes' push subscriptions
+    # Subscription writes paced per tenant across hosts (None: this process alone paces them).
+    pacer: SharedPacer | None = None
 
     def now(self) -> datetime:
         return self.clock()
@@ -150,6 +153,7 @@ def build_services(
     from shared.adapters.icaluid_tables import TableIcalIndex
     from shared.adapters.msal_tokens import MsalTokens
     from shared.adapters.oplog_tables import TableOpLog
+    from shared.adapters.pacing_tables import PacingTable
     from shared.adapters.queues import SyncQueue, WriteQueue
     from shared.adapters.storage import StorageClients
     from shared.adapters.tables import TableState
@@ -157,6 +161,7 @@ def build_services(
     from shared.adapters.webhook_tables import WebhookStore
     from shared.adapters.write_tables import WriteStore
     from shared.credentials import build_client_credential
+    from shared.services.write_budget import SharedPacer
 
     secrets = secrets if secrets is not None else build_secrets(settings)
     # Short storage timeouts and quick retries: the intake must answer Graph within 3 s, and a
@@ -241,6 +246,7 @@ def build_services(
         webhooks=WebhookStore(clients),
         sender=WebhookSender(hooks_http),
         writes=WriteStore(clients),
+        pacer=SharedPacer(PacingTable(clients.table(PACING_TABLE))),
         write_queue=WriteQueue(clients),
         ews=ews,
         ews_push=ews_push,

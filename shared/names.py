@@ -13,6 +13,7 @@ WEBHOOKS_TABLE = "webhooks"  # the change feed's subscribers
 DELIVERIES_TABLE = "deliveries"  # one delivery cursor per (subscriber, mailbox)
 DEADLETTERS_TABLE = "deadletters"  # changes whose delivery gave up
 WRITES_TABLE = "writes"
+PACING_TABLE = "pacing"  # subscription-write budget per tenant and slot, shared by all hosts
 TABLES = (
     MAILBOXES_TABLE,
     SUBSCRIPTIONS_TABLE,
@@ -25,6 +26,7 @@ TABLES = (
     DELIVERIES_TABLE,
     DEADLETTERS_TABLE,
     WRITES_TABLE,
+    PACING_TABLE,
 )
 
 SYNC_QUEUE = "sync-requests"

@@ -80,6 +80,19 @@ SETTINGS: tuple[SettingDoc, ...] = (
         "table) is kept; older days are deleted by the daily roll (1 to 365).",
     ),
     SettingDoc(
+        "WINDOW_MARGIN_DAYS",
+        "7",
+        "Days mirrored beyond each side of a mailbox's window (hidden from reads and the "
+        "change feed), so its delta window is recreated every this many days plus one instead "
+        "of daily (0 to 28; 0: every day).",
+    ),
+    SettingDoc(
+        "SAFETY_NET_DAYS",
+        "7",
+        "Days between two safety-net full listings of a mailbox's window (1 to 28); one also "
+        "runs at once after any fault that could have lost a change.",
+    ),
+    SettingDoc(
         "CHANGES_RETENTION_DAYS",
         "30",
         "Days the change feed (the change rows of the `events` table) keeps each change for "
@@ -220,6 +233,8 @@ class Settings:
     secret_cache_seconds: float = 300.0
     log_retention_days: int = 7
     changes_retention_days: int = 30
+    window_margin_days: int = 7
+    safety_net_days: int = 7
     webhook_timeout_seconds: float = 5.0
     webhook_allow_http_loopback: bool = False
     graph_base_url: str = "https://graph.microsoft.com/v1.0"
@@ -324,6 +339,18 @@ class Settings:
                 f"CHANGES_RETENTION_DAYS {kept_text!r} is not a whole number of days, 1 to 365"
             )
             kept = 30
+        margin_text = get("WINDOW_MARGIN_DAYS") or "7"
+        margin_days = int(margin_text) if margin_text.isdigit() else -1
+        if not 0 <= margin_days <= 28:
+            problems.append(
+                f"WINDOW_MARGIN_DAYS {margin_text!r} is not a whole number of days, 0 to 28"
+            )
+            margin_days = 7
+        net_text = get("SAFETY_NET_DAYS") or "7"
+        net_days = int(net_text) if net_text.isdigit() else 0
+        if not 1 <= net_days <= 28:
+            problems.append(f"SAFETY_NET_DAYS {net_text!r} is not a whole number of days, 1 to 28")
+            net_days = 7
         hook_timeout_text = get("WEBHOOK_TIMEOUT_SECONDS") or "5"
         try:
             hook_timeout = float(hook_timeout_text)
@@ -368,6 +395,8 @@ class Settings:
             secret_cache_seconds=ttl,
             log_retention_days=retention,
             changes_retention_days=kept,
+            window_margin_days=margin_days,
+            safety_net_days=net_days,
             webhook_timeout_seconds=hook_timeout,
             webhook_allow_http_loopback=loopback_text == "true",
             graph_base_url=graph or "",

@@ -106,3 +106,23 @@ def test_ews_writes_smoke(tmp_path: Path) -> None:
     assert result["create"]["n"] == 2
     assert result["create"]["ews_calls"]["CreateItem"] == 1
     assert result["occurrence edit"]["ews_calls"]["UpdateItem"] == 1
+
+
+def test_table_cost_smoke(tmp_path: Path) -> None:
+    """A burst of 5 changes is counted at the Table endpoint's proxy: some requests per change,
+    the operations log apart, and the JSON report is written."""
+    out = tmp_path / "tables.json"
+    load("table_cost").run(["--changes", "5", "--runs", "1", "--json", str(out)])
+    result = report(out, "table_cost")["result"]
+    assert result["per_change_median"]["all"] > 0
+    assert result["samples"][0]["burst"]["by_table"].get("events", 0) > 0
+
+
+def test_growth_smoke(tmp_path: Path) -> None:
+    """One mailbox: Table and Graph requests per change and per idle hour, and the plot."""
+    out, png = tmp_path / "growth.json", tmp_path / "growth.png"
+    load("growth").run(["--sizes", "1", "--changes", "1", "--png", str(png), "--json", str(out)])
+    (row,) = report(out, "growth")["result"]
+    assert row["per_change"]["graph_requests"] >= 1
+    assert row["idle_hour"]["table_requests"] > 0
+    assert png.stat().st_size > 1000

@@ -163,3 +163,19 @@ def test_public_base_url_must_be_https_elsewhere(url: str, says: str) -> None:
     assert len(info.value.problems) == 1
     assert info.value.problems[0].startswith(f"PUBLIC_BASE_URL {url!r}")
     assert says in info.value.problems[0]
+
+
+def test_window_margin_and_safety_net_days() -> None:
+    """WINDOW_MARGIN_DAYS (0-28) and SAFETY_NET_DAYS (1-28) default to 7; out of range or not
+    whole numbers they are ConfigErrors naming the key."""
+    s = Settings.from_env(BASE)
+    assert (s.window_margin_days, s.safety_net_days) == (7, 7)
+    s = Settings.from_env(BASE | {"WINDOW_MARGIN_DAYS": "0", "SAFETY_NET_DAYS": "1"})
+    assert (s.window_margin_days, s.safety_net_days) == (0, 1)
+    for key, bad in [
+        ("WINDOW_MARGIN_DAYS", "29"),
+        ("SAFETY_NET_DAYS", "0"),
+        ("SAFETY_NET_DAYS", "x"),
+    ]:
+        with pytest.raises(ConfigError, match=key):
+            Settings.from_env(BASE | {key: bad})

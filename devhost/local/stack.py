@@ -163,7 +163,7 @@ class Stack:
 
     def run_function(self, name: str, i: int = 0) -> None:
         """Run a timer function now, as the Functions host's admin endpoint does."""
-        with httpx.Client(verify=self.sim.ssl_context(), timeout=120) as client:
+        with httpx.Client(verify=self.sim.ssl_context(), timeout=600) as client:
             response = client.post(
                 f"{self.hosts[i].url}/admin/functions/{name}",
                 json={"input": ""},

@@ -287,23 +287,39 @@ def subscriptions(sim: Simulator, request: Request, body: Body) -> Any:
 
 
 def bulk_subscriptions(sim: Simulator, request: Request, body: Body) -> Any:
-    """{user, client_id, count}: live subscriptions without a handshake (quota tests)."""
-    box = sim.directory.mailbox_for(body["user"])
-    for i in range(int(body["count"])):
-        sim.subscriptions.add(
-            app_id=body["client_id"],
-            tenant_id=box.user.tenant_id,
-            mailbox_id=box.user.id,
-            resource=f"users/{box.user.id}/events",
-            change_type="created",
-            change_types=frozenset({f"bulk-{i}"}),
-            notification_url="https://127.0.0.1:9/bulk",
-            lifecycle_url=None,
-            client_state=None,
-            expiration=sim.clock.now() + timedelta(days=2),
-            latest_tls="v1_2",
-            creator_id=body["client_id"],
-        )
+    """{user | users, client_id, count, notification_url?, lifetime_s?, spread_s?}: live
+    subscriptions without a handshake (quota tests; seeding many mailboxes for the renewal
+    benchmark). Each expires `lifetime_s` (default 2 days) minus up to `spread_s` from now; the
+    answer has the mailbox's count (one user) or each user's new ids (`users`)."""
+    users = list(body.get("users") or [body["user"]])
+    lifetime = float(body.get("lifetime_s") or 2 * 86400)
+    spread = float(body.get("spread_s") or 0)
+    url = str(body.get("notification_url") or "https://127.0.0.1:9/bulk")
+    made: dict[str, list[str]] = {}
+    for user in users:
+        box = sim.directory.mailbox_for(user)
+        for i in range(int(body["count"])):
+            sub = sim.subscriptions.add(
+                app_id=body["client_id"],
+                tenant_id=box.user.tenant_id,
+                mailbox_id=box.user.id,
+                resource=f"users/{box.user.id}/events",
+                change_type="created,updated,deleted" if "users" in body else "created",
+                change_types=frozenset({f"bulk-{i}"})
+                if "users" not in body
+                else frozenset({"created", "updated", "deleted"}),
+                notification_url=url,
+                lifecycle_url=None,
+                client_state=None,
+                expiration=sim.clock.now()
+                + timedelta(seconds=lifetime - spread * sim.rng.random()),
+                latest_tls="v1_2",
+                creator_id=body["client_id"],
+            )
+            made.setdefault(user, []).append(sub.id)
+    if "users" in body:
+        return {"ids": made}
+    box = sim.directory.mailbox_for(users[0])
     return {"count": sim.subscriptions.count_for_mailbox(box.user.id)}
 
 

@@ -222,6 +222,10 @@ var appSettings = {
   CHANGES_RETENTION_DAYS: string(changesRetentionDays)
   // Seconds a change-feed webhook receiver has to answer one delivery.
   WEBHOOK_TIMEOUT_SECONDS: '5'
+  // Days mirrored beyond each side of a mailbox's window: its delta window is recreated weekly.
+  WINDOW_MARGIN_DAYS: '7'
+  // Days between two safety-net full listings of a mailbox (and at once after a fault).
+  SAFETY_NET_DAYS: '7'
   // Graph endpoint (another one for sovereign clouds).
   GRAPH_BASE_URL: graphBaseUrl
   // Token scope for Graph; empty: derived from GRAPH_BASE_URL's host.

@@ -32,7 +32,7 @@ param skuName string = 'Standard_ZRS'
 // The app's tables and queues (shared/names.py TABLES and QUEUES; tests/infra/test_storage_names.py
 // keeps the two lists equal). The app also creates any that is missing at start, idempotently;
 // provisioning them here means a new deployment has them before its first request.
-@description('Tables the app uses: the mirror, its state, the change feed, the operations log, the iCalUId index, webhook subscribers and deliveries, and the write records.')
+@description('Tables the app uses: the mirror, its state, the change feed, the operations log, the iCalUId index, webhook subscribers and deliveries, the write records, and the subscription-write budget shared by the hosts.')
 param tableNames array = [
   'mailboxes'
   'subscriptions'
@@ -45,6 +45,7 @@ param tableNames array = [
   'deliveries'
   'deadletters'
   'writes'
+  'pacing'
 ]
 
 @description('Queues the app uses: sync requests, the change feed, webhook deliveries and queued writes (the host makes the -poison queues).')

@@ -59,6 +59,7 @@ _VERSION_COLUMNS = (
     "series_master_id",
     "ical_uid",
     "type",
+    "hidden",
 )
 _META = {"PartitionKey", "RowKey", "Timestamp", "etag"}
 
@@ -345,7 +346,18 @@ class TableState:
         by_id = {ev.event_id: ev for ev in upserts}
         units: list[tuple[PlannedChange, Any]] = []
         for planned in changes:
-            if planned.type == "deleted":
+            if planned.event_id in by_id:
+                entity = _event_entity(key, by_id[planned.event_id])
+                units.append((planned, ("upsert", entity, {"mode": UpdateMode.REPLACE})))
+            elif planned.keep_row or planned.type != "deleted":
+                # The row stays as it is, shown or hidden (the user's window slid over it).
+                flag = {
+                    "PartitionKey": partition,
+                    "RowKey": encode_key(planned.event_id),
+                    "hidden": planned.type == "deleted",
+                }
+                units.append((planned, ("update", flag, {"mode": UpdateMode.MERGE})))
+            elif planned.type == "deleted":
                 units.append(
                     (
                         planned,
@@ -355,9 +367,6 @@ class TableState:
                         ),
                     )
                 )
-            else:
-                entity = _event_entity(key, by_id[planned.event_id])
-                units.append((planned, ("upsert", entity, {"mode": UpdateMode.REPLACE})))
 
         def _origin(event_id: str) -> tuple[str, str] | None:
             return origin or (origins or {}).get(event_id)
@@ -409,13 +418,19 @@ class TableState:
         mailbox_ref: str,
         origin_of: Callable[[str], tuple[str, str] | None],
     ) -> tuple[list[ChangeEvent], tuple[int, str] | None]:
-        """One transaction: the batch's event operations, a change row each numbered from
-        `last` + 1, and the sequence row (ETag-guarded); the changes made and the sequence row
-        as it left it. TableTransactionError when the partition changed meanwhile."""
+        """One transaction: the batch's event operations, a change row for each change that is
+        emitted (numbered from `last` + 1; a change in the window's margin has none), and the
+        sequence row (ETag-guarded); the changes made and the sequence row as it left it.
+        TableTransactionError when the partition changed meanwhile."""
         partition = key.partition
         actions: list[Any] = []
         made: list[ChangeEvent] = []
-        for number, (planned, op) in enumerate(batch, start=last + 1):
+        number = last
+        for planned, op in batch:
+            actions.append(op)
+            if not planned.emit:
+                continue  # in the window's margin: the row changes, the feed does not
+            number += 1
             change = ChangeEvent(
                 change_id=change_id(
                     partition, number, planned.event_id, planned.type, planned.change_key
@@ -436,14 +451,9 @@ class TableState:
                 write_key=marked[0] if (marked := origin_of(planned.event_id)) else "",
                 writer=marked[1] if marked else "",
             )
-            actions.append(op)
             actions.append(("create", change_entity(change, LOG_PREFIX + format_sequence(number))))
             made.append(change)
-        counter = {
-            "PartitionKey": partition,
-            "RowKey": SEQUENCE_ROW,
-            "last": str(last + len(batch)),
-        }
+        counter = {"PartitionKey": partition, "RowKey": SEQUENCE_ROW, "last": str(number)}
         if etag:
             guard = {
                 "mode": UpdateMode.REPLACE,
@@ -455,7 +465,7 @@ class TableState:
             actions.append(("create", counter))
         results = self.events.submit_transaction(actions)
         new_etag = str((results[-1] or {}).get("etag", "")) if results else ""
-        return made, ((last + len(batch), new_etag) if new_etag else None)
+        return made, ((number, new_etag) if new_etag else None)
 
     def _sequence(self, key: MailboxKey) -> tuple[int, str]:
         """The partition's last change sequence and its row's ETag ((-1, "") before any)."""
@@ -556,6 +566,34 @@ class TableState:
                 select=list(select) if select else None,
                 results_per_page=per_page,
             )
+
+    def window_flips(
+        self, key: MailboxKey, start: datetime, end: datetime
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The rows the user's window [start, end) slid over: hidden ones now inside it (whole
+        rows, for their change events) and shown ones now outside it (their version only).
+        Two partition queries; series masters are always shown."""
+        base = " and type ne 'seriesMaster'"
+        params: dict[str, Any] = {"start": start, "end": end}
+        with mapped_errors(f"reading the window of {key.user_id}"):
+            entering = self._event_rows(
+                key, f"{base} and hidden eq true and start lt @end and end gt @start", params
+            )
+            inside = [{k: v for k, v in e.items() if k not in _META} for e in entering]
+            # Every row outside, shown ones kept: a row mirrored before the margin has no
+            # `hidden` at all, and a filter on a property a row lacks never matches it.
+            leaving = self._event_rows(
+                key,
+                f"{base} and ( end le @start or start ge @end )",
+                params,
+                select=["RowKey", "event_id", *_VERSION_COLUMNS],
+            )
+            outside = [
+                {k: v for k, v in e.items() if k not in _META}
+                for e in leaving
+                if e.get("hidden") is not True
+            ]
+        return inside, outside
 
     def purge_events(self, key: MailboxKey) -> int:
         ids = list(self.stored_versions(key))

@@ -319,7 +319,7 @@ def _rejected(e: CredentialRejected) -> Transition:
 
 
 def _restored(e: CredentialRestored) -> Transition:
-    sync: tuple[Action, ...] = (Sync(Trigger.POLL),) if e.resync else ()
+    sync: tuple[Action, ...] = (Sync(Trigger.RESTORED),) if e.resync else ()
     if e.mode == "poll":
         return Transition(State.POLL_CHOSEN, sync, "poll mode chosen")
     if e.subscribed:

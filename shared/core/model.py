@@ -124,6 +124,7 @@ class StoredVersion(NamedTuple):
     series_master_id: str = ""
     ical_uid: str = ""
     kind: str = ""  # Graph's type: singleInstance, occurrence, exception or seriesMaster
+    hidden: str = ""  # "True" when it lies in the window's margin, outside the user's window
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,11 @@ class PlannedChange:
     ical_uid: str = ""
     changed_fields: tuple[str, ...] | None = None
     event: dict[str, Any] | None = None
+    # The row and the feed can differ for an event in the window's margin (core.window): a
+    # change there writes the row but no change event (`emit` False), and an event leaving the
+    # user's window is `deleted` on the feed while its row stays, hidden (`keep_row`).
+    emit: bool = True
+    keep_row: bool = False
 
 
 @dataclass(frozen=True)
@@ -192,6 +198,8 @@ class Trigger(StrEnum):
     RECREATED = "subscription recreated"
     EXPIRED = "subscription expired"
     SAFETY_NET = "safety-net"
+    ROLL = "window roll"  # the daily timer: slide the user's window, safety net when due
+    RESTORED = "credential restored"
 
 
 @dataclass(frozen=True)

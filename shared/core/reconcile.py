@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, TypeVar
 
 from shared.core.events import MASKED_SENSITIVITIES, normalize_event
 from shared.core.feed import changed_fields
-from shared.core.model import DeltaItem, MailboxOptions, MirrorEvent, PlannedChange
+from shared.core.model import DeltaItem, MailboxOptions, MirrorEvent, PlannedChange, Window
+from shared.core.window import in_user_window
 from shared.errors import InputError
 
 T = TypeVar("T")
@@ -62,15 +64,31 @@ def _field(version: Sequence[str] | None, index: int) -> str:
     return version[index] if version is not None and len(version) > index else ""
 
 
+def is_hidden(version: Sequence[str] | None) -> bool:
+    """Whether a stored version lies in the window's margin (not shown on the feed)."""
+    return _field(version, 6) == "True"
+
+
 def deletion(event_id: str, version: Sequence[str] | None) -> PlannedChange:
-    """The change event of removing `event_id`, whose stored version is `version`."""
+    """The change event of removing `event_id`, whose stored version is `version` (emitted
+    only if the feed showed the event)."""
     return PlannedChange(
         "deleted",
         event_id,
         change_key=_field(version, 0),
         series_master_id=_field(version, 3),
         ical_uid=_field(version, 4),
+        emit=not is_hidden(version),
     )
+
+
+def _shown(ev: MirrorEvent, user: Window | None) -> bool:
+    if user is None or ev.properties.get("type") == "seriesMaster":
+        return True
+    start, end = ev.properties.get("start"), ev.properties.get("end")
+    if not isinstance(start, datetime) or not isinstance(end, datetime):
+        return True
+    return in_user_window(start, end, user)
 
 
 def _is_excluded(event: Mapping[str, Any], options: MailboxOptions) -> bool:
@@ -79,11 +97,18 @@ def _is_excluded(event: Mapping[str, Any], options: MailboxOptions) -> bool:
 
 
 def plan_page(
-    items: Sequence[DeltaItem], stored: Mapping[str, Sequence[str]], options: MailboxOptions
+    items: Sequence[DeltaItem],
+    stored: Mapping[str, Sequence[str]],
+    options: MailboxOptions,
+    user: Window | None = None,
 ) -> PagePlan:
     """The upserts and deletes for `items`, given `stored` id -> version (a StoredVersion, or
     a (change_key, content_hash) pair). With the private option `exclude`, a private or
-    confidential event is treated as gone: never mirrored, deleted if it was."""
+    confidential event is treated as gone: never mirrored, deleted if it was.
+
+    `user`: the user's window now (core.window). An event outside it (in the margin) is
+    mirrored hidden, with no change event; one that comes into it is `created` on the feed,
+    one that goes out of it `deleted` (its row kept, hidden). None: everything is shown."""
     last: dict[str, DeltaItem] = {}
     for item in items:
         # Re-inserting moves the id to its last position: the page's order of last occurrences.
@@ -105,20 +130,41 @@ def plan_page(
         except InputError as exc:
             skipped.append((event_id, exc.message))
             continue
-        if held is None or tuple(held[:2]) != (mirrored.change_key, mirrored.content_hash):
-            upserts.append(mirrored)
-            after = json.loads(mirrored.digests)
+        shown, was_shown = _shown(mirrored, user), held is not None and not is_hidden(held)
+        mirrored = replace(mirrored, properties=mirrored.properties | {"hidden": not shown})
+        same = held is not None and tuple(held[:2]) == (mirrored.change_key, mirrored.content_hash)
+        if same and shown == was_shown:
+            continue
+        upserts.append(mirrored)
+        master, uid = (
+            str(mirrored.feed.get("seriesMasterId") or ""),
+            str(mirrored.feed.get("iCalUId") or ""),
+        )
+        if was_shown and not shown:  # out of the user's window: gone for the feed, kept hidden
             changes.append(
                 PlannedChange(
-                    "created" if held is None else "updated",
+                    "deleted",
                     event_id,
                     change_key=mirrored.change_key,
-                    series_master_id=str(mirrored.feed.get("seriesMasterId") or ""),
-                    ical_uid=str(mirrored.feed.get("iCalUId") or ""),
-                    changed_fields=None if held is None else _changed(_digests(held), after),
-                    event=mirrored.feed,
+                    series_master_id=master,
+                    ical_uid=uid,
+                    keep_row=True,
                 )
             )
+            continue
+        after = json.loads(mirrored.digests)
+        changes.append(
+            PlannedChange(
+                "created" if held is None or (shown and not was_shown) else "updated",
+                event_id,
+                change_key=mirrored.change_key,
+                series_master_id=master,
+                ical_uid=uid,
+                changed_fields=_changed(_digests(held), after) if was_shown else None,
+                event=mirrored.feed,
+                emit=shown,
+            )
+        )
     return PagePlan(tuple(upserts), tuple(deletes), tuple(skipped), tuple(changes))
 
 

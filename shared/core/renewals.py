@@ -13,6 +13,12 @@ Rules (learn.microsoft.com/graph/api/resources/subscription, /graph/throttling-l
   not a refilling token bucket: a bucket of 450 tokens refilled at 450 per 20 s admits a full
   burst plus the refill, up to 900 writes in one 20 s window. It paces one process: hosts that
   write for the same tenant at once must share the limit (e.g. `limit = 450 // hosts`).
+- `SlotBudget` (shared by hosts): time is cut into slots of `per / slots_per_window` (5 s) and
+  each tenant's slot holds at most `limit // (slots_per_window + 2)` writes (75). A window of
+  `per` touches at most `slots_per_window + 1` slots, one more for a host clock up to a slot
+  apart: any 20 s holds at most 6 x 75 = 450 writes from all hosts together. Hosts reserve
+  tokens in blocks (`grant`: up to `block` a time, ETag-guarded on one Table row per tenant and
+  slot), so a renewal costs a Table request only once per block.
 - `plan_reauthorize`: the other side of the 10-minute rule. A subscription renewed (PATCHed with a
   new expiry) less than 10 minutes ago is not reauthorized: that PATCH reauthorized it already
   (learn.microsoft.com/graph/change-notifications-lifecycle-events, "Responding to
@@ -134,6 +140,43 @@ class WritePacer:
                 at = log[-1]  # keep the log in order when callers run slightly behind
             log.append(at)
         return (at - now).total_seconds()
+
+
+@dataclass(frozen=True)
+class SlotBudget:
+    """The subscription-write budget all hosts share: `limit` per `per`, in slots."""
+
+    limit: int = 450
+    per: timedelta = timedelta(seconds=20)
+    slots_per_window: int = 4
+    block: int = 25
+
+    def __post_init__(self) -> None:
+        if self.slots_per_window < 1 or self.per <= timedelta(0) or self.block < 1:
+            raise InputError("SlotBudget needs slots_per_window >= 1, per > 0 and block >= 1")
+        if self.per_slot < 1:
+            raise InputError(f"SlotBudget limit {self.limit} is too small for its slots")
+
+    @property
+    def slot_seconds(self) -> float:
+        return self.per.total_seconds() / self.slots_per_window
+
+    @property
+    def per_slot(self) -> int:
+        """Writes one slot may hold: a window touches slots_per_window + 1, skew one more."""
+        return self.limit // (self.slots_per_window + 2)
+
+    def slot_of(self, now: datetime) -> int:
+        """The number of the slot `now` falls in (slots count from the Unix epoch)."""
+        return int(require_aware(now, "now").timestamp() // self.slot_seconds)
+
+    def slot_start(self, slot: int) -> float:
+        """The Unix time a slot begins."""
+        return slot * self.slot_seconds
+
+    def grant(self, used: int, wanted: int) -> int:
+        """Tokens a reservation gets in a slot that holds `used`: up to `wanted` and `block`."""
+        return max(0, min(wanted, self.block, self.per_slot - used))
 
 
 @dataclass(frozen=True)

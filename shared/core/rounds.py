@@ -57,9 +57,19 @@ a host killed mid-round would leave the mailbox stale until then; with it, the c
 lease stale after ~30 s and runs, or finds the round completed and folds.
 
 **Passes.** A round follows delta from the stored link, or lists the whole window from scratch
-(first sync, a full request, the window rolled to a new day or changed options, or a 410: the
-delta token expired). The daily safety net first catches up on the cursor's own window, then
-lists it in full: what that full pass still corrects is drift. Only then does it roll the window.
+(first sync, a full request, the window rolled past its margin or changed options, or a 410:
+the delta token expired). The cursor's window is the user's window widened by the margin
+(core.window, WINDOW_MARGIN_DAYS), so it is recreated every margin + 1 days, not daily.
+
+**The daily roll** (`Trigger.ROLL`, never folded): the safety net when it is due (the last full
+listing is SAFETY_NET_DAYS old), else a full listing of a new window when the cursor's window no
+longer holds the user's, else no Graph request at all: `Slide`, the user's window slid over the
+mirror (events entering it are created on the feed, those leaving it deleted). Rounds of the
+roll slide too, after their passes. The safety net first catches up on the cursor's own window,
+then lists it in full: what that full pass still corrects is drift. Only then does it roll the
+window. It also runs at once, whatever the schedule, after a fault that could have lost a
+change (`is_fault`): a missed or removed subscription, an expired one, a restored credential,
+a round that died holding the lease (a takeover). A 410 is its own full listing.
 https://learn.microsoft.com/graph/delta-query-events
 """
 
@@ -73,7 +83,7 @@ from typing import Any
 from shared.core.model import MailboxOptions, SyncRequest, Trigger, Window
 from shared.core.retry import plan_backoff
 from shared.core.state import CursorRecord
-from shared.core.window import plan_window, require_aware, window_is_stale
+from shared.core.window import plan_delta_window, require_aware, window_is_stale
 from shared.errors import CalsyncError, DeltaExpired, Throttled, TokenError
 
 DEBOUNCE_SECONDS = 3.0  # the intake's visibility delay: a burst's notifications fold (Bursts)
@@ -85,6 +95,11 @@ LEASE = timedelta(seconds=30)  # renewed page by page: a dead round is taken ove
 TAKEOVER_SLACK_SECONDS = 2.0
 RETRY_BASE_SECONDS = 2.0  # a failed round's first retry waits 1-2 s, then doubling...
 RETRY_CAP_SECONDS = 3600.0  # ...up to an hour: a request waits, visibly, but is never dropped
+# The roll runs at 00:05 and its rounds spread over minutes: a safety net a week ago minus this
+# is due, so that a weekly one does not slip to the eighth day.
+SAFETY_NET_SLACK = timedelta(hours=6)
+FAULT_TRIGGERS = frozenset({Trigger.EXPIRED, Trigger.RECREATED, Trigger.RESTORED})
+FAULT_LIFECYCLE_EVENTS = frozenset({"missed", "subscriptionRemoved"})
 
 
 @dataclass(frozen=True)
@@ -128,7 +143,31 @@ class Run:
         return Pass(self.window, full=True)
 
 
-Decision = Fold | Defer | Run
+@dataclass(frozen=True)
+class Slide:
+    """The roll needs no Graph request today: slide the user's window over the mirror."""
+
+
+Decision = Fold | Defer | Run | Slide
+
+
+def is_fault(request: SyncRequest) -> bool:
+    """Whether the request follows a fault that could have lost a change (it runs the safety
+    net's full listing at once)."""
+    if request.trigger is Trigger.LIFECYCLE:
+        return request.lifecycle_event in FAULT_LIFECYCLE_EVENTS
+    return request.trigger in FAULT_TRIGGERS
+
+
+def safety_net_due(cursor: CursorRecord, now: datetime, every_days: int) -> bool:
+    """Whether the weekly (every `every_days`) safety-net full listing is due at `now`."""
+    done = cursor.full_completed
+    if done is None:
+        return True
+    return (
+        require_aware(now, "now") - require_aware(done, "full_completed")
+        >= timedelta(days=every_days) - SAFETY_NET_SLACK
+    )
 
 
 def requested_time(request: SyncRequest) -> datetime | None:
@@ -181,6 +220,8 @@ def round_status(cursor: CursorRecord, now: datetime) -> dict[str, Any]:
 
 
 def _folds(request: SyncRequest, cursor: CursorRecord, margin: timedelta) -> bool:
+    if request.trigger is Trigger.ROLL:
+        return False  # the day's slide (and the safety net when due) must run
     requested = requested_time(request)
     covering = cursor.full_completed if request.full else cursor.round_completed
     if requested is None or covering is None:
@@ -189,16 +230,28 @@ def _folds(request: SyncRequest, cursor: CursorRecord, margin: timedelta) -> boo
 
 
 def plan_passes(
-    request: SyncRequest, cursor: CursorRecord, options: MailboxOptions, now: datetime
-) -> tuple[Pass, ...]:
-    """The passes of a round started at `now`; they leave the cursor on today's window."""
-    old, window = cursor.window, plan_window(now, options)
+    request: SyncRequest,
+    cursor: CursorRecord,
+    options: MailboxOptions,
+    now: datetime,
+    *,
+    margin_days: int = 0,
+    safety: bool = False,
+) -> tuple[tuple[Pass, ...], Window]:
+    """The passes of a round started at `now` and the window they leave the cursor on;
+    `safety`: run the safety net's catch-up and full listing."""
+    old = cursor.window
+    stale = old is None or window_is_stale(old, now, options, margin_days)
+    if old is None or stale or request.full:
+        window = plan_delta_window(now, options, margin_days)
+    else:
+        window = old
     if old is None or not cursor.delta_link:
-        return (Pass(window, full=True),)
-    if request.trigger is Trigger.SAFETY_NET:
+        return (Pass(window, full=True),), window
+    if safety or request.trigger is Trigger.SAFETY_NET:
         checks = (Pass(old, full=False), Pass(old, full=True, count_drift=True))
-        return checks if old == window else (*checks, Pass(window, full=True))
-    return (Pass(window, full=request.full or window_is_stale(old, now, options)),)
+        return (checks if old == window else (*checks, Pass(window, full=True))), window
+    return (Pass(window, full=request.full or stale),), window
 
 
 def plan_round(
@@ -209,8 +262,11 @@ def plan_round(
     now: datetime,
     lease: timedelta = LEASE,
     margin: timedelta = DEFAULT_MARGIN,
+    margin_days: int = 0,
+    safety_net_days: int = 1,
 ) -> Decision:
-    """Fold, Defer or Run for `request`, given the mailbox's cursor (its rounds and lease)."""
+    """Fold, Defer, Run or Slide for `request`, given the mailbox's cursor (its rounds and
+    lease), the window's margin in days and the safety net's period in days."""
     now = require_aware(now, "now")
     if _folds(request, cursor, margin):
         return Fold()
@@ -218,11 +274,22 @@ def plan_round(
         until = require_aware(cursor.throttled_until, "throttled_until")
         if until > now:  # Graph throttles per app and mailbox: every request waits it out
             return Defer((until - now).total_seconds())
+    takeover = False
     if cursor.lease_owner and cursor.lease_until is not None:
         until = require_aware(cursor.lease_until, "lease_until")
         if until > now:
             return defer_for_lease((until - now).total_seconds())
-    return Run(plan_passes(request, cursor, options, now), plan_window(now, options), now + lease)
+        takeover = True  # its round died holding the lease: pages may be half applied
+    safety = takeover or is_fault(request)
+    if request.trigger is Trigger.ROLL:
+        safety = safety or safety_net_due(cursor, now, safety_net_days)
+        stale = cursor.window is None or window_is_stale(cursor.window, now, options, margin_days)
+        if not safety and not stale and cursor.delta_link:
+            return Slide()
+    passes, window = plan_passes(
+        request, cursor, options, now, margin_days=margin_days, safety=safety
+    )
+    return Run(passes, window, now + lease)
 
 
 # --- after a failed round ------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from shared.core import agenda as ag
 from shared.core import icaluid
 from shared.core.keys import encode_key
 from shared.core.model import MailboxKey, MirrorEvent
+from shared.core.window import plan_window, row_is_shown
 from shared.core.zones import iana_zone_name, resolve_zone
 from shared.errors import CalsyncError, InputError, NotFoundError, StorageError
 
@@ -95,6 +96,8 @@ def find(svc: Services, tenant: str | None, ical_uid: str | None) -> dict[str, A
         if row is None or row.get("ical_uid") != wanted:
             index.drop(tenant_id, user_id, event_id, wanted)
             continue
+        if not row_is_shown(row, plan_window(svc.now(), record.options)):
+            continue  # in the window's margin: mirrored, not shown (core.window)
         zone_name = record.options.time_zone or "UTC"
         zone, name = resolve_zone(zone_name) or UTC, iana_zone_name(zone_name) or "UTC"
         item = ag.agenda_item(row, zone, name)

@@ -29,6 +29,7 @@ from shared.core.paging import iter_events
 from shared.core.rounds import round_status
 from shared.core.state import MailboxRecord, MailboxStatus
 from shared.core.times import iso_utc, parse_iso
+from shared.core.window import plan_window, row_is_shown
 from shared.errors import InputError, NotFoundError
 from shared.services.lifecycle import advance, queue_sync
 
@@ -191,7 +192,8 @@ def _camel(name: str) -> str:
 def events(
     svc: Services, tenant_id: str, user: str, start: str | None, end: str | None
 ) -> dict[str, Any]:
-    """The mirrored events overlapping [start, end) as stored (ISO 8601 bounds, both optional)."""
+    """The mirrored events overlapping [start, end) as stored (ISO 8601 bounds, both optional),
+    of the user's window only (the window's margin is mirrored hidden, core.window)."""
     record = find(svc, tenant_id, user)
     bounds: dict[str, datetime | None] = {}
     for name, text in (("start", start), ("end", end)):
@@ -200,7 +202,12 @@ def events(
             raise InputError(
                 f"{name}={text!r} is not an ISO 8601 date-time (e.g. 2026-11-21T00:00Z)"
             )
-    rows = svc.state.list_events(record.key, bounds["start"], bounds["end"])
+    users_window = plan_window(svc.now(), record.options)
+    rows = [
+        {k: v for k, v in r.items() if k != "hidden"}
+        for r in svc.state.list_events(record.key, bounds["start"], bounds["end"])
+        if row_is_shown(r, users_window)
+    ]
     items = sorted((join_properties(r) for r in rows), key=lambda e: str(e.get("start", "")))
     return {**_ids(record), "count": len(items), "value": items}
 

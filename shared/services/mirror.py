@@ -27,11 +27,13 @@ from collections.abc import Mapping, MutableMapping, Sequence
 
 from shared.adapters.pools import io_pool
 from shared.compose import Services
-from shared.core.feed import ChangeEvent
+from shared.core.entity import join_properties
+from shared.core.feed import ChangeEvent, event_json
 from shared.core.graph import series_master_get
 from shared.core.model import DeltaItem, MailboxKey, MirrorEvent, PlannedChange, StoredVersion
 from shared.core.reconcile import PagePlan, deletion, plan_page
 from shared.core.state import MailboxRecord
+from shared.core.window import plan_window
 from shared.errors import GraphError, NotFoundError, StateConflict
 from shared.services import feed, icaluid_index
 
@@ -57,9 +59,11 @@ def apply_items(
     for attempt in range(1, PLAN_ATTEMPTS + 1):
         if stored is None:
             stored = svc.state.stored_versions(key, ids)
-        plan = plan_page(items, stored, mailbox.options)
+        user = plan_window(svc.now(), mailbox.options)  # what lies outside is kept hidden
+        plan = plan_page(items, stored, mailbox.options, user)
         # The iCalUId index (another table) is written side by side with the mirror's
-        # transactions; see the module docstring.
+        # transactions; see the module docstring. Hidden changes too: the margin is indexed,
+        # the lookup hides it.
         index = io_pool().submit(_index, svc, key, plan, stored) if plan.changes else None
         try:
             written = svc.state.apply_changes(
@@ -160,7 +164,57 @@ def version_of(ev: MirrorEvent) -> StoredVersion:
         str(ev.feed.get("seriesMasterId") or ""),
         str(ev.feed.get("iCalUId") or ""),
         str(ev.feed.get("type") or ""),
+        "True" if ev.properties.get("hidden") else "",
     )
+
+
+def slide(svc: Services, mailbox: MailboxRecord) -> list[ChangeEvent]:
+    """Slide the user's window over the mirror (no Graph request): the hidden events now inside
+    it reach the feed as created, the shown ones now outside it as deleted (their rows stay,
+    hidden, until the delta window drops them)."""
+    key, options = mailbox.key, mailbox.options
+    for attempt in range(1, PLAN_ATTEMPTS + 1):
+        user = plan_window(svc.now(), options)
+        inside, outside = svc.state.window_flips(key, user.start, user.end)
+        changes: list[PlannedChange] = []
+        for row in inside:
+            props = join_properties(row)
+            changes.append(
+                PlannedChange(
+                    "created",
+                    str(props.get("event_id") or ""),
+                    change_key=str(props.get("change_key") or ""),
+                    series_master_id=str(props.get("series_master_id") or ""),
+                    ical_uid=str(props.get("ical_uid") or ""),
+                    event=event_json(props, options.time_zone),
+                )
+            )
+        for row in outside:
+            changes.append(
+                PlannedChange(
+                    "deleted",
+                    str(row.get("event_id") or ""),
+                    change_key=str(row.get("change_key") or ""),
+                    series_master_id=str(row.get("series_master_id") or ""),
+                    ical_uid=str(row.get("ical_uid") or ""),
+                    keep_row=True,
+                )
+            )
+        if not changes:
+            return []
+        try:
+            written = svc.state.apply_changes(
+                key, (), changes, at=svc.now(), mailbox_ref=options.reference
+            )
+        except StateConflict:
+            if attempt == PLAN_ATTEMPTS:
+                raise
+            time.sleep(svc.rng.uniform(0, 0.05 * attempt))
+            continue
+        if written:
+            feed.dispatch(svc, key, written)
+        return written
+    return []
 
 
 def refresh_masters(

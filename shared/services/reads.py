@@ -15,6 +15,7 @@ from shared.core import agenda as ag
 from shared.core import freebusy as fb
 from shared.core.model import CALENDAR_SEPARATOR
 from shared.core.state import MailboxRecord
+from shared.core.window import plan_window, row_is_shown
 from shared.core.zones import iana_zone_name, resolve_zone
 from shared.services.mailboxes import find
 
@@ -32,9 +33,17 @@ def _zone(record: MailboxRecord) -> tuple[tzinfo, str]:
 
 
 def _items(svc: Services, record: MailboxRecord, window: ag.Range) -> list[dict[str, Any]]:
+    """The agenda items of `window`, from the rows the user's window shows: the mirror also
+    holds the window's margin (core.window), which reads never show, as the feed does not."""
     zone, zone_name = _zone(record)
     low, high = window.query
-    rows = svc.state.list_events(record.key, low, high, columns=ag.COLUMNS)
+    user = plan_window(svc.now(), record.options)
+    columns = (*ag.COLUMNS, "type", "hidden")
+    rows = [
+        {k: v for k, v in row.items() if k != "hidden"}
+        for row in svc.state.list_events(record.key, low, high, columns=columns)
+        if row_is_shown(row, user)
+    ]
     return ag.agenda(rows, window, zone, zone_name)
 
 

@@ -41,7 +41,12 @@ from shared.telemetry import dims
 
 log = logging.getLogger("calsync.subscriptions")
 
-MAX_PACING_SLEEP = 5.0  # seconds a timer run may wait for the pacer before deferring the rest
+MAX_PACING_SLEEP = 5.0  # seconds a subscribe may wait for the pacer before falling back
+# The renewal timer may wait longer for each write, and paces for this long in all before it
+# leaves the rest to its next run (15 minutes later): at the shared budget's 75 writes per 5 s,
+# one run renews up to about 3,600.
+RENEWAL_MAX_WAIT = 30.0
+RENEWAL_RUN_SECONDS = 240.0
 _PACER = WritePacer()
 
 
@@ -50,11 +55,18 @@ def resource_for(mailbox: MailboxRecord) -> str:
     return graph.events_resource(mailbox.key, mailbox.calendar_id)
 
 
-def _paced(svc: Services, tenant_id: str) -> bool:
-    """Wait for the tenant's subscription-write budget; False when the wait would be too long."""
-    delay = _PACER.delay(tenant_id, svc.now())
-    if delay > MAX_PACING_SLEEP:
-        return False
+def _paced(svc: Services, tenant_id: str, max_wait: float = MAX_PACING_SLEEP) -> bool:
+    """Wait for the tenant's subscription-write budget (shared by every host when the services
+    have one, else this process's); False when the wait would be longer than `max_wait`."""
+    if svc.pacer is not None:
+        shared = svc.pacer.delay(tenant_id, svc.now(), max_wait)
+        if shared is None:
+            return False
+        delay = shared
+    else:
+        delay = _PACER.delay(tenant_id, svc.now())
+        if delay > max_wait:
+            return False
     if delay > 0:
         time.sleep(delay)
     return True
@@ -231,18 +243,27 @@ def _sub_dims(
 def renew_due(svc: Services) -> dict[str, int]:
     """Timer step: renew subscriptions near expiry (spread, paced); recreate those gone."""
     counts = {"renewed": 0, "recreated": 0, "failed": 0, "deferred": 0}
+    began = time.monotonic()
     for sub, new_expiry in plan_renewals(svc.state.list_subscriptions(), svc.now(), svc.rng):
-        counts[renew_one(svc, sub, new_expiry)[0]] += 1
+        if time.monotonic() - began > RENEWAL_RUN_SECONDS:
+            counts["deferred"] += 1  # the next run renews it (it is still 2 days from expiry)
+            continue
+        counts[renew_one(svc, sub, new_expiry, max_wait=RENEWAL_MAX_WAIT)[0]] += 1
     return counts
 
 
 def renew_one(
-    svc: Services, sub: SubscriptionRecord, new_expiry: datetime
+    svc: Services,
+    sub: SubscriptionRecord,
+    new_expiry: datetime,
+    *,
+    max_wait: float = MAX_PACING_SLEEP,
 ) -> tuple[str, datetime | None]:
-    """PATCH one subscription's expiry (paced per tenant): ("renewed", its new expiry), or
-    ("recreated" | "failed" | "deferred", None); a gone one is recreated through `_gone`."""
+    """PATCH one subscription's expiry (paced per tenant, waiting at most `max_wait`):
+    ("renewed", its new expiry), or ("recreated" | "failed" | "deferred", None); a gone one is
+    recreated through `_gone`."""
     now = svc.now()
-    if not _paced(svc, sub.tenant_id):
+    if not _paced(svc, sub.tenant_id, max_wait):
         return "deferred", None
     try:
         request = graph.subscription_renew(sub.tenant_id, sub.subscription_id, new_expiry)

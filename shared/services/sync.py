@@ -45,6 +45,7 @@ from shared.core.rounds import (
     Fold,
     Requeue,
     Run,
+    Slide,
     lease_due,
     plan_recovery,
     plan_round,
@@ -159,11 +160,22 @@ def _run_request(svc: Services, request: SyncRequest) -> SyncOutcome:
         mailbox, request = _lifecycle_step(svc, mailbox, request)
     now = svc.now()
     cursor = svc.state.get_cursor(key)
-    plan = plan_round(request, cursor, mailbox.options, now=now)
+    settings = svc.settings
+    plan = plan_round(
+        request,
+        cursor,
+        mailbox.options,
+        now=now,
+        margin_days=settings.window_margin_days,
+        safety_net_days=settings.safety_net_days,
+    )
     if request.trigger is Trigger.NOTIFICATION:
         _note_notification(svc, mailbox, request, folded=isinstance(plan, Fold))
     if isinstance(plan, Fold):
         return SyncOutcome("folded")
+    if isinstance(plan, Slide):  # no Graph request: the user's window slides over the mirror
+        slid = mirror_writes.slide(svc, mailbox)
+        return SyncOutcome("slid", upserts=len(slid))
     if isinstance(plan, Defer):
         svc.queue.put(request, delay=plan.after)
         return SyncOutcome("deferred")
@@ -183,7 +195,10 @@ def _run_request(svc: Services, request: SyncRequest) -> SyncOutcome:
         time.time(),
         extra=dims(full=any(step.full for step in plan.passes)),
     )
-    return _round(svc, request, mailbox, cursor, plan)
+    outcome = _round(svc, request, mailbox, cursor, plan)
+    if request.trigger is Trigger.ROLL and outcome.result == "ok":
+        mirror_writes.slide(svc, mailbox)  # what the passes left as it was may have crossed
+    return outcome
 
 
 NOTED_STEP = timedelta(seconds=60)  # a folded notification's time is kept to this step
@@ -355,7 +370,7 @@ def _follow_pages(
     mirror = svc.state.stored_versions(key) if full else None
     seen: set[str] = set()
     touched: set[str] = set()  # series whose instances changed: their masters are fetched
-    upserts = deletes = pages = added = 0
+    upserts = deletes = pages = added = flips = 0
     pages_of = _listing(svc, mailbox, window) if listing else None
     if pages_of is None:
         pages_of = _pages(svc, mailbox, delta_link, window, full=full)
@@ -376,6 +391,13 @@ def _follow_pages(
         touched.update(c.series_master_id for c in plan.changes if c.series_master_id)
         upserts, deletes = upserts + len(plan.upserts), deletes + len(plan.deletes)
         added += sum(1 for ev in plan.upserts if ev.event_id not in stored)
+        # A row only shown or hidden (the user's window moved over it) is no drift.
+        flips += sum(
+            1
+            for ev in plan.upserts
+            if ev.event_id in stored
+            and tuple(stored[ev.event_id][:2]) == (ev.change_key, ev.content_hash)
+        )
         if page.delta_link:
             drift, total = 0, None
             # Graph's delta never lists masters: the round fetches them (a full round checks
@@ -395,7 +417,7 @@ def _follow_pages(
                 more, fewer, new = mirror_writes.refresh_masters(svc, mailbox, touched, mirror)
                 upserts, deletes, added = upserts + more, deletes + fewer, added + new
             if mirror is not None:
-                drift = upserts + deletes if count_drift else 0
+                drift = upserts - flips + deletes if count_drift else 0
                 total = len(mirror)
             link = page.delta_link
             return SyncOutcome("ok", upserts, deletes, pages, full, drift, added, total, link)

@@ -99,19 +99,19 @@ CASES: list[tuple[State | None, Event, State, tuple[object, ...]]] = [
         S.CREDENTIAL_INVALID,
         CredentialRestored("webhook", subscribed=True, resync=True),
         S.SUBSCRIBED,
-        (Sync("poll"),),
+        (Sync("credential restored"),),
     ),
     (
         S.CREDENTIAL_INVALID,
         CredentialRestored("webhook", subscribed=False, resync=True),
         S.ENROLLED,
-        (Subscribe(), Sync("poll")),
+        (Subscribe(), Sync("credential restored")),
     ),
     (
         S.CREDENTIAL_INVALID,
         CredentialRestored("poll", subscribed=False, resync=True),
         S.POLL_CHOSEN,
-        (Sync("poll"),),
+        (Sync("credential restored"),),
     ),
     (
         S.CREDENTIAL_INVALID,
