@@ -79,6 +79,12 @@ EXPECTED = {
         "methods": ["GET"],
         "authLevel": "function",
     },
+    "tenant_changes": {
+        "type": "httpTrigger",
+        "route": "tenants/{tenant}/changes",
+        "methods": ["GET"],
+        "authLevel": "function",
+    },
     "mailbox_resync": {
         "type": "httpTrigger",
         "route": "mailboxes/{tenant}/{user}/resync",

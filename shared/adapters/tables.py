@@ -12,7 +12,7 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import fields, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from azure.core import MatchConditions
@@ -77,6 +77,21 @@ def mapped_errors(what: str) -> Iterator[None]:
         raise StorageError(f"{what}: batch failed ({type(exc).__name__}); retried later") from None
     except AzureError as exc:
         raise StorageError(f"{what}: Table storage failed ({type(exc).__name__})") from None
+
+
+def _plain_time(value: datetime) -> datetime:
+    """A stored instant as a plain aware `datetime`: the SDK reads `TablesEntityDatetime`, a
+    subclass that clients checking the exact type (exchangelib) refuse."""
+    return datetime(
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+        tzinfo=value.tzinfo or UTC,
+    )
 
 
 class TableState:
@@ -238,7 +253,7 @@ class TableState:
             return CursorRecord(key=key)
         window = None
         if entity.get("window_start") and entity.get("window_end"):
-            window = Window(entity["window_start"], entity["window_end"])
+            window = Window(_plain_time(entity["window_start"]), _plain_time(entity["window_end"]))
         return CursorRecord(
             key=key,
             delta_link=str(entity.get("delta_link", "")),

@@ -14,7 +14,9 @@ from devhost.local.stack import FUNCTION_KEY, Stack
 from shared.services.apidoc import openapi_document
 from tests.e2e.harness import at, enrol
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# The whole document fuzzed takes minutes on a loaded 2-core machine: a longer bound than the
+# suite's 300 s.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKS = (
@@ -59,7 +61,7 @@ def _schemathesis(stack: Stack, workdir: Path, *extra: str, config: Path | None 
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # a bound against a hang; a loaded 2-core machine needs minutes
         check=False,
         cwd=workdir,
     )

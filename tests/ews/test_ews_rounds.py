@@ -45,7 +45,9 @@ def sim() -> Iterator[EwsSim]:
         yield handle
 
 
-def _settings(sim: EwsSim, azurite: str, tenant: str, **ews: str) -> Settings:
+def _settings(
+    sim: EwsSim, azurite: str, tenant: str, env: dict[str, str] | None = None, **ews: str
+) -> Settings:
     provider = {
         "provider": "ews",
         "ewsUrl": sim.ews_url,
@@ -60,20 +62,26 @@ def _settings(sim: EwsSim, azurite: str, tenant: str, **ews: str) -> Settings:
             "CA_BUNDLE": sim.ca_pem_path,
             "AzureWebJobsStorage": azurite,
             "MAILBOX_PROVIDERS": json.dumps({tenant: provider}),
+            **(env or {}),
         }
     )
 
 
 @pytest.fixture
-def world(sim: EwsSim, azurite: str) -> Iterator[tuple[Services, MailboxKey, str, Clock]]:
-    """A fresh mailbox on the simulated Exchange, enrolled in a fresh EWS tenant."""
+def world(
+    sim: EwsSim, azurite: str, request: pytest.FixtureRequest
+) -> Iterator[tuple[Services, MailboxKey, str, Clock]]:
+    """A fresh mailbox on the simulated Exchange, enrolled in a fresh EWS tenant (settings from
+    a test's `settings_env` mark, if any)."""
+    mark = request.node.get_closest_marker("settings_env")
+    env = dict(mark.args[0]) if mark else None
     tenant = str(uuid.uuid4())
     smtp = f"ann.{uuid.uuid4().hex[:6]}@contoso.example"
     sim.add_account("CONTOSO\\svc-calsync", PASSWORD, ["*"])
     sim.add_mailbox(smtp)
     clock = Clock()
     svc = build_services(
-        _settings(sim, azurite, tenant),
+        _settings(sim, azurite, tenant, env),
         secrets=EnvSecrets({"SECRET_EWS_PASSWORD": PASSWORD}),
         clock=clock,
     )
@@ -249,6 +257,9 @@ def test_invalid_sync_state_resyncs_the_window_and_finds_a_deletion_in_the_gap(
     _assert_equal(sim, svc, key, smtp)
 
 
+# Without the window's margin, every day's roll recreates the window (with it: tests/services/
+# test_window_margin.py).
+@pytest.mark.settings_env({"WINDOW_MARGIN_DAYS": "0"})
 def test_window_roll_after_a_day_down_lists_the_new_window(
     sim: EwsSim, world: tuple[Services, MailboxKey, str, Clock]
 ) -> None:
