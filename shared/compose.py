@@ -21,7 +21,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared import redact, telemetry
-from shared.core.intake import SubscriptionCache
+from shared.core.intake import ArrivalGate, SubscriptionCache
+from shared.core.rounds import DEBOUNCE_SECONDS
 from shared.core.webhooks import Coalescer
 from shared.names import ICALUIDS_TABLE, LOG_TABLE, PACING_TABLE
 from shared.settings import Settings
@@ -91,6 +92,10 @@ class Services:
     intake_state: TableState | None = None
     intake_queue: SyncQueue | None = None
     intake_cache: SubscriptionCache = field(default_factory=SubscriptionCache)
+    # Which notifications sync at once (a quiet mailbox's first) and which wait out a burst.
+    arrivals: ArrivalGate = field(
+        default_factory=lambda: ArrivalGate(quiet=DEBOUNCE_SECONDS, debounce=DEBOUNCE_SECONDS)
+    )
     # Which mirror writes need a delivery work item (a burst's writes share one per pair).
     deliveries_due: Coalescer = field(default_factory=Coalescer)
     metrics: telemetry.Metrics = field(default_factory=telemetry.Metrics)

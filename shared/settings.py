@@ -93,6 +93,13 @@ SETTINGS: tuple[SettingDoc, ...] = (
         "runs at once after any fault that could have lost a change.",
     ),
     SettingDoc(
+        "LEADING_ROUND",
+        "true",
+        "`true`: a mailbox that has had no notification for 3 s syncs at its first one (about "
+        "a second to the mirror; a burst then costs up to two delta requests). `false`: every "
+        "notification waits 3 s, so a burst costs one delta request and every change 3 s more.",
+    ),
+    SettingDoc(
         "CHANGES_RETENTION_DAYS",
         "30",
         "Days the change feed (the change rows of the `events` table) keeps each change for "
@@ -235,6 +242,7 @@ class Settings:
     changes_retention_days: int = 30
     window_margin_days: int = 7
     safety_net_days: int = 7
+    leading_round: bool = True
     webhook_timeout_seconds: float = 5.0
     webhook_allow_http_loopback: bool = False
     graph_base_url: str = "https://graph.microsoft.com/v1.0"
@@ -362,6 +370,9 @@ class Settings:
                 "0.5 to 30"
             )
             hook_timeout = 5.0
+        leading_text = (get("LEADING_ROUND") or "true").lower()
+        if leading_text not in ("true", "false"):
+            problems.append(f"LEADING_ROUND {leading_text!r} is not true or false")
         loopback_text = (get("WEBHOOK_ALLOW_HTTP_LOOPBACK") or "false").lower()
         if loopback_text not in ("true", "false"):
             problems.append(f"WEBHOOK_ALLOW_HTTP_LOOPBACK {loopback_text!r} is not true or false")
@@ -397,6 +408,7 @@ class Settings:
             changes_retention_days=kept,
             window_margin_days=margin_days,
             safety_net_days=net_days,
+            leading_round=leading_text != "false",
             webhook_timeout_seconds=hook_timeout,
             webhook_allow_http_loopback=loopback_text == "true",
             graph_base_url=graph or "",

@@ -114,6 +114,41 @@ def test_one_read_per_distinct_subscription_then_none_and_one_message_per_mailbo
     assert svc.intake_state.calls == []  # type: ignore[attr-defined]
 
 
+def _visible(svc: Services) -> int:
+    """How many sync requests a worker could take now (peeked: invisible ones are not shown)."""
+    queue = svc.intake_queue.inner._queue  # type: ignore[attr-defined]
+    return len(queue.peek_messages(max_messages=32))
+
+
+def test_a_quiet_mailboxs_first_notification_is_visible_at_once(svc: Services) -> None:
+    """LEADING_ROUND (the default): the first notification of a quiet mailbox queues a request
+    a worker can take at once; the next, a second later, waits out the debounce (3 s)."""
+    svc.intake_queue.inner._queue.clear_messages()  # type: ignore[attr-defined]
+    assert intake.run_notifications(svc, _body([_item(0)])).queued == 1
+    assert _visible(svc) == 1
+    assert intake.run_notifications(svc, _body([_item(5)])).queued == 1  # the same mailbox
+    assert intake.run_notifications(svc, _body([_item(1)])).queued == 1  # another, quiet one
+    assert _visible(svc) == 2
+    deadline = time.monotonic() + 10
+    while _visible(svc) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _visible(svc) == 3
+
+
+def test_without_leading_rounds_every_request_waits_the_debounce(svc: Services) -> None:
+    """LEADING_ROUND=false: even a quiet mailbox's first notification stays invisible 3 s."""
+    quiet = replace(svc, settings=replace(svc.settings, leading_round=False))
+    svc.intake_queue.inner._queue.clear_messages()  # type: ignore[attr-defined]
+    started = time.monotonic()
+    assert intake.run_notifications(quiet, _body([_item(2)])).queued == 1
+    assert _visible(svc) == 0
+    deadline = time.monotonic() + 10
+    while _visible(svc) < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _visible(svc) == 1
+    assert time.monotonic() - started >= 2.5
+
+
 def test_a_flood_of_unknown_items_costs_bounded_reads_and_one_log_line(
     svc: Services, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -118,15 +118,16 @@ def _user(
     return sub.mailbox, None
 
 
-def _send(svc: Services, requests: list[SyncRequest], *, delay: float) -> None:
-    """Every request on the queue, side by side; returns only when all are written (the 2xx
-    promises that), and raises the first failure (a 503: Graph retries the whole POST)."""
+def _send(svc: Services, requests: list[tuple[SyncRequest, float]]) -> None:
+    """Every request on the queue with its delay, side by side; returns only when all are
+    written (the 2xx promises that), and raises the first failure (a 503: Graph retries the
+    whole POST)."""
     queue = svc.intake_queue or svc.queue
     if len(requests) <= 1:
-        for request in requests:
+        for request, delay in requests:
             queue.put(request, delay=delay)
         return
-    sent = [intake_send_pool().submit(queue.put, r, delay=delay) for r in requests]
+    sent = [intake_send_pool().submit(queue.put, r, delay=d) for r, d in requests]
     for future in sent:
         future.result()
 
@@ -233,21 +234,26 @@ def run_notifications(svc: Services, body: bytes) -> IntakeResult:
         mailboxes[key] = None
     now = stamp_request(svc.now())
     trace = outgoing_traceparent(svc.rng) if mailboxes else ""  # one trace per POST
+    arrived = time.monotonic()
     _send(
         svc,
         [
-            SyncRequest(
-                k.tenant_id,
-                k.user_id,
-                Trigger.NOTIFICATION,
-                False,
-                now,
-                traceparent=trace,
-                calendar=k.calendar,
+            (
+                SyncRequest(
+                    k.tenant_id,
+                    k.user_id,
+                    Trigger.NOTIFICATION,
+                    False,
+                    now,
+                    traceparent=trace,
+                    calendar=k.calendar,
+                ),
+                svc.arrivals.delay(k.partition, now=arrived)
+                if svc.settings.leading_round
+                else DEBOUNCE_SECONDS,
             )
             for k in mailboxes
         ],
-        delay=DEBOUNCE_SECONDS,
     )
     _summary("notifications", total, len(mailboxes), reasons, trace)
     svc.metrics.intake(kind="change", accepted=total - len(reasons), ignored=len(reasons))
