@@ -23,7 +23,7 @@ from benchlib import table
 
 SMALL: dict[str, list[str]] = {
     "intake": ["--rates", "100,300,500", "--seconds", "2", "--mailboxes", "5"],
-    "e2e_latency": ["--mailboxes", "20", "--changes", "40", "--rate", "10"],
+    "e2e_latency": ["--mailboxes", "20", "--changes", "40", "--rate", "4"],
     "graph_cost": ["--mailboxes", "3", "--changes", "3", "--days", "1"],
     "initial_sync": ["--shapes", "10x100,2x500"],
     "renewal_scale": ["--mailboxes", "300", "--days", "7", "--step", "3600"],

@@ -95,9 +95,10 @@ SETTINGS: tuple[SettingDoc, ...] = (
     SettingDoc(
         "LEADING_ROUND",
         "true",
-        "`true`: a mailbox that has had no notification for 3 s syncs at its first one (about "
-        "a second to the mirror; a burst then costs up to two delta requests). `false`: every "
-        "notification waits 3 s, so a burst costs one delta request and every change 3 s more.",
+        "`true`: a notification syncs its mailbox at once unless another did so in the last "
+        "3 s (about a second to the mirror; a burst then costs two delta requests). `false`: "
+        "every notification waits 3 s, so a burst costs one delta request and each change 3 s "
+        "more.",
     ),
     SettingDoc(
         "CHANGES_RETENTION_DAYS",

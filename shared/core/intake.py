@@ -72,40 +72,40 @@ class SubscriptionCache:
 
 
 class ArrivalGate:
-    """The visibility delay of each notification's sync request: 0 for the first notification
-    of a mailbox that has had none for `quiet` seconds (a leading round, so that a lone change
-    reaches the mirror in about a second), `debounce` for the others, so that the rest of a
-    burst, and Graph's duplicates of its first change, fold into one trailing round
-    (core.rounds, Bursts). So a burst costs two delta rounds at most, where the debounce alone
-    costs one and waits `debounce` seconds longer for every change.
+    """The visibility delay of each notification's sync request: 0 for a mailbox that has had
+    no request at once for `quiet` seconds (a leading round, so that a change reaches the
+    mirror in about a second), `debounce` for the others, so that the rest of a burst, and
+    Graph's duplicates of its first change, fold into one trailing round (core.rounds,
+    Bursts). So a burst costs two delta rounds where the debounce alone costs one and waits
+    `debounce` seconds longer for every change; a mailbox changing without pause gets a round
+    at once at most every `quiet` seconds, and each of the others within `debounce`.
 
-    The memory is the process's: hosts behind a load balancer each let a mailbox's first
-    notification through, which costs a round more, never a change (folding is decided by the
-    stamps alone). Entries older than `quiet` are dropped as arrivals come (they are kept in
-    arrival order), and at most `max_entries` are kept (an evicted mailbox only gets a leading
-    round sooner). `now` is a monotonic second count passed in; the lock makes one instance
-    safe to share between the intake's threads."""
+    The memory is the process's: hosts behind a load balancer each let a mailbox's request
+    through at once, which costs a round more, never a change (folding is decided by the stamps
+    alone). Entries older than `quiet` are dropped as arrivals come (they are kept in the order
+    they were let through), and at most `max_entries` are kept (an evicted mailbox only gets
+    its next round sooner). `now` is a monotonic second count passed in; the lock makes one
+    instance safe to share between the intake's threads."""
 
     def __init__(self, *, quiet: float, debounce: float, max_entries: int = MAX_ENTRIES) -> None:
         self._quiet = quiet
         self._debounce = debounce
         self._max = max_entries
-        self._last: OrderedDict[str, float] = OrderedDict()
+        self._led: OrderedDict[str, float] = OrderedDict()  # mailbox → when let through
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._last)
+        return len(self._led)
 
     def delay(self, mailbox: str, *, now: float) -> float:
-        """Seconds the request for `mailbox` (a partition) stays invisible; notes the arrival."""
+        """Seconds the request for `mailbox` (a partition) stays invisible; notes a lead."""
         with self._lock:
-            last = self._last.pop(mailbox, None)
-            self._last[mailbox] = now
-            while self._last:
-                oldest_key, oldest = next(iter(self._last.items()))
-                if now - oldest < self._quiet and len(self._last) <= self._max:
+            while self._led:
+                oldest_key, oldest = next(iter(self._led.items()))
+                if now - oldest < self._quiet and len(self._led) < self._max:
                     break
-                del self._last[oldest_key]
-            if last is None or now - last >= self._quiet:
-                return 0.0
-            return self._debounce
+                del self._led[oldest_key]
+            if mailbox in self._led:
+                return self._debounce
+            self._led[mailbox] = now
+            return 0.0

@@ -24,9 +24,10 @@ DEBOUNCE_SECONDS before it becomes visible. The simulation in tests/core/test_ro
 one round and the change-to-mirror latency: 1 s 20%, 2 s 56%, 2.5 s 83%, 3 s 98% (p50 5.16 s),
 3.5 s 100%. We take 3 s. A worker cannot tell a lone notification from the first of a burst (it
 sees a request only once it is visible), but the intake can: it remembers each mailbox's last
-arrival (core.intake.ArrivalGate, one memory per host). With LEADING_ROUND (the default) the
-first notification of a mailbox quiet for DEBOUNCE_SECONDS is visible at once, a leading round,
-and the rest of the burst waits the debounce and folds into one trailing round: in the same
+request let through at once (core.intake.ArrivalGate, one memory per host). With LEADING_ROUND
+(the default) a notification for a mailbox that has had no such request for DEBOUNCE_SECONDS is
+visible at once, a leading round, and the rest of the burst waits the debounce and folds into
+one trailing round (a mailbox changing without pause: a round at once every 3 s): in the same
 simulation 1.88 rounds a burst instead of 1.02, and a median 3 s sooner (p50 2.13 s, of which
 Graph's own delivery is up to 2.5 s). The price is a second delta request for a change whose
 notification Graph duplicated: cheap next to Graph's limits (10,000 requests per 10 minutes
