@@ -151,6 +151,22 @@ class WebhookStore:
             )
             return [_subscriber(r) for r in rows]
 
+    def signing(self, subscriber_id: str) -> tuple[Subscriber, str]:
+        """The subscriber and its signing secret in one read (the secret registered with the
+        log redactor)."""
+        if not _ID.match(subscriber_id):
+            raise NotFoundError(f"webhook subscriber {subscriber_id[:40]!r} does not exist")
+        try:
+            with mapped_errors(f"reading webhook subscriber {subscriber_id}"):
+                entity = self.subscribers.get_entity(
+                    SUBSCRIBER_PARTITION, subscriber_id, select=[*_SUBSCRIBER_COLUMNS, "secret"]
+                )
+        except (ResourceNotFoundError, ValueError):
+            raise NotFoundError(f"webhook subscriber {subscriber_id!r} does not exist") from None
+        value = str(entity.get("secret", ""))
+        REDACTOR.register(value)
+        return _subscriber(entity), value
+
     def secret(self, subscriber_id: str) -> str:
         """The subscriber's signing secret (registered with the log redactor)."""
         if not _ID.match(subscriber_id):

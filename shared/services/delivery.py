@@ -13,6 +13,12 @@ target with a reserved id, sent a page at a time, never dead-lettered).
   failing receiver holds no worker and no other pair. After the last attempt the change is
   dead-lettered and the pair moves on. A work item for a pair leased elsewhere comes back a
   moment later; one arriving before `next_at` is dropped (the retry is already queued).
+- A page of the log shorter than PAGE is its end: the last delivered change's save releases
+  the lease and the log is not read again. A change written after that read has a work item
+  of its own, queued by its `dispatch` (core.webhooks.Coalescer: a write either queues one or
+  is covered by one still invisible, which reads the log later), or found by the sweep. So one
+  change costs six Table requests: the subscriber (with its secret), the cursor, the lease,
+  the changes armed for replay, the log and the release (it was eleven).
 - A work item runs for at most `BUDGET_SECONDS`, then queues its own continuation: a slow
   receiver never keeps a worker from the other pairs for long.
 - `run_sweep` (timer) queues a work item for every pair with a change after its cursor that is
@@ -56,6 +62,7 @@ LEASE = timedelta(seconds=60)
 BUDGET_SECONDS = 20.0
 PAGE = 50
 DEFER_SECONDS = 2.0  # a work item for a pair leased elsewhere comes back after this
+DELIVERED_STAMP_EVERY = timedelta(minutes=1)  # a subscriber's lastDeliveredAt is this fresh
 _coalescing = threading.Lock()  # Services.deliveries_due is shared by the host's threads
 
 
@@ -109,10 +116,12 @@ def run_work_item(svc: Services, body: bytes | str) -> str:
         # unreadable one is logged and dropped, never retried.
         log.error("webhooks: dropped a delivery work item: %s", exc.message)
         return "dropped"
+    secret = ""
     try:
-        sub = (
-            QUEUE_TARGET if item.subscriber_id == QUEUE_TARGET.id else store.get(item.subscriber_id)
-        )
+        if item.subscriber_id == QUEUE_TARGET.id:
+            sub = QUEUE_TARGET
+        else:
+            sub, secret = store.signing(item.subscriber_id)
     except NotFoundError:
         return "gone"  # removed since the item was queued
     if not sub.enabled:
@@ -144,7 +153,7 @@ def run_work_item(svc: Services, body: bytes | str) -> str:
             return publish.run_pair(
                 svc, store, key, item, cursor, lease=LEASE, budget=BUDGET_SECONDS
             )
-        return _deliver(svc, store, sub, key, item, cursor)
+        return _deliver(svc, store, sub, secret, key, item, cursor)
     except StateConflict:
         return "lost lease"  # another host took over after our lease ran out
 
@@ -175,13 +184,13 @@ def _deliver(
     svc: Services,
     store: WebhookStore,
     sub: Subscriber,
+    secret: str,
     key: MailboxKey,
     item: WorkItem,
     cursor: PairCursor,
 ) -> str:
     assert svc.changes is not None
     assert svc.sender is not None
-    secret = store.secret(sub.id)
     started = time.monotonic()
     delivered_any = False
     while True:
@@ -189,11 +198,15 @@ def _deliver(
         todo: list[tuple[ChangeEvent, str]] = [(d.change, d.row_key) for d in armed[:PAGE]]
         if not todo:
             todo = [(c, "") for c in svc.changes.read_after(key, cursor.delivered, limit=PAGE)]
+            end = len(todo) < PAGE  # the log's end: not read again (module docstring)
+        else:
+            end = False
         if not todo:
             _release(store, cursor)
             _delivered(svc, store, sub, delivered_any)
             return "done"
-        for change, armed_row in todo:
+        for n, (change, armed_row) in enumerate(todo):
+            final = end and n == len(todo) - 1
             if not armed_row and not sub.filter.matches(change):
                 cursor = replace(cursor, delivered=change.sequence)
                 continue
@@ -213,9 +226,13 @@ def _deliver(
                         next_at=None,
                         last_error="",
                         last_status=answer.status,
-                        lease_until=now + LEASE,
+                        lease_owner="" if final else cursor.lease_owner,
+                        lease_until=None if final else now + LEASE,
                     )
                 )
+                if final:  # that save released the lease
+                    _delivered(svc, store, sub, delivered_any)
+                    return "done"
                 continue
             if verdict == "gone":
                 reason = f"the receiver answered 410 Gone at {now.isoformat()}: disabled"
@@ -265,6 +282,10 @@ def _deliver(
             if attempt >= FAILING_AFTER:
                 _mark_failing(store, sub, now, f"{attempt} attempts in a row failed: {error}")
             return "retry"
+        if end:
+            _release(store, cursor)
+            _delivered(svc, store, sub, delivered_any)
+            return "done"
         if time.monotonic() - started > BUDGET_SECONDS:
             _release(store, cursor)
             store.enqueue(item)
@@ -274,11 +295,16 @@ def _deliver(
 
 
 def _delivered(svc: Services, store: WebhookStore, sub: Subscriber, delivered: bool) -> None:
-    """After a work item that delivered something: note when, and clear `failing` unless
-    another pair of the subscriber is still failing."""
+    """After a work item that delivered something: note when (at most every
+    DELIVERED_STAMP_EVERY, a write per item otherwise), and clear `failing` unless another pair
+    of the subscriber is still failing."""
     if not delivered:
         return
-    changes: dict[str, Any] = {"last_delivered_at": svc.now()}
+    now = svc.now()
+    stamped = sub.last_delivered_at
+    if not sub.failing and stamped is not None and now - stamped < DELIVERED_STAMP_EVERY:
+        return
+    changes: dict[str, Any] = {"last_delivered_at": now}
     if sub.failing and not any(c.attempt >= FAILING_AFTER for c in store.cursors_of(sub.id)):
         changes |= {"failing": False, "failing_since": None, "last_error": ""}
     store.update(sub.id, **changes)

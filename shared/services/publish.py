@@ -6,7 +6,9 @@ takes (theirs are uuid4 hex) and which no listing shows.
 - The pair's worker reads the mailbox's log after its cursor a page at a time, sends the page's
   changes side by side, and moves the cursor past the page once every one is on the queue: pages
   go out in order, at least once (a crash before the cursor moved sends the page again, with the
-  same change ids; consumers order by `sequence` and deduplicate on `id`).
+  same change ids; consumers order by `sequence` and deduplicate on `id`). A page shorter than
+  PAGE is the log's end: that save also releases the lease, and the log is not read again (a
+  change written meanwhile has a work item of its own: core.webhooks.Coalescer).
 - A failed send (the queue is down) schedules the next try on the cursor, like a webhook retry,
   but never gives up and waits at most `RETRY_CAP` seconds: the queue is ours, it comes back.
   Nothing else waits for it: the mirror's round ends at its transaction and each webhook
@@ -91,6 +93,7 @@ def run_pair(
                 "changes of %s not published (try %d): %s", key.user_id, attempt, exc.message
             )
             return "retry"
+        last = len(page) < PAGE  # the log's end: the cursor's save releases the lease too
         cursor = store.save_cursor(
             replace(
                 cursor,
@@ -98,10 +101,13 @@ def run_pair(
                 attempt=0,
                 next_at=None,
                 last_error="",
-                lease_until=svc.now() + lease,
+                lease_owner="" if last else cursor.lease_owner,
+                lease_until=None if last else svc.now() + lease,
             )
         )
         _count(svc, key, page)
+        if last:
+            return "done"
         if time.monotonic() - started > budget:
             store.save_cursor(replace(cursor, lease_owner="", lease_until=None))
             store.enqueue(item)

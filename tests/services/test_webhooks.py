@@ -454,3 +454,35 @@ def _item(sub_id: str, key: MailboxKey) -> str:
     import json
 
     return json.dumps(WorkItem(sub_id, key.tenant_id, key.user_id).to_json())
+
+
+def test_one_change_costs_few_table_requests_to_deliver(world: World, receiver: Receiver) -> None:
+    """A change to a subscriber and to the `calendar-changes` queue, once both pairs have
+    started: the subscriber's pair makes six Table requests (subscriber with its secret,
+    cursor, lease, armed replays, log, release), the queue's pair five or six (cursor, lease,
+    log, release, hourly count); the log is not read again after a short page."""
+    from bench.tablecount import TableCounter, diff
+
+    _, secret = world.subscribe(receiver.url)
+    world.event("First")
+    world.round()
+    drain(world.svc, queue_target=True)
+    time.sleep(1.1)  # past the Coalescer's window: the next change's work items go at once
+    world.event("Counted")
+    world.round()
+    with TableCounter(world.env["AzureWebJobsStorage"]) as counter:
+        counted = build_services(
+            Settings.from_env(world.env | {"AzureWebJobsStorage": counter.connection_string}),
+            secrets=EnvSecrets({"SECRET_GRAPH_CLIENT_SECRET": SECRET}),
+            clock=world.clock,
+        )
+        before = counter.snapshot()  # the services' own table creation left out
+        assert drain(counted) == ["done"]
+        seen = diff(counter.snapshot(), before)
+    assert [b["event"]["subject"] for b in receiver.verified(secret)] == ["First", "Counted"]
+    tables = seen["by_table"]
+    assert tables.get("webhooks") == 1, seen
+    assert tables.get("deadletters") == 1, seen
+    assert tables.get("deliveries") == 6, seen  # read, lease and release for each pair
+    assert tables.get("events") == 2, seen  # one log read for each pair
+    assert seen["total"] <= 12, seen
