@@ -17,15 +17,17 @@ from shared.adapters.queues import decode_write_message
 from shared.compose import Services, build_services
 from shared.core.entity import join_properties
 from shared.core.graph import event_get, event_update
-from shared.core.model import MailboxKey, SyncRequest, Trigger
+from shared.core.model import DeltaItem, MailboxKey, SyncRequest, Trigger
 from shared.core.rounds import stamp_request
 from shared.core.webhooks import Filter
 from shared.core.writes import ORIGIN_PROPERTY, origin_of
 from shared.errors import IdempotencyMismatch, InputError, NotFoundError, WriteConflict
+from shared.names import EVENTS_TABLE, WRITES_TABLE
 from shared.secrets import EnvSecrets
-from shared.services import mailboxes, writes
+from shared.services import mailboxes, mirror, writes
 from shared.services.sync import run_sync_request
 from tests.services.simworld import app_settings, empty_write_queue, seed_tenant
+from tests.services.tablewatch import ReadsMeet
 
 pytestmark = pytest.mark.integration
 SECRET = "the-right-secret-value-0123456789"
@@ -470,3 +472,28 @@ def test_a_round_that_meets_a_write_before_its_mirror_marks_it_as_the_write(
         ("deleted", "", ""),
     ]
     assert not Filter(exclude_writers=("crm",)).matches(mine[1])
+
+
+def test_a_page_reads_our_writes_versions_side_by_side_with_the_mirrors(
+    sim: SimHandle, azurite: str
+) -> None:
+    """Applying a page reads the `writes` table's versions (the echo marks) while the mirror's
+    versions are read, not after: both queries are in flight together."""
+    tenant, client, users = seed_tenant(sim, secret=SECRET, names=["olu"], roles=ROLES)
+    ((user_id,),) = [users.values()]
+    with ReadsMeet(azurite) as proxy:
+        settings = app_settings(sim, proxy.connection_string, tenant, client)
+        svc = build_services(settings, secrets=EnvSecrets({"SECRET_GRAPH_CLIENT_SECRET": SECRET}))
+        key = MailboxKey(tenant, user_id)
+        try:
+            mailboxes.enrol(svc, tenant, user_id, {"mode": "poll", "pollSeconds": 60})
+            record = svc.state.get_mailbox(key)
+            assert record is not None
+            event = {**_event("Side by side"), "id": "AAMk-side", "changeKey": "ck-1"}
+            event |= {"type": "singleInstance", "showAs": "busy"}
+            proxy.arm(EVENTS_TABLE, WRITES_TABLE)
+            mirror.apply_items(svc, record, [DeltaItem("AAMk-side", event)])
+        finally:
+            svc.graph.close()
+        assert proxy.met is True
+        assert "AAMk-side" in _mirror(svc, key)
