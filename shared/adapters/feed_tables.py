@@ -10,7 +10,8 @@ the retention prune. The row form is `change_rows`.
 The `changes` table keeps the changes per tenant and hour (the status page's chart) and, read
 only, the rows an earlier version copied there (PartitionKey the mailbox partition, RowKey the
 sequence): a read whose range starts before the first change row of the partition is filled
-from them, and the prune deletes them as they age.
+from them, and the prune deletes them as they age. Once a read has found where they end (for
+most mailboxes: that there are none), later reads of the partition no longer ask that table.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ class ChangeLog:
         self.table: TableClient = clients.table(CHANGES_TABLE)
         self.events: TableClient = clients.table(EVENTS_TABLE)
         self._queue = clients.queue(CHANGES_QUEUE)
+        # partition -> a sequence above which the `changes` table holds no earlier copy of
+        # the partition's changes (learnt by a read; spares the table for every later read).
+        self._legacy_clear: dict[str, int] = {}
 
     def publish(self, changes: Sequence[ChangeEvent]) -> None:
         """Put each change on the `calendar-changes` queue, side by side (a Storage queue does
@@ -101,9 +105,22 @@ class ChangeLog:
                     break
         if out and out[0].sequence == after + 1:
             return out  # the common case: the log goes on right after the cursor
-        # Older changes may be rows an earlier version copied to the `changes` table.
+        # Older changes may be rows an earlier version copied to the `changes` table, unless
+        # this process already knows that none lie above `after` there.
+        clear = self._legacy_clear.get(key.partition)
+        if clear is not None and after >= clear:
+            return out
+        if clear is None and after >= 0 and not self._legacy_after(key, -1, None, 1):
+            self._legacy_clear[key.partition] = -1  # none at all (most mailboxes)
+            return out
         first = out[0].sequence if out else None
         older = self._legacy_after(key, after, first, limit)
+        if len(older) < limit:
+            # That range is read to its end: no earlier copy lies above its last row (or
+            # `after`). Nothing adds such rows any more (the prune only removes them) and they
+            # all predate the log, so the fact holds for every later read.
+            top = older[-1].sequence if older else after
+            self._legacy_clear[key.partition] = min(top, clear if clear is not None else top)
         return (older + out)[:limit]
 
     def _legacy_after(
