@@ -5,7 +5,9 @@ The feed's durable log is the mailbox's change rows in its `events` partition: R
 `~o~` + the change's 20-digit sequence (`TableState.apply_changes` writes them in the same
 transaction as the mirror change, so a range query reads a mailbox's changes in order, gapless,
 and a change exists exactly when its mirror change landed). Nothing copies or removes them but
-the retention prune. The row form is `change_rows`.
+the retention prune. The row form is `change_rows`. A purged mailbox (its mailbox row gone)
+keeps its change rows for their retention: a row of partition `~removed` in the `changes` table
+remembers it for the prune and for `GET .../changes` until they are past it.
 
 The `changes` table keeps the changes per tenant and hour (the status page's chart) and, read
 only, the rows an earlier version copied there (PartitionKey the mailbox partition, RowKey the
@@ -47,6 +49,7 @@ def _publish_pool() -> ThreadPoolExecutor:
 
 
 HOURLY_PARTITION = "~hourly"  # changes per tenant and hour; no mailbox partition starts with "~"
+REMOVED_PARTITION = "~removed"  # purged mailboxes whose change rows await the retention prune
 COUNT_ATTEMPTS = 5
 
 
@@ -206,6 +209,35 @@ class ChangeLog:
                 hour = row["hour"]
                 out[hour] = out.get(hour, 0) + int(row.get("count", 0))
         return out
+
+    def note_removed(self, key: MailboxKey, upn: str, at: datetime) -> None:
+        """Remember a mailbox whose mailbox row goes (a purge) while its change rows stay for
+        their retention: the prune and `GET .../changes` find them through this row."""
+        entity: dict[str, Any] = {"PartitionKey": REMOVED_PARTITION, "RowKey": key.partition}
+        entity |= {"tenant_id": key.tenant_id, "label": key.label, "upn": upn, "removed_at": at}
+        with mapped_errors(f"noting the removal of {key.user_id}"):
+            self.table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def removed(self) -> list[tuple[MailboxKey, str, datetime]]:
+        """(key, UPN, removed at) of every purged mailbox whose change rows may remain."""
+        with mapped_errors("listing removed mailboxes"):
+            rows = self.table.query_entities(
+                "PartitionKey eq @p", parameters={"p": REMOVED_PARTITION}
+            )
+            return [
+                (
+                    MailboxKey.from_label(str(r["tenant_id"]), str(r["label"])),
+                    str(r.get("upn", "")),
+                    r["removed_at"],
+                )
+                for r in rows
+            ]
+
+    def forget_removed(self, key: MailboxKey) -> None:
+        """Drop the row `note_removed` wrote (its changes are past retention, or the mailbox
+        is enrolled again)."""
+        with mapped_errors(f"forgetting the removal of {key.user_id}"):
+            self.table.delete_entity(REMOVED_PARTITION, key.partition)  # none: no error
 
     def prune(self, key: MailboxKey, before: datetime) -> int:
         """Delete a mailbox's changes that occurred before `before` (the retention), from its
