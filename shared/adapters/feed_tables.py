@@ -9,11 +9,13 @@ the retention prune. The row form is `change_rows`. A purged mailbox (its mailbo
 keeps its change rows for their retention: a row of partition `~removed` in the `changes` table
 remembers it for the prune and for `GET .../changes` until they are past it.
 
-The `changes` table keeps the changes per tenant and hour (the status page's chart) and, read
-only, the rows an earlier version copied there (PartitionKey the mailbox partition, RowKey the
-sequence): a read whose range starts before the first change row of the partition is filled
-from them, and the prune deletes them as they age. Once a read has found where they end (for
-most mailboxes: that there are none), later reads of the partition no longer ask that table.
+Besides those `~removed` rows, the `changes` table holds what an earlier version wrote there,
+read only: its counts of changes per tenant and hour (the status page's chart adds them to
+today's, which webhook_tables keeps beside the queue's cursors) and the rows it copied there
+(PartitionKey the mailbox partition, RowKey the sequence): a read whose range starts before
+the first change row of the partition is filled from them, and the prune deletes them as they
+age. Once a read has found where they end (for most mailboxes: that there are none), later
+reads of the partition no longer ask that table.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
@@ -35,7 +36,7 @@ from shared.adapters.tables import LOG_PREFIX, SEQUENCE_ROW, mapped_errors
 from shared.core.feed import ChangeEvent, format_sequence
 from shared.core.model import MailboxKey
 from shared.core.reconcile import batch_operations
-from shared.errors import StateConflict, StorageError
+from shared.errors import StorageError
 from shared.names import CHANGES_QUEUE, CHANGES_TABLE, EVENTS_TABLE
 
 log = logging.getLogger("calsync.feed")
@@ -50,7 +51,6 @@ def _publish_pool() -> ThreadPoolExecutor:
 
 HOURLY_PARTITION = "~hourly"  # changes per tenant and hour; no mailbox partition starts with "~"
 REMOVED_PARTITION = "~removed"  # purged mailboxes whose change rows await the retention prune
-COUNT_ATTEMPTS = 5
 
 
 def _log_key(sequence: int) -> str:
@@ -58,8 +58,8 @@ def _log_key(sequence: int) -> str:
 
 
 class ChangeLog:
-    """Reads the change rows of the `events` partitions, counts changes in the `changes`
-    table and sends them to the `calendar-changes` queue."""
+    """Reads the change rows of the `events` partitions (and what an earlier version left in
+    the `changes` table) and sends changes to the `calendar-changes` queue."""
 
     def __init__(self, clients: StorageClients) -> None:
         self.table: TableClient = clients.table(CHANGES_TABLE)
@@ -171,33 +171,8 @@ class ChangeLog:
             row = next(iter(rows), None)
         return int(str(row["RowKey"])[len(LOG_PREFIX) :]) if row is not None else None
 
-    def count(self, tenant_id: str, hour: datetime, n: int) -> None:
-        """Add `n` to the tenant's count of changes in `hour` (the status page's chart):
-        an ETag-guarded read-modify-write, retried when another host counted meanwhile."""
-        row_key = f"{tenant_id}_{hour.strftime('%Y%m%d%H')}"
-        for _ in range(COUNT_ATTEMPTS):
-            try:
-                with mapped_errors("counting changes"):
-                    try:
-                        row = self.table.get_entity(HOURLY_PARTITION, row_key)
-                    except ResourceNotFoundError:
-                        entity = {"PartitionKey": HOURLY_PARTITION, "RowKey": row_key}
-                        self.table.create_entity(entity | {"count": n, "hour": hour})
-                        return
-                    self.table.update_entity(
-                        {"PartitionKey": HOURLY_PARTITION, "RowKey": row_key}
-                        | {"count": int(row.get("count", 0)) + n, "hour": hour},
-                        mode=UpdateMode.MERGE,
-                        etag=row.metadata["etag"],
-                        match_condition=MatchConditions.IfNotModified,
-                    )
-                    return
-            except StateConflict:
-                continue
-        log.warning("changes of %s in %s not counted: too many writers at once", tenant_id, hour)
-
     def hourly(self, since: datetime, until: datetime) -> dict[datetime, int]:
-        """Changes per hour (every tenant) for the hours from `since` up to `until`."""
+        """Changes per hour (every tenant) an earlier version counted, from `since` to `until`."""
         out: dict[datetime, int] = {}
         with mapped_errors("reading the change counts"):
             rows = self.table.query_entities(

@@ -21,6 +21,7 @@ from shared.core.model import MailboxKey
 from shared.errors import CalsyncError, InputError, NotFoundError
 from shared.services import delivery
 from shared.services.mailboxes import find, find_removed
+from shared.services.publish import QUEUE_TARGET
 
 if TYPE_CHECKING:
     from shared.adapters.feed_tables import ChangeLog
@@ -75,10 +76,12 @@ def run_prune(svc: Services) -> int:
 
 def hourly_counts(svc: Services, hours: int = 24) -> list[tuple[datetime, int]]:
     """Changes per hour over the last `hours` hours, oldest first, every hour present."""
-    changes = svc.changes
     top = svc.now().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     first = top - timedelta(hours=hours)
-    counts = changes.hourly(first, top) if changes is not None else {}
+    counts = svc.webhooks.counts(QUEUE_TARGET.id, first, top) if svc.webhooks else {}
+    if svc.changes is not None:  # the hours an earlier version counted in `changes`
+        for hour, n in svc.changes.hourly(first, top).items():
+            counts[hour] = counts.get(hour, 0) + n
     return [
         (first + timedelta(hours=h), counts.get(first + timedelta(hours=h), 0))
         for h in range(hours)
