@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import azure.functions as func
 
 from shared import web
-from shared.errors import InputError, WriteConflict
+from shared.errors import InputError
 from shared.names import DELIVERY_QUEUE, STORAGE_CONNECTION, SYNC_QUEUE, WRITES_QUEUE
 from shared.services.health import run_health
 
@@ -44,14 +44,12 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.function_name("openapi")
 @app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@web.answered
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
     """The API's OpenAPI 3.1 document (anonymous: no secret in it; tools discover the API)."""
     from shared.services.apidoc import openapi_document
 
-    try:
-        return web.read_response(req, openapi_document())
-    except Exception as exc:
-        return web.error_response(exc)
+    return web.read_response(req, openapi_document())
 
 
 async def _graph_callback(req: func.HttpRequest, kind: str) -> func.HttpResponse:
@@ -90,312 +88,270 @@ async def lifecycle(req: func.HttpRequest) -> func.HttpResponse:
     methods=["POST"],
     auth_level=func.AuthLevel.ANONYMOUS,
 )
+@web.answered
 def ews_notifications(req: func.HttpRequest) -> func.HttpResponse:
     """EWS push notifications (anonymous: Exchange sends no keys; the subscription id is
     checked against the mailbox's): a hint that queues a round, answered in SOAP."""
     from shared.services.ews_push import run_notification
 
-    try:
-        tenant, user = req.route_params.get("tenant", ""), req.route_params.get("user", "")
-        status, body = run_notification(_services(), tenant, user, req.get_body())
-        return func.HttpResponse(body, status_code=status, mimetype="text/xml", charset="utf-8")
-    except Exception as exc:
-        return web.error_response(exc)
+    tenant, user = req.route_params.get("tenant", ""), req.route_params.get("user", "")
+    status, body = run_notification(_services(), tenant, user, req.get_body())
+    return func.HttpResponse(body, status_code=status, mimetype="text/xml", charset="utf-8")
 
 
 @app.function_name("mailboxes_list")
 @app.route(route="mailboxes", methods=["GET"])
+@web.answered
 def mailboxes_list(req: func.HttpRequest) -> func.HttpResponse:
     """All enrolled mailboxes, each with a one-line health."""
     from shared.services import mailboxes
 
-    try:
-        return web.json_response({"value": mailboxes.list_all(_services())})
-    except Exception as exc:
-        return web.error_response(exc)
+    return web.json_response({"value": mailboxes.list_all(_services())})
 
 
 @app.function_name("mailbox")
 @app.route(route="mailboxes/{tenant}/{user}", methods=["GET", "PUT", "DELETE"])
+@web.answered
 def mailbox(req: func.HttpRequest) -> func.HttpResponse:
     """GET status; PUT enrol or change options (JSON body); DELETE stop (?purge=true drops data)."""
     from shared.services import mailboxes
 
-    try:
-        tenant, user = req.route_params["tenant"], web.mailbox_ref(req)
-        svc = _services()
-        if req.method == "PUT":
-            body = web.json_body(req) if req.get_body() else {}
-            view, created = mailboxes.enrol(svc, tenant, user, body)
-            return web.json_response(view, status=201 if created else 200)
-        if req.method == "DELETE":
-            purge = web.flag(req, "purge")
-            return web.json_response(mailboxes.remove(svc, tenant, user, purge=purge))
-        return web.read_response(req, mailboxes.status(svc, tenant, user))
-    except Exception as exc:
-        return web.error_response(exc)
+    tenant, user = req.route_params["tenant"], web.mailbox_ref(req)
+    svc = _services()
+    if req.method == "PUT":
+        body = web.json_body(req) if req.get_body() else {}
+        view, created = mailboxes.enrol(svc, tenant, user, body)
+        return web.json_response(view, status=201 if created else 200)
+    if req.method == "DELETE":
+        purge = web.flag(req, "purge")
+        return web.json_response(mailboxes.remove(svc, tenant, user, purge=purge))
+    return web.read_response(req, mailboxes.status(svc, tenant, user))
 
 
 @app.function_name("mailbox_resync")
 @app.route(route="mailboxes/{tenant}/{user}/resync", methods=["POST"])
+@web.answered
 def mailbox_resync(req: func.HttpRequest) -> func.HttpResponse:
     """Queue a full resync of the mailbox's window."""
     from shared.services import mailboxes
 
-    try:
-        result = mailboxes.resync(_services(), req.route_params["tenant"], web.mailbox_ref(req))
-        return web.json_response(result, status=202)
-    except Exception as exc:
-        return web.error_response(exc)
+    result = mailboxes.resync(_services(), req.route_params["tenant"], web.mailbox_ref(req))
+    return web.json_response(result, status=202)
 
 
 @app.function_name("mailbox_events")
 @app.route(route="mailboxes/{tenant}/{user}/events", methods=["GET"])
+@web.answered
 def mailbox_events(req: func.HttpRequest) -> func.HttpResponse:
     """The mirrored events as stored, optionally within ?start=&end= (ISO 8601)."""
     from shared.services import mailboxes
 
-    try:
-        result = mailboxes.events(
-            _services(),
-            req.route_params["tenant"],
-            web.mailbox_ref(req),
-            req.params.get("start"),
-            req.params.get("end"),
-        )
-        return web.read_response(req, result)
-    except Exception as exc:
-        return web.error_response(exc)
+    result = mailboxes.events(
+        _services(),
+        req.route_params["tenant"],
+        web.mailbox_ref(req),
+        req.params.get("start"),
+        req.params.get("end"),
+    )
+    return web.read_response(req, result)
 
 
 @app.function_name("mailbox_agenda")
 @app.route(route="mailboxes/{tenant}/{user}/agenda", methods=["GET"])
+@web.answered
 def mailbox_agenda(req: func.HttpRequest) -> func.HttpResponse:
     """The mailbox's events in ?start=&end= (default today in its zone), normalised, by start."""
     from shared.services import reads
 
-    try:
-        result = reads.agenda(
-            _services(),
-            req.route_params["tenant"],
-            web.mailbox_ref(req),
-            req.params.get("start"),
-            req.params.get("end"),
-        )
-        return web.read_response(req, result)
-    except Exception as exc:
-        return web.error_response(exc)
+    result = reads.agenda(
+        _services(),
+        req.route_params["tenant"],
+        web.mailbox_ref(req),
+        req.params.get("start"),
+        req.params.get("end"),
+    )
+    return web.read_response(req, result)
 
 
 @app.function_name("mailbox_freebusy")
 @app.route(route="mailboxes/{tenant}/{user}/freebusy", methods=["GET"])
+@web.answered
 def mailbox_freebusy(req: func.HttpRequest) -> func.HttpResponse:
     """availabilityView (getSchedule's digits) and items for ?start=&end=&interval=."""
     from shared.services import reads
 
-    try:
-        result = reads.freebusy(
-            _services(),
-            req.route_params["tenant"],
-            web.mailbox_ref(req),
-            req.params.get("start"),
-            req.params.get("end"),
-            req.params.get("interval"),
-        )
-        return web.read_response(req, result)
-    except Exception as exc:
-        return web.error_response(exc)
+    result = reads.freebusy(
+        _services(),
+        req.route_params["tenant"],
+        web.mailbox_ref(req),
+        req.params.get("start"),
+        req.params.get("end"),
+        req.params.get("interval"),
+    )
+    return web.read_response(req, result)
 
 
 @app.function_name("mailbox_changes")
 @app.route(route="mailboxes/{tenant}/{user}/changes", methods=["GET"])
+@web.answered
 def mailbox_changes(req: func.HttpRequest) -> func.HttpResponse:
     """The mailbox's change feed after ?after= (a cursor from an earlier page), oldest first."""
     from shared.services import feed
 
-    try:
-        result = feed.read(
-            _services(),
-            req.route_params["tenant"],
-            web.mailbox_ref(req),
-            req.params.get("after"),
-            req.params.get("limit"),
-        )
-        return web.read_response(req, result)
-    except Exception as exc:
-        return web.error_response(exc)
+    result = feed.read(
+        _services(),
+        req.route_params["tenant"],
+        web.mailbox_ref(req),
+        req.params.get("after"),
+        req.params.get("limit"),
+    )
+    return web.read_response(req, result)
 
 
 @app.function_name("subscriptions_list")
 @app.route(route="subscriptions", methods=["GET"])
+@web.answered
 def subscriptions_list(req: func.HttpRequest) -> func.HttpResponse:
     """Stored subscriptions with expiry and state (?tenant=&mailbox=); ?graph=true compares
     them with Graph's own list."""
     from shared.services import subscription_admin
 
-    try:
-        return web.json_response(subscription_admin.list_view(_services(), dict(req.params)))
-    except Exception as exc:
-        return web.error_response(exc)
+    return web.json_response(subscription_admin.list_view(_services(), dict(req.params)))
 
 
 @app.function_name("subscriptions_renew")
 @app.route(route="subscriptions/renew", methods=["POST"])
+@web.answered
 def subscriptions_renew(req: func.HttpRequest) -> func.HttpResponse:
     """Renew now the subscriptions of {tenant?, mailbox?} (all when the body is empty)."""
     from shared.services import subscription_admin
 
-    try:
-        body = web.json_body(req) if req.get_body() else {}
-        return web.json_response(subscription_admin.renew_now(_services(), body))
-    except Exception as exc:
-        return web.error_response(exc)
+    body = web.json_body(req) if req.get_body() else {}
+    return web.json_response(subscription_admin.renew_now(_services(), body))
 
 
 @app.function_name("events_by_ical_uid")
 @app.route(route="events", methods=["GET"])
+@web.answered
 def events_by_ical_uid(req: func.HttpRequest) -> func.HttpResponse:
     """The mirrored events with ?iCalUId= across ?tenant='s enrolled mailboxes (one meeting)."""
     from shared.services import icaluid_index
 
-    try:
-        result = icaluid_index.find(
-            _services(), req.params.get("tenant"), req.params.get("iCalUId")
-        )
-        return web.read_response(req, result)
-    except Exception as exc:
-        return web.error_response(exc)
+    result = icaluid_index.find(_services(), req.params.get("tenant"), req.params.get("iCalUId"))
+    return web.read_response(req, result)
 
 
 @app.function_name("tenant_changes")
 @app.route(route="tenants/{tenant}/changes", methods=["GET"])
+@web.answered
 def tenant_changes(req: func.HttpRequest) -> func.HttpResponse:
     """Every mailbox's changes of a tenant after ?after= (one opaque cursor), ?limit= a page."""
     from shared.services import tenant_feed
 
-    try:
-        result = tenant_feed.read(
-            _services(),
-            req.route_params["tenant"],
-            req.params.get("after"),
-            req.params.get("limit"),
-        )
-        return web.read_response(req, result)
-    except Exception as exc:
-        return web.error_response(exc)
+    result = tenant_feed.read(
+        _services(),
+        req.route_params["tenant"],
+        req.params.get("after"),
+        req.params.get("limit"),
+    )
+    return web.read_response(req, result)
 
 
 @app.function_name("mailbox_calendars")
 @app.route(route="mailboxes/{tenant}/{user}/calendars", methods=["GET"])
+@web.answered
 def mailbox_calendars(req: func.HttpRequest) -> func.HttpResponse:
     """The mailbox's calendars live from Graph: owner, default, what the app may do."""
     from shared.services import connector
 
-    try:
-        tenant, user = req.route_params["tenant"], web.mailbox_ref(req)
-        return web.json_response(connector.calendars(_services(), tenant, user))
-    except Exception as exc:
-        return web.error_response(exc)
+    tenant, user = req.route_params["tenant"], web.mailbox_ref(req)
+    return web.json_response(connector.calendars(_services(), tenant, user))
 
 
 @app.function_name("mailbox_live")
 @app.route(route="mailboxes/{tenant}/{user}/live", methods=["GET"])
+@web.answered
 def mailbox_live(req: func.HttpRequest) -> func.HttpResponse:
     """The mailbox's events in ?start=&end= live from Graph (not the mirror)."""
     from shared.services import connector
 
-    try:
-        tenant, user = req.route_params["tenant"], web.mailbox_ref(req)
-        result = connector.live_events(
-            _services(), tenant, user, req.params.get("start"), req.params.get("end")
-        )
-        return web.json_response(result)
-    except Exception as exc:
-        return web.error_response(exc)
+    tenant, user = req.route_params["tenant"], web.mailbox_ref(req)
+    result = connector.live_events(
+        _services(), tenant, user, req.params.get("start"), req.params.get("end")
+    )
+    return web.json_response(result)
 
 
 @app.function_name("mailbox_live_event")
 @app.route(route="mailboxes/{tenant}/{user}/live/{event}", methods=["GET"])
+@web.answered
 def mailbox_live_event(req: func.HttpRequest) -> func.HttpResponse:
     """One event of the mailbox live from Graph."""
     from shared.services import connector
 
-    try:
-        tenant, user = req.route_params["tenant"], web.mailbox_ref(req)
-        event = req.route_params["event"]
-        return web.json_response(connector.live_event(_services(), tenant, user, event))
-    except Exception as exc:
-        return web.error_response(exc)
+    tenant, user = req.route_params["tenant"], web.mailbox_ref(req)
+    event = req.route_params["event"]
+    return web.json_response(connector.live_event(_services(), tenant, user, event))
 
 
 @app.function_name("mailbox_graph")
 @app.route(route="mailboxes/{tenant}/{user}/graph", methods=["POST"])
+@web.answered
 def mailbox_graph(req: func.HttpRequest) -> func.HttpResponse:
     """A raw Graph request within the mailbox: {method, path, query?, body?, caller?}; Graph's
     status and body come back in the answer (`status`, `body`, `retryAfter`)."""
     from shared.services import connector
 
-    try:
-        tenant, user = req.route_params["tenant"], web.mailbox_ref(req)
-        return web.json_response(connector.raw(_services(), tenant, user, web.json_body(req)))
-    except Exception as exc:
-        return web.error_response(exc)
+    tenant, user = req.route_params["tenant"], web.mailbox_ref(req)
+    return web.json_response(connector.raw(_services(), tenant, user, web.json_body(req)))
 
 
 @app.function_name("now")
 @app.route(route="now", methods=["POST"])
+@web.answered
 def now(req: func.HttpRequest) -> func.HttpResponse:
     """Status, current and next appointment of up to 500 mailboxes, from the mirror."""
     from shared.services import reads
 
-    try:
-        return web.read_response(req, reads.now(_services(), web.json_body(req)))
-    except Exception as exc:
-        return web.error_response(exc)
+    return web.read_response(req, reads.now(_services(), web.json_body(req)))
 
 
 @app.function_name("webhooks")
 @app.route(route="webhooks", methods=["GET", "POST"])
+@web.answered
 def webhooks(req: func.HttpRequest) -> func.HttpResponse:
     """GET the change feed's webhook subscribers; POST one (the answer shows its secret once)."""
     from shared.services import webhooks as hooks
 
-    try:
-        svc = _services()
-        if req.method == "POST":
-            return web.json_response(hooks.add(svc, web.json_body(req)), status=201)
-        return web.json_response({"value": hooks.list_all(svc)})
-    except Exception as exc:
-        return web.error_response(exc)
+    svc = _services()
+    if req.method == "POST":
+        return web.json_response(hooks.add(svc, web.json_body(req)), status=201)
+    return web.json_response({"value": hooks.list_all(svc)})
 
 
 @app.function_name("webhook")
 @app.route(route="webhooks/{id}", methods=["GET", "DELETE"])
+@web.answered
 def webhook(req: func.HttpRequest) -> func.HttpResponse:
     """GET a subscriber with its delivery state per mailbox; DELETE it."""
     from shared.services import webhooks as hooks
 
-    try:
-        svc, subscriber_id = _services(), req.route_params["id"]
-        if req.method == "DELETE":
-            return web.json_response(hooks.remove(svc, subscriber_id))
-        return web.json_response(hooks.show(svc, subscriber_id))
-    except Exception as exc:
-        return web.error_response(exc)
+    svc, subscriber_id = _services(), req.route_params["id"]
+    if req.method == "DELETE":
+        return web.json_response(hooks.remove(svc, subscriber_id))
+    return web.json_response(hooks.show(svc, subscriber_id))
 
 
 @app.function_name("webhook_replay")
 @app.route(route="webhooks/{id}/replay", methods=["POST"])
+@web.answered
 def webhook_replay(req: func.HttpRequest) -> func.HttpResponse:
     """Deliver again the subscriber's dead letters, or a range of one mailbox's feed."""
     from shared.services import webhooks as hooks
 
-    try:
-        body = web.json_body(req) if req.get_body() else {}
-        result = hooks.replay(_services(), req.route_params["id"], body)
-        return web.json_response(result, status=202)
-    except Exception as exc:
-        return web.error_response(exc)
+    body = web.json_body(req) if req.get_body() else {}
+    result = hooks.replay(_services(), req.route_params["id"], body)
+    return web.json_response(result, status=202)
 
 
 @app.function_name("sync_worker")
@@ -454,81 +410,69 @@ def daily_roll(timer: func.TimerRequest) -> None:
 
 @app.function_name("test_connection")
 @app.route(route="diagnostics/test-connection", methods=["POST"])
+@web.answered
 def test_connection(req: func.HttpRequest) -> func.HttpResponse:
     """Test connection for a tenant and optionally a mailbox: each step with cause and fix."""
     from shared.services.diagnostics import run_test_connection
 
-    try:
-        body = web.json_body(req) if req.get_body() else {}
-        if not isinstance(body, dict):
-            raise InputError('the body must be a JSON object {"tenantId": ..., "mailbox": ...}')
-        tenant, mailbox = body.get("tenantId", ""), body.get("mailbox") or ""
-        if not isinstance(tenant, str) or not isinstance(mailbox, str):
-            raise InputError("tenantId and mailbox must be strings")
-        report = run_test_connection(_services(), tenant, mailbox)
-        return web.json_response(report.as_dict())
-    except Exception as exc:
-        return web.error_response(exc)
+    body = web.json_body(req) if req.get_body() else {}
+    if not isinstance(body, dict):
+        raise InputError('the body must be a JSON object {"tenantId": ..., "mailbox": ...}')
+    tenant, mailbox = body.get("tenantId", ""), body.get("mailbox") or ""
+    if not isinstance(tenant, str) or not isinstance(mailbox, str):
+        raise InputError("tenantId and mailbox must be strings")
+    report = run_test_connection(_services(), tenant, mailbox)
+    return web.json_response(report.as_dict())
 
 
 @app.function_name("status_page")
 @app.route(route="status", methods=["GET"])
+@web.answered
 def status_page(req: func.HttpRequest) -> func.HttpResponse:
     """The operator's status page: one self-contained HTML document."""
     from shared.services.status_page import run_status_page
 
-    try:
-        return web.html_response(run_status_page(_services()))
-    except Exception as exc:
-        return web.error_response(exc)
+    return web.html_response(run_status_page(_services()))
 
 
 @app.function_name("operations_log")
 @app.route(route="log", methods=["GET"])
+@web.answered
 def operations_log(req: func.HttpRequest) -> func.HttpResponse:
     """The operations log: notification POSTs received and Graph calls made, newest first,
     filtered by ?tenant=&user=&direction=in|out&since=&until=&top=."""
     from shared.services.oplog import run_log_query
 
-    try:
-        return web.json_response(run_log_query(_services(), dict(req.params)))
-    except Exception as exc:
-        return web.error_response(exc)
+    return web.json_response(run_log_query(_services(), dict(req.params)))
 
 
 @app.function_name("mailbox_writes")
 @app.route(route="mailboxes/{tenant}/{user}/writes", methods=["POST"])
+@web.answered
 def mailbox_writes(req: func.HttpRequest) -> func.HttpResponse:
     """Create, update, delete or cancel an event in the mailbox's calendar (JSON body; the
     Idempotency-Key header makes a retry return the same write)."""
     from shared.services import writes
 
-    try:
-        view, status = writes.run_write(
-            _services(),
-            req.route_params["tenant"],
-            web.mailbox_ref(req),
-            web.json_body(req),
-            req.headers.get("idempotency-key"),
-        )
-        headers = {"Location": f"/api/writes/{view['id']}"}
-        return web.json_response(view, status=status, headers=headers)
-    except WriteConflict as exc:
-        return web.problem(409, "WriteConflict", exc.message, exc.code, current=exc.current)
-    except Exception as exc:
-        return web.error_response(exc)
+    view, status = writes.run_write(
+        _services(),
+        req.route_params["tenant"],
+        web.mailbox_ref(req),
+        web.json_body(req),
+        req.headers.get("idempotency-key"),
+    )
+    headers = {"Location": f"/api/writes/{view['id']}"}
+    return web.json_response(view, status=status, headers=headers)
 
 
 @app.function_name("write_status")
 @app.route(route="writes/{id}", methods=["GET"])
+@web.answered
 def write_status(req: func.HttpRequest) -> func.HttpResponse:
     """A write by id: pending, done (with the event) or failed (with the reason)."""
     from shared.services import writes
 
-    try:
-        return web.json_response(writes.get_write(_services(), req.route_params["id"]))
-    except Exception as exc:
-        return web.error_response(exc)
+    return web.json_response(writes.get_write(_services(), req.route_params["id"]))
 
 
 @app.function_name("write_worker")

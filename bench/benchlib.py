@@ -1,5 +1,6 @@
 """What every benchmark shares: percentiles, the printed table, the JSON report with the machine
-it ran on, and enrolling mailboxes through the admin API until their first sync is done.
+it ran on, enrolling mailboxes through the admin API until their first sync is done, and the
+stacks' common steps: a burst of new events, waiting for the mirror or the sync queue.
 
 Rule: a benchmark reports medians and p99 over repeated samples and puts the alternatives it is
 compared with in the same run; this module only formats and never decides what is measured.
@@ -14,7 +15,7 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +124,68 @@ def seed_users(stack: Any, prefix: str, count: int) -> list[tuple[str, str]]:
     upns = [f"{prefix}-{uuid.uuid4().hex[:8]}@contoso.example" for _ in range(count)]
     seeded = stack.sim.control.seed(users=[{"tenant": stack.tenant_id, "upn": u} for u in upns])
     return [(u, str(seeded["users"][u]).lower()) for u in upns]
+
+
+def mirror_state(stack: Any) -> Any:
+    """The stack's Table state, read through `stack.storage` (past any counting proxy)."""
+    from shared.adapters.storage import StorageClients
+    from shared.adapters.tables import TableState
+    from shared.settings import StorageSettings
+
+    return TableState(StorageClients(StorageSettings(connection_string=stack.storage)))
+
+
+def slot(at: datetime, n: int) -> dict[str, Any]:
+    """The start and end of the `n`th half hour event of a burst: from 2 h after `at`'s hour,
+    one an hour, over two days."""
+    start = at.replace(minute=0, second=0, microsecond=0) + timedelta(hours=2 + n % 48)
+    fmt = "%Y-%m-%dT%H:%M:%S"
+    return {
+        "start": {"dateTime": start.strftime(fmt), "timeZone": "UTC"},
+        "end": {"dateTime": (start + timedelta(minutes=30)).strftime(fmt), "timeZone": "UTC"},
+    }
+
+
+def wait_mirrored(stack: Any, state: Any, uid: str, ids: Sequence[str], timeout: float) -> None:
+    """Until every one of `ids` is in the mailbox's mirror (SystemExit after `timeout` s)."""
+    from shared.core.model import MailboxKey
+
+    key = MailboxKey(stack.tenant_id, uid)
+    deadline = time.monotonic() + timeout
+    while len(state.stored_versions(key, list(ids))) < len(ids):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{len(ids)} changes did not reach the mirror in {timeout:g} s")
+        time.sleep(0.05)
+
+
+def burst_created(
+    stack: Any, user: tuple[str, str], count: int, subject: str
+) -> tuple[list[str], float]:
+    """Create `count` events in one mailbox at once (`slot`s from now, the stack's clock) and
+    wait until all are mirrored: their ids and the seconds the creation took."""
+    state = mirror_state(stack)
+    upn, uid = user
+    now = datetime.now(UTC) + timedelta(seconds=stack.offset)
+    began = time.monotonic()
+    ids = [
+        stack.sim.control.create_event(upn, {"subject": f"{subject} {n}", **slot(now, n)})["id"]
+        for n in range(count)
+    ]
+    spread = time.monotonic() - began
+    wait_mirrored(stack, state, uid, ids, 120)
+    return ids, spread
+
+
+def wait_sync_queue_empty(stack: Any, timeout: float, what: str, poll: float = 0.5) -> None:
+    """Until the stack's sync queue holds no message (SystemExit naming `what` after
+    `timeout` s)."""
+    from azure.storage.queue import QueueClient
+
+    from shared.names import SYNC_QUEUE
+
+    queue = QueueClient.from_connection_string(stack.storage, SYNC_QUEUE)
+    deadline = time.monotonic() + timeout
+    while queue.get_queue_properties().approximate_message_count:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not finish in {timeout:g} s")
+        time.sleep(poll)

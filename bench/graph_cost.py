@@ -36,7 +36,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import enrol_and_sync, median, seed_users, table, write_json
+from benchlib import (
+    burst_created,
+    enrol_and_sync,
+    median,
+    seed_users,
+    table,
+    wait_sync_queue_empty,
+    write_json,
+)
 from pollers import Poller
 
 PER_TENANT = (  # endpoints the timers call once per tenant, not per mailbox
@@ -90,38 +98,10 @@ def _diff(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
 
 
-def _slot(at: datetime, n: int) -> dict[str, Any]:
-    start = at.replace(minute=0, second=0, microsecond=0) + timedelta(hours=2 + n % 48)
-    fmt = "%Y-%m-%dT%H:%M:%S"
-    return {
-        "start": {"dateTime": start.strftime(fmt), "timeZone": "UTC"},
-        "end": {"dateTime": (start + timedelta(minutes=30)).strftime(fmt), "timeZone": "UTC"},
-    }
-
-
 def _changes(stack: Any, user: tuple[str, str], count: int) -> tuple[dict[str, Any], float]:
     """Create `count` events in one mailbox at once; wait for the mirror; the Graph cost."""
-    from shared.adapters.storage import StorageClients
-    from shared.adapters.tables import TableState
-    from shared.core.model import MailboxKey
-    from shared.settings import StorageSettings
-
-    state = TableState(StorageClients(StorageSettings(connection_string=stack.storage)))
-    upn, uid = user
-    key = MailboxKey(stack.tenant_id, uid)
     meter = Meter(stack)
-    now = datetime.now(UTC) + timedelta(seconds=stack.offset)
-    began = time.monotonic()
-    ids = [
-        stack.sim.control.create_event(upn, {"subject": f"cost {n}", **_slot(now, n)})["id"]
-        for n in range(count)
-    ]
-    spread = time.monotonic() - began
-    deadline = time.monotonic() + 120
-    while len(state.stored_versions(key, ids)) < count:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{count} changes did not reach the mirror in 120 s")
-        time.sleep(0.05)
+    _, spread = burst_created(stack, user, count, "cost")
     time.sleep(SETTLE)
     return meter.delta(), spread
 
@@ -129,17 +109,8 @@ def _changes(stack: Any, user: tuple[str, str], count: int) -> tuple[dict[str, A
 def _wait_rounds(stack: Any) -> None:
     """Until the sync queue is empty (the daily roll's requests ran: most are slides of the
     user's window, which make no Graph request and leave lastSync as it was)."""
-    from azure.storage.queue import QueueClient
-
-    from shared.names import SYNC_QUEUE
-
-    queue = QueueClient.from_connection_string(stack.storage, SYNC_QUEUE)
-    deadline = time.monotonic() + 300
     time.sleep(1.0)
-    while queue.get_queue_properties().approximate_message_count:
-        if time.monotonic() > deadline:
-            raise SystemExit("the daily roll's rounds did not finish in 300 s")
-        time.sleep(0.2)
+    wait_sync_queue_empty(stack, 300, "the daily roll's rounds", poll=0.2)
     time.sleep(1.0)  # the last message is deleted only after its round
 
 

@@ -28,7 +28,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import seed_users, table, write_json
+from benchlib import (
+    mirror_state,
+    seed_users,
+    table,
+    wait_mirrored,
+    wait_sync_queue_empty,
+    write_json,
+)
 from tablecount import TableCounter, diff
 
 SETTLE = 5.0
@@ -72,28 +79,14 @@ def _enrol(stack: Any, upns: list[str]) -> None:
 
 def _quiet(stack: Any, seconds: float = 60.0) -> None:
     """Until the sync queue is empty (the enrolments' first rounds ran)."""
-    from azure.storage.queue import QueueClient
-
-    from shared.names import SYNC_QUEUE
-
-    queue = QueueClient.from_connection_string(stack.storage, SYNC_QUEUE)
-    deadline = time.monotonic() + 600
-    while queue.get_queue_properties().approximate_message_count:
-        if time.monotonic() > deadline:
-            raise SystemExit("the sync queue did not drain in 600 s")
-        time.sleep(0.5)
+    wait_sync_queue_empty(stack, 600, "the sync queue's rounds")
     time.sleep(min(seconds, SETTLE))
 
 
 def _per_change(
     stack: Any, counter: TableCounter, users: list[tuple[str, str]], count: int
 ) -> dict[str, float]:
-    from shared.adapters.storage import StorageClients
-    from shared.adapters.tables import TableState
-    from shared.core.model import MailboxKey
-    from shared.settings import StorageSettings
-
-    state = TableState(StorageClients(StorageSettings(connection_string=stack.storage)))
+    state = mirror_state(stack)
     tables = graph = 0.0
     for n in range(count):
         upn, uid = users[n % len(users)]
@@ -107,12 +100,7 @@ def _per_change(
         }
         t0, g0, began = counter.snapshot(), _graph(stack), time.monotonic()
         event_id = stack.sim.control.create_event(upn, body)["id"]
-        key = MailboxKey(stack.tenant_id, uid)
-        deadline = time.monotonic() + 60
-        while not state.stored_versions(key, [event_id]):  # past the proxy: not counted
-            if time.monotonic() > deadline:
-                raise SystemExit("a change did not reach the mirror in 60 s")
-            time.sleep(0.05)
+        wait_mirrored(stack, state, uid, [event_id], 60)  # past the proxy: not counted
         time.sleep(SETTLE)
         used, g_used = diff(counter.snapshot(), t0)["total"], _graph(stack) - g0
         elapsed = time.monotonic() - began

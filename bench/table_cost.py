@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import enrol_and_sync, median, seed_users, table, write_json
+from benchlib import burst_created, enrol_and_sync, median, seed_users, table, write_json
 from tablecount import TableCounter, diff
 
 SETTLE = 5.0
@@ -37,38 +36,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _slot(at: datetime, n: int) -> dict[str, Any]:
-    start = at.replace(minute=0, second=0, microsecond=0) + timedelta(hours=2 + n % 48)
-    fmt = "%Y-%m-%dT%H:%M:%S"
-    return {
-        "start": {"dateTime": start.strftime(fmt), "timeZone": "UTC"},
-        "end": {"dateTime": (start + timedelta(minutes=30)).strftime(fmt), "timeZone": "UTC"},
-    }
-
-
 def burst(stack: Any, counter: TableCounter, user: tuple[str, str], count: int) -> dict[str, Any]:
     """One burst of `count` creations in one mailbox: its Table requests (idle subtracted)."""
-    from shared.adapters.storage import StorageClients
-    from shared.adapters.tables import TableState
-    from shared.core.model import MailboxKey
-    from shared.settings import StorageSettings
-
-    state = TableState(StorageClients(StorageSettings(connection_string=stack.storage)))
-    upn, uid = user
-    key = MailboxKey(stack.tenant_id, uid)
-    now = datetime.now(UTC) + timedelta(seconds=stack.offset)
     before = counter.snapshot()
     began = time.monotonic()
-    ids = [
-        stack.sim.control.create_event(upn, {"subject": f"burst {n}", **_slot(now, n)})["id"]
-        for n in range(count)
-    ]
-    spread = time.monotonic() - began
-    deadline = time.monotonic() + 120
-    while len(state.stored_versions(key, ids)) < count:  # read past the proxy: not counted
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{count} changes did not reach the mirror in 120 s")
-        time.sleep(0.05)
+    _, spread = burst_created(stack, user, count, "burst")  # reads past the proxy: not counted
     time.sleep(SETTLE)
     elapsed = time.monotonic() - began
     used = diff(counter.snapshot(), before)

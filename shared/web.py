@@ -3,8 +3,10 @@ Project errors map to a status and a problem body; anything else is a 500 that h
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +14,7 @@ import azure.functions as func
 
 from shared.core.etags import none_match, strong_etag
 from shared.core.times import iso_utc
-from shared.errors import CalsyncError, InputError
+from shared.errors import CalsyncError, InputError, WriteConflict
 
 log = logging.getLogger("calsync.web")
 
@@ -55,13 +57,33 @@ def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> fu
 
 
 def error_response(exc: Exception) -> func.HttpResponse:
-    """Map a project error to its problem response; log and hide anything unexpected."""
+    """Map a project error to its problem response (a write conflict with the event as it is
+    now); log and hide anything unexpected."""
+    if isinstance(exc, WriteConflict):
+        return problem(409, "WriteConflict", exc.message, exc.code, current=exc.current)
     if isinstance(exc, CalsyncError):
         if exc.http_status >= 500:  # ours, but the caller cannot fix it: the operator must see it
             log.error("answering %d %s: %r", exc.http_status, exc.code, exc.message)
         return problem(exc.http_status, type(exc).__name__, exc.message, exc.code)
     log.exception("unexpected error while handling a request")
     return problem(500, "InternalError", "unexpected error; see the app's logs", "internal_error")
+
+
+def answered(
+    handler: Callable[[func.HttpRequest], func.HttpResponse],
+) -> Callable[[func.HttpRequest], func.HttpResponse]:
+    """An HTTP trigger whose errors are answered by `error_response` (the one try/except of
+    every admin, read and write route). `functools.wraps` keeps the handler's name, signature
+    and annotations, which the Functions worker reads to bind `req`."""
+
+    @functools.wraps(handler)
+    def answer(req: func.HttpRequest) -> func.HttpResponse:
+        try:
+            return handler(req)
+        except Exception as exc:
+            return error_response(exc)
+
+    return answer
 
 
 def json_body(req: func.HttpRequest, *, max_bytes: int = 1_048_576) -> Any:

@@ -16,9 +16,15 @@ ROOT = Path(__file__).parents[1]
 
 
 @functools.cache
+def _functions() -> list[Any]:
+    """The app's functions (the SDK builds them once: a second call fails)."""
+    return list(function_app.app.get_functions())
+
+
+@functools.cache
 def _declared() -> dict[str, dict[str, Any]]:
     out = {}
-    for fn in function_app.app.get_functions():
+    for fn in _functions():
         trigger = fn.get_trigger().get_dict_repr()
         out[fn.get_function_name()] = {
             k: str(getattr(v, "value", v))
@@ -280,3 +286,45 @@ def test_import_loads_no_sdk() -> None:
         [sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True
     ).stdout
     assert loaded.strip() == "[]", f"imported at start-up: {loaded}"
+
+
+def test_http_routes_answer_their_errors_through_one_helper() -> None:
+    """Every HTTP route but health (no error to answer) and Graph's two callbacks (which map
+    theirs for Graph: web.intake_error) answers its errors through `web.answered`."""
+    own_mapping = {"health", "notifications", "lifecycle"}
+    for fn in _functions():
+        if fn.get_trigger().get_dict_repr()["type"] != "httpTrigger":
+            continue
+        handler = fn.get_user_function()
+        wrapped = hasattr(handler, "__wrapped__")
+        assert wrapped == (fn.get_function_name() not in own_mapping), fn.get_function_name()
+
+
+def test_answered_maps_project_errors_and_hides_unexpected_ones() -> None:
+    """A handler's InputError is a 400 problem saying what is wrong, a write conflict a 409
+    with the current event, anything else a 500 that shows nothing of the error."""
+    import json
+
+    import azure.functions as func
+
+    from shared import web
+    from shared.errors import InputError, WriteConflict
+
+    def failing(exc: Exception) -> Any:
+        def handler(req: func.HttpRequest) -> func.HttpResponse:
+            raise exc
+
+        return web.answered(handler)
+
+    req = func.HttpRequest("GET", "http://localhost/api/x", body=b"")
+    bad = failing(InputError("limit='x' must be a whole number"))(req)
+    assert bad.status_code == 400
+    assert "limit='x'" in json.loads(bad.get_body())["detail"]
+    conflict = WriteConflict("the event changed")
+    conflict.current = {"subject": "now"}
+    answer = failing(conflict)(req)
+    assert answer.status_code == 409
+    assert json.loads(answer.get_body())["current"] == {"subject": "now"}
+    hidden = failing(RuntimeError("secret-ish detail"))(req)
+    assert hidden.status_code == 500
+    assert b"secret-ish" not in hidden.get_body()

@@ -5,12 +5,17 @@ The feed's durable log is the mailbox's change rows in its `events` partition: R
 `~o~` + the change's 20-digit sequence (`TableState.apply_changes` writes them in the same
 transaction as the mirror change, so a range query reads a mailbox's changes in order, gapless,
 and a change exists exactly when its mirror change landed). Nothing copies or removes them but
-the retention prune. The row form is `change_rows`.
+the retention prune. The row form is `change_rows`. A purged mailbox (its mailbox row gone)
+keeps its change rows for their retention: a row of partition `~removed` in the `changes` table
+remembers it for the prune and for `GET .../changes` until they are past it.
 
-The `changes` table keeps the changes per tenant and hour (the status page's chart) and, read
-only, the rows an earlier version copied there (PartitionKey the mailbox partition, RowKey the
-sequence): a read whose range starts before the first change row of the partition is filled
-from them, and the prune deletes them as they age.
+Besides those `~removed` rows, the `changes` table holds what an earlier version wrote there,
+read only: its counts of changes per tenant and hour (the status page's chart adds them to
+today's, which webhook_tables keeps beside the queue's cursors) and the rows it copied there
+(PartitionKey the mailbox partition, RowKey the sequence): a read whose range starts before
+the first change row of the partition is filled from them, and the prune deletes them as they
+age. Once a read has found where they end (for most mailboxes: that there are none), later
+reads of the partition no longer ask that table.
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
@@ -32,7 +36,7 @@ from shared.adapters.tables import LOG_PREFIX, SEQUENCE_ROW, mapped_errors
 from shared.core.feed import ChangeEvent, format_sequence
 from shared.core.model import MailboxKey
 from shared.core.reconcile import batch_operations
-from shared.errors import StateConflict, StorageError
+from shared.errors import StorageError
 from shared.names import CHANGES_QUEUE, CHANGES_TABLE, EVENTS_TABLE
 
 log = logging.getLogger("calsync.feed")
@@ -46,7 +50,7 @@ def _publish_pool() -> ThreadPoolExecutor:
 
 
 HOURLY_PARTITION = "~hourly"  # changes per tenant and hour; no mailbox partition starts with "~"
-COUNT_ATTEMPTS = 5
+REMOVED_PARTITION = "~removed"  # purged mailboxes whose change rows await the retention prune
 
 
 def _log_key(sequence: int) -> str:
@@ -54,13 +58,16 @@ def _log_key(sequence: int) -> str:
 
 
 class ChangeLog:
-    """Reads the change rows of the `events` partitions, counts changes in the `changes`
-    table and sends them to the `calendar-changes` queue."""
+    """Reads the change rows of the `events` partitions (and what an earlier version left in
+    the `changes` table) and sends changes to the `calendar-changes` queue."""
 
     def __init__(self, clients: StorageClients) -> None:
         self.table: TableClient = clients.table(CHANGES_TABLE)
         self.events: TableClient = clients.table(EVENTS_TABLE)
         self._queue = clients.queue(CHANGES_QUEUE)
+        # partition -> a sequence above which the `changes` table holds no earlier copy of
+        # the partition's changes (learnt by a read; spares the table for every later read).
+        self._legacy_clear: dict[str, int] = {}
 
     def publish(self, changes: Sequence[ChangeEvent]) -> None:
         """Put each change on the `calendar-changes` queue, side by side (a Storage queue does
@@ -101,9 +108,22 @@ class ChangeLog:
                     break
         if out and out[0].sequence == after + 1:
             return out  # the common case: the log goes on right after the cursor
-        # Older changes may be rows an earlier version copied to the `changes` table.
+        # Older changes may be rows an earlier version copied to the `changes` table, unless
+        # this process already knows that none lie above `after` there.
+        clear = self._legacy_clear.get(key.partition)
+        if clear is not None and after >= clear:
+            return out
+        if clear is None and after >= 0 and not self._legacy_after(key, -1, None, 1):
+            self._legacy_clear[key.partition] = -1  # none at all (most mailboxes)
+            return out
         first = out[0].sequence if out else None
         older = self._legacy_after(key, after, first, limit)
+        if len(older) < limit:
+            # That range is read to its end: no earlier copy lies above its last row (or
+            # `after`). Nothing adds such rows any more (the prune only removes them) and they
+            # all predate the log, so the fact holds for every later read.
+            top = older[-1].sequence if older else after
+            self._legacy_clear[key.partition] = min(top, clear if clear is not None else top)
         return (older + out)[:limit]
 
     def _legacy_after(
@@ -151,33 +171,8 @@ class ChangeLog:
             row = next(iter(rows), None)
         return int(str(row["RowKey"])[len(LOG_PREFIX) :]) if row is not None else None
 
-    def count(self, tenant_id: str, hour: datetime, n: int) -> None:
-        """Add `n` to the tenant's count of changes in `hour` (the status page's chart):
-        an ETag-guarded read-modify-write, retried when another host counted meanwhile."""
-        row_key = f"{tenant_id}_{hour.strftime('%Y%m%d%H')}"
-        for _ in range(COUNT_ATTEMPTS):
-            try:
-                with mapped_errors("counting changes"):
-                    try:
-                        row = self.table.get_entity(HOURLY_PARTITION, row_key)
-                    except ResourceNotFoundError:
-                        entity = {"PartitionKey": HOURLY_PARTITION, "RowKey": row_key}
-                        self.table.create_entity(entity | {"count": n, "hour": hour})
-                        return
-                    self.table.update_entity(
-                        {"PartitionKey": HOURLY_PARTITION, "RowKey": row_key}
-                        | {"count": int(row.get("count", 0)) + n, "hour": hour},
-                        mode=UpdateMode.MERGE,
-                        etag=row.metadata["etag"],
-                        match_condition=MatchConditions.IfNotModified,
-                    )
-                    return
-            except StateConflict:
-                continue
-        log.warning("changes of %s in %s not counted: too many writers at once", tenant_id, hour)
-
     def hourly(self, since: datetime, until: datetime) -> dict[datetime, int]:
-        """Changes per hour (every tenant) for the hours from `since` up to `until`."""
+        """Changes per hour (every tenant) an earlier version counted, from `since` to `until`."""
         out: dict[datetime, int] = {}
         with mapped_errors("reading the change counts"):
             rows = self.table.query_entities(
@@ -189,6 +184,35 @@ class ChangeLog:
                 hour = row["hour"]
                 out[hour] = out.get(hour, 0) + int(row.get("count", 0))
         return out
+
+    def note_removed(self, key: MailboxKey, upn: str, at: datetime) -> None:
+        """Remember a mailbox whose mailbox row goes (a purge) while its change rows stay for
+        their retention: the prune and `GET .../changes` find them through this row."""
+        entity: dict[str, Any] = {"PartitionKey": REMOVED_PARTITION, "RowKey": key.partition}
+        entity |= {"tenant_id": key.tenant_id, "label": key.label, "upn": upn, "removed_at": at}
+        with mapped_errors(f"noting the removal of {key.user_id}"):
+            self.table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def removed(self) -> list[tuple[MailboxKey, str, datetime]]:
+        """(key, UPN, removed at) of every purged mailbox whose change rows may remain."""
+        with mapped_errors("listing removed mailboxes"):
+            rows = self.table.query_entities(
+                "PartitionKey eq @p", parameters={"p": REMOVED_PARTITION}
+            )
+            return [
+                (
+                    MailboxKey.from_label(str(r["tenant_id"]), str(r["label"])),
+                    str(r.get("upn", "")),
+                    r["removed_at"],
+                )
+                for r in rows
+            ]
+
+    def forget_removed(self, key: MailboxKey) -> None:
+        """Drop the row `note_removed` wrote (its changes are past retention, or the mailbox
+        is enrolled again)."""
+        with mapped_errors(f"forgetting the removal of {key.user_id}"):
+            self.table.delete_entity(REMOVED_PARTITION, key.partition)  # none: no error
 
     def prune(self, key: MailboxKey, before: datetime) -> int:
         """Delete a mailbox's changes that occurred before `before` (the retention), from its

@@ -6,7 +6,9 @@ Tables:
   `secret` column, its signing secret. Only `secret()` reads that column; every other read
   selects the other columns, so a listing can never carry it.
 - `deliveries`: PartitionKey the subscriber id, RowKey the mailbox partition (`tenant_user`):
-  one `PairCursor` per pair, written only with its ETag (the lease is in it).
+  one `PairCursor` per pair, written only with its ETag (the lease is in it); and RowKey
+  `~count~tenant_hour` (no mailbox partition starts with "~"): changes counted per tenant and
+  hour, added in the transaction that moves a cursor past them (the status page's chart).
 - `deadletters`: PartitionKey the subscriber id, RowKey `partition~sequence`: a change whose
   delivery gave up, with the last error.
 Queue `webhook-deliveries`: `WorkItem` JSON, base64 as the Functions queue trigger expects.
@@ -16,8 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from azure.core import MatchConditions
@@ -29,11 +34,15 @@ from shared.adapters.storage import StorageClients
 from shared.adapters.tables import mapped_errors
 from shared.core.feed import ChangeEvent, change_from_json, format_sequence
 from shared.core.webhooks import Filter, PairCursor, Subscriber, WorkItem, decode_work_item
-from shared.errors import InputError, NotFoundError, StorageError
+from shared.errors import InputError, NotFoundError, StateConflict, StorageError
 from shared.names import DEADLETTERS_TABLE, DELIVERIES_TABLE, DELIVERY_QUEUE, WEBHOOKS_TABLE
 from shared.redact import REDACTOR
 
+log = logging.getLogger("calsync.webhooks")
+
 SUBSCRIBER_PARTITION = "subscriber"
+COUNT_PREFIX = "~count~"  # RowKey prefix of the change counts beside a partition's cursors
+COUNT_ATTEMPTS = 8  # transactions tried while other pairs of the tenant count the same hour
 _ID = re.compile(r"^[0-9a-f]{32}$")  # subscriber ids (uuid4 hex): safe as keys as they are
 
 
@@ -230,24 +239,17 @@ class WebhookStore:
                 rows = self.cursors.query_entities(
                     "PartitionKey eq @p", parameters={"p": subscriber_id}
                 )
-            return [_cursor(r) for r in rows]
+            return [_cursor(r) for r in rows if not str(r["RowKey"]).startswith(COUNT_PREFIX)]
 
-    def save_cursor(self, cursor: PairCursor) -> PairCursor:
-        """Write the cursor only if unchanged since read (ETag); StateConflict otherwise."""
-        entity: dict[str, Any] = {
-            "PartitionKey": cursor.subscriber_id,
-            "RowKey": cursor.partition,
-            "delivered": cursor.delivered,
-            "attempt": cursor.attempt,
-            "lease_owner": cursor.lease_owner,
-            "last_error": cursor.last_error,
-            "last_status": cursor.last_status or 0,
-            "dead_letters": cursor.dead_letters,
-        }
-        for name in ("next_at", "lease_until"):
-            value = getattr(cursor, name)
-            if value is not None:
-                entity[name] = value
+    def save_cursor(
+        self, cursor: PairCursor, counts: Mapping[tuple[str, datetime], int] | None = None
+    ) -> PairCursor:
+        """Write the cursor only if unchanged since read (ETag); StateConflict otherwise.
+        `counts` ((tenant, hour) -> changes) are added to the counts kept in the cursor's
+        partition in the same transaction: counted exactly when the cursor moves."""
+        entity = _cursor_entity(cursor)
+        if counts:
+            return self._save_counted(cursor, entity, counts)
         with mapped_errors("saving a delivery cursor"):
             if cursor.etag:
                 meta = self.cursors.update_entity(
@@ -259,6 +261,65 @@ class WebhookStore:
             else:
                 meta = self.cursors.create_entity(entity)
         return replace(cursor, etag=str(meta.get("etag", "")))
+
+    def _save_counted(
+        self,
+        cursor: PairCursor,
+        entity: dict[str, Any],
+        counts: Mapping[tuple[str, datetime], int],
+    ) -> PairCursor:
+        """The cursor and its counts in one transaction of the cursor's partition; a count row
+        another pair changed meanwhile is read again and the transaction retried."""
+        save: Any = (
+            ("update", entity, _if_match(cursor.etag)) if cursor.etag else ("create", entity)
+        )
+        for _ in range(COUNT_ATTEMPTS):
+            ops: list[Any] = [save]
+            with mapped_errors("reading the change counts"):
+                for (tenant_id, hour), n in sorted(counts.items()):
+                    row_key = f"{COUNT_PREFIX}{tenant_id}_{hour.strftime('%Y%m%d%H')}"
+                    try:
+                        row = self.cursors.get_entity(cursor.subscriber_id, row_key)
+                    except ResourceNotFoundError:
+                        fresh = {"PartitionKey": cursor.subscriber_id, "RowKey": row_key}
+                        ops.append(("create", fresh | {"count": n, "hour": hour}))
+                        continue
+                    total = {"count": int(row.get("count", 0)) + n, "hour": hour}
+                    ops.append(("update", dict(row) | total, _if_match(str(row.metadata["etag"]))))
+            try:
+                with mapped_errors("saving a delivery cursor and its counts"):
+                    answers = self.cursors.submit_transaction(ops)
+                return replace(cursor, etag=str(answers[0].get("etag", "")))
+            except (StorageError, StateConflict):
+                # Which operation failed: the cursor (another host moved it) or a count row
+                # (another pair of the tenant counted first: read it again).
+                if self.cursor(cursor.subscriber_id, cursor.partition).etag != cursor.etag:
+                    raise StateConflict(
+                        "saving a delivery cursor: changed by someone else"
+                    ) from None
+        log.warning("changes of %s not counted: too many writers at once", cursor.partition)
+        return self.save_cursor(cursor)
+
+    def counts(self, subscriber_id: str, since: datetime, until: datetime) -> dict[datetime, int]:
+        """Changes per hour (every tenant) counted in the partition, from `since` to `until`."""
+        out: dict[datetime, int] = {}
+        with mapped_errors("reading the change counts"):
+            rows = self.cursors.query_entities(
+                "PartitionKey eq @p and RowKey ge @lo and RowKey lt @hi "
+                "and hour ge @since and hour lt @until",
+                parameters={
+                    "p": subscriber_id,
+                    "lo": COUNT_PREFIX,
+                    "hi": COUNT_PREFIX + "~",
+                    "since": since,
+                    "until": until,
+                },
+                select=["hour", "count"],
+            )
+            for row in rows:
+                hour = row["hour"]
+                out[hour] = out.get(hour, 0) + int(row.get("count", 0))
+        return out
 
     # --- dead letters ---------------------------------------------------------------------------
     # A row is a dead letter (`replay` false) or a change armed for redelivery (`replay` true:
@@ -328,3 +389,29 @@ def decode_item(body: bytes | str) -> WorkItem:
     except ValueError:
         raise InputError("a delivery work item is not JSON") from None
     return decode_work_item(data)
+
+
+def _if_match(etag: str) -> dict[str, Any]:
+    return {
+        "mode": UpdateMode.REPLACE,
+        "etag": etag,
+        "match_condition": MatchConditions.IfNotModified,
+    }
+
+
+def _cursor_entity(cursor: PairCursor) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": cursor.subscriber_id,
+        "RowKey": cursor.partition,
+        "delivered": cursor.delivered,
+        "attempt": cursor.attempt,
+        "lease_owner": cursor.lease_owner,
+        "last_error": cursor.last_error,
+        "last_status": cursor.last_status or 0,
+        "dead_letters": cursor.dead_letters,
+    }
+    for name in ("next_at", "lease_until"):
+        value = getattr(cursor, name)
+        if value is not None:
+            entity[name] = value
+    return entity

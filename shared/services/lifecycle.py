@@ -109,6 +109,8 @@ def advance(
             svc.state.delete_cursor(record.key)
         elif isinstance(action, lc.PurgeMirror):
             svc.state.purge_events(record.key)
+            if svc.changes is not None:  # its change rows stay for their retention
+                svc.changes.note_removed(record.key, record.upn, svc.now())
             svc.state.delete_mailbox(record.key)
         elif run_syncs:
             queue_sync(svc, record.key, action.trigger, full=action.full)

@@ -69,6 +69,22 @@ def find(svc: Services, tenant_id: str, user: str, calendar: str | None = None) 
     raise NotFoundError(f"mailbox {shown!r} of tenant {tenant} is not enrolled; PUT it first")
 
 
+def find_removed(
+    svc: Services, tenant_id: str, user: str, calendar: str | None = None
+) -> MailboxKey | None:
+    """A purged calendar (by user id or UPN, as `find`) whose change rows are kept until
+    CHANGES_RETENTION_DAYS, or None."""
+    if svc.changes is None:
+        return None
+    tenant = _tenant(svc, tenant_id)
+    name, handle = split_ref(user, calendar)
+    for key, upn, _ in svc.changes.removed():
+        user_matches = name.lower() in (key.user_id, upn.lower())
+        if key.tenant_id == tenant and key.calendar == handle and user_matches:
+            return key
+    return None
+
+
 def _resolve_calendar(svc: Services, key: MailboxKey, body: Mapping[str, Any]) -> tuple[str, str]:
     """(Graph id, name) of the calendar `key.calendar` the enrolment body means."""
     if svc.settings.ews_for(key.tenant_id) is not None:
@@ -150,7 +166,9 @@ def enrol(
 
 
 def remove(svc: Services, tenant_id: str, user: str, *, purge: bool) -> dict[str, Any]:
-    """Stop syncing: delete the subscription; keep the mirror (disabled) or purge everything."""
+    """Stop syncing: delete the subscription; keep the mirror (disabled) or purge it and the
+    mailbox row. Its change feed stays readable either way until its changes are past
+    CHANGES_RETENTION_DAYS (a consumer behind can read the last ones), then the prune takes it."""
     record = find(svc, tenant_id, user)
     purged = len(svc.state.stored_versions(record.key)) if purge else 0
     advance(svc, record, lc.Removed(purge=purge))

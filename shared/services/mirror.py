@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, MutableMapping, Sequence
+from concurrent.futures import Future
 
 from shared.adapters.pools import io_pool
 from shared.compose import Services
@@ -57,10 +58,16 @@ def apply_items(
     key = mailbox.key
     ids = [item.event_id for item in items]
     for attempt in range(1, PLAN_ATTEMPTS + 1):
+        written_read: Future[dict[str, tuple[str, str, str]]] | None = None
         if stored is None:
+            # Our own writes' versions (another table) are read side by side with the
+            # mirror's, for every id of the page: which ones changed is known only after.
+            if origin is None and svc.writes is not None and ids:
+                written_read = io_pool().submit(svc.writes.written_versions, key, ids)
             stored = svc.state.stored_versions(key, ids)
         user = plan_window(svc.now(), mailbox.options)  # what lies outside is kept hidden
         plan = plan_page(items, stored, mailbox.options, user)
+        ours = written_read.result() if written_read is not None else None
         # The iCalUId index (another table) is written side by side with the mirror's
         # transactions; see the module docstring. Hidden changes too: the margin is indexed,
         # the lookup hides it.
@@ -73,7 +80,7 @@ def apply_items(
                 at=svc.now(),
                 mailbox_ref=mailbox.options.reference,
                 origin=origin,
-                origins=echoes(svc, key, plan.changes) if origin is None else None,
+                origins=echoes(svc, key, plan.changes, ours) if origin is None else None,
             )
         except StateConflict:
             if index is not None:
@@ -96,16 +103,21 @@ def apply_items(
 
 
 def echoes(
-    svc: Services, key: MailboxKey, changes: Sequence[PlannedChange]
+    svc: Services,
+    key: MailboxKey,
+    changes: Sequence[PlannedChange],
+    written: Mapping[str, tuple[str, str, str]] | None = None,
 ) -> dict[str, tuple[str, str]]:
     """event id -> (write key, writer) of the changes a round found that are calsync's own
     writes: the version Graph gave (its changeKey) is the one a write recorded ("" for a write
     that removed the event). A round that read Graph right after a write, before the write
     mirrored its answer, finds the write's version first; marked, it reaches no subscriber
-    that excludes the writer as someone else's change."""
+    that excludes the writer as someone else's change. `written`: the written versions
+    already read for (at least) these changes' ids, else they are read here."""
     if svc.writes is None or not changes:
         return {}
-    written = svc.writes.written_versions(key, [c.event_id for c in changes])
+    if written is None:
+        written = svc.writes.written_versions(key, [c.event_id for c in changes])
     return {
         c.event_id: (write_key, writer)
         for c in changes

@@ -15,7 +15,8 @@ takes (theirs are uuid4 hex) and which no listing shows.
   subscriber has its own pair.
 - A new pair starts at the mailbox's first change row not yet published (the rows an earlier
   version copied to the `changes` table it had published then).
-- It counts what it publishes per tenant and hour (the status page's chart).
+- It counts what it publishes per tenant and hour (the status page's chart) in the same
+  transaction as the cursor's move (rows beside the pair cursors, webhook_tables).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from shared.compose import Services
 from shared.core.feed import ChangeEvent
 from shared.core.model import MailboxKey
 from shared.core.webhooks import MAX_ATTEMPTS, PairCursor, Subscriber, WorkItem, retry_delay
-from shared.errors import CalsyncError, StorageError
+from shared.errors import StorageError
 from shared.names import CHANGES_QUEUE
 
 log = logging.getLogger("calsync.feed")
@@ -103,9 +104,9 @@ def run_pair(
                 last_error="",
                 lease_owner="" if last else cursor.lease_owner,
                 lease_until=None if last else svc.now() + lease,
-            )
+            ),
+            counts=_hours(key, page),
         )
-        _count(svc, key, page)
         if last:
             return "done"
         if time.monotonic() - started > budget:
@@ -114,16 +115,12 @@ def run_pair(
             return "continued"
 
 
-def _count(svc: Services, key: MailboxKey, batch: list[ChangeEvent]) -> None:
-    """Count the batch per hour for the status page's chart; a count that fails is logged,
-    never failing the publisher (the changes are on the queue already)."""
-    assert svc.changes is not None
-    hours: dict[datetime, int] = {}
+def _hours(key: MailboxKey, batch: list[ChangeEvent]) -> dict[tuple[str, datetime], int]:
+    """The batch's changes per (tenant, hour) for the status page's chart: counted in the
+    transaction that moves the cursor past them, so neither a crash nor a retry of the page
+    can lose or double them."""
+    hours: dict[tuple[str, datetime], int] = {}
     for change in batch:
         hour = change.occurred_at.replace(minute=0, second=0, microsecond=0)
-        hours[hour] = hours.get(hour, 0) + 1
-    for hour, n in hours.items():
-        try:
-            svc.changes.count(key.tenant_id, hour, n)
-        except CalsyncError as exc:
-            log.warning("changes of %s not counted: %s", key.user_id, exc.message)
+        hours[key.tenant_id, hour] = hours.get((key.tenant_id, hour), 0) + 1
+    return hours

@@ -15,10 +15,8 @@ import pytest
 
 from ewssim.testing import EwsSim, run_ewssim
 from shared.compose import Services, build_services
-from shared.core.entity import join_properties
 from shared.core.ews import ews_user_id
-from shared.core.model import MailboxKey, SyncRequest, Trigger
-from shared.core.rounds import stamp_request
+from shared.core.model import MailboxKey
 from shared.core.writes import ORIGIN_NAMESPACE, origin_of
 from shared.errors import InputError, WriteConflict
 from shared.secrets import EnvSecrets
@@ -26,7 +24,15 @@ from shared.services import mailboxes, writes
 from shared.services.sync import run_sync_request
 from shared.settings import Settings
 from tests.ews.helpers import retire
-from tests.services.simworld import empty_write_queue
+from tests.services.simworld import (
+    empty_write_queue,
+    event_body,
+    feed_of,
+    mirror_rows,
+    poll_request,
+    when,
+    write,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PASSWORD = "Sv(-passw0rd"
@@ -72,32 +78,9 @@ def world(sim: EwsSim, azurite: str) -> Iterator[tuple[Services, MailboxKey, str
 
 def _round(svc: Services, key: MailboxKey) -> tuple[int, int]:
     """One poll round: (upserts, deletes)."""
-    request = SyncRequest(
-        key.tenant_id, key.user_id, Trigger.POLL, requested_at=stamp_request(svc.now())
-    )
-    out = run_sync_request(svc, request)
+    out = run_sync_request(svc, poll_request(svc, key))
     assert out.result == "ok", out
     return out.upserts, out.deletes
-
-
-def _when(days: int, hour: int, zone: str = "UTC") -> dict[str, str]:
-    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    moment = day + timedelta(days=days, hours=hour)
-    return {"dateTime": moment.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": zone}
-
-
-def _event(subject: str, days: int = 1, **extra: Any) -> dict[str, Any]:
-    return {"subject": subject, "start": _when(days, 9), "end": _when(days, 10), **extra}
-
-
-def _write(
-    svc: Services, key: MailboxKey, body: dict[str, Any], idem: str | None = None
-) -> tuple[dict[str, Any], int]:
-    return writes.run_write(svc, key.tenant_id, key.user_id, body, idem)
-
-
-def _mirror(svc: Services, key: MailboxKey) -> dict[str, dict[str, Any]]:
-    return {str(r["event_id"]): join_properties(r) for r in svc.state.list_events(key)}
 
 
 def _view(sim: EwsSim, smtp: str) -> list[dict[str, Any]]:
@@ -105,11 +88,6 @@ def _view(sim: EwsSim, smtp: str) -> list[dict[str, Any]]:
     return sim.view(
         smtp, (now - timedelta(days=7)).isoformat(), (now + timedelta(days=28)).isoformat()
     )
-
-
-def _feed(svc: Services, key: MailboxKey) -> list[Any]:
-    assert svc.changes is not None
-    return svc.changes.read_after(key, limit=1000)
 
 
 def test_create_update_delete_of_a_single_event(
@@ -125,11 +103,9 @@ def test_create_update_delete_of_a_single_event(
         smtp,
         {"reminderMinutes": 30, "writePrivate": True, "writeTimeZone": "Europe/Paris"},
     )
-    body = {"subject": "Boiler", "start": {"dateTime": _when(1, 9)["dateTime"]}}
-    body["end"] = {"dateTime": _when(1, 10)["dateTime"]}
-    view, status = _write(
-        svc, key, {"action": "create", "event": body, "writer": "helpdesk"}, "k-1"
-    )
+    body = {"subject": "Boiler", "start": {"dateTime": when(1, 9)["dateTime"]}}
+    body["end"] = {"dateTime": when(1, 10)["dateTime"]}
+    view, status = write(svc, key, {"action": "create", "event": body, "writer": "helpdesk"}, "k-1")
     assert (status, view["status"]) == (201, "done")
     event_id = view["eventId"]
     item = sim.item(smtp, event_id)
@@ -141,25 +117,25 @@ def test_create_update_delete_of_a_single_event(
     assert (item["reminderSet"], item["reminderMinutes"]) == (True, 30)
     assert item["extended"][ORIGIN_KEY] == f"calsync;writer=helpdesk;write={view['id']}"
     assert origin_of(view["event"]) == item["extended"][ORIGIN_KEY]
-    row = _mirror(svc, key)[event_id]
+    row = mirror_rows(svc, key)[event_id]
     assert (row["subject"], row["change_key"]) == ("Boiler", item["changeKey"])
     assert _round(svc, key) == (0, 0)
 
     update = {"action": "update", "eventId": event_id, "event": {"subject": "Boiler, 2nd"}}
-    view, status = _write(svc, key, {**update, "writer": "helpdesk"}, "k-2")
+    view, status = write(svc, key, {**update, "writer": "helpdesk"}, "k-2")
     assert (status, view["event"]["subject"]) == (200, "Boiler, 2nd")
     assert sim.item(smtp, event_id)["subject"] == "Boiler, 2nd"
-    assert _mirror(svc, key)[event_id]["subject"] == "Boiler, 2nd"
+    assert mirror_rows(svc, key)[event_id]["subject"] == "Boiler, 2nd"
     assert _round(svc, key) == (0, 0)
 
-    view, status = _write(
+    view, status = write(
         svc, key, {"action": "delete", "eventId": event_id, "writer": "helpdesk"}, "k-3"
     )
     assert (status, view["status"]) == (200, "done")
     assert [i["id"] for i in _view(sim, smtp)] == []
-    assert event_id not in _mirror(svc, key)
+    assert event_id not in mirror_rows(svc, key)
     assert _round(svc, key) == (0, 0)
-    mine = [(c.type, c.write_key, c.writer) for c in _feed(svc, key) if c.event_id == event_id]
+    mine = [(c.type, c.write_key, c.writer) for c in feed_of(svc, key) if c.event_id == event_id]
     assert mine == [
         ("created", "k-1", "helpdesk"),
         ("updated", "k-2", "helpdesk"),
@@ -174,9 +150,9 @@ def test_a_retried_idempotency_key_makes_one_item(
     """The same Idempotency-Key twice answers the same write and makes one item, with no
     second CreateItem."""
     svc, key, smtp = world
-    first, _ = _write(svc, key, {"action": "create", "event": _event("Once")}, "same")
+    first, _ = write(svc, key, {"action": "create", "event": event_body("Once")}, "same")
     before = sim.calls().get("CreateItem", 0)
-    again, status = _write(svc, key, {"action": "create", "event": _event("Once")}, "same")
+    again, status = write(svc, key, {"action": "create", "event": event_body("Once")}, "same")
     assert (status, again["id"], again["eventId"]) == (201, first["id"], first["eventId"])
     assert sim.calls().get("CreateItem", 0) == before
     assert [i["id"] for i in _view(sim, smtp)] == [first["eventId"]]
@@ -192,7 +168,7 @@ def test_a_create_tried_again_finds_the_item_its_first_try_made(
 
     from shared.services.write_mirror import writer_for
 
-    view, _ = _write(svc, key, {"action": "create", "event": _event("Lost answer")}, "lost")
+    view, _ = write(svc, key, {"action": "create", "event": event_body("Lost answer")}, "lost")
     assert svc.writes is not None
     record = svc.writes.get(view["id"])
     assert record is not None
@@ -216,17 +192,17 @@ def test_a_stale_change_key_is_409_with_the_current_version(
     ErrorIrresolvableConflict, nothing is overwritten, the current version comes back (and is
     mirrored); with it, the update goes through."""
     svc, key, smtp = world
-    made, _ = _write(svc, key, {"action": "create", "event": _event("Original")})
+    made, _ = write(svc, key, {"action": "create", "event": event_body("Original")})
     sim.update(smtp, made["eventId"], subject="Changed in Outlook")
     update = {"action": "update", "eventId": made["eventId"], "event": {"subject": "Mine"}}
     with pytest.raises(WriteConflict) as info:
-        _write(svc, key, update)
+        write(svc, key, update)
     assert info.value.http_status == 409
     assert info.value.current is not None
     assert info.value.current["subject"] == "Changed in Outlook"
     assert sim.item(smtp, made["eventId"])["subject"] == "Changed in Outlook"
-    assert _mirror(svc, key)[made["eventId"]]["subject"] == "Changed in Outlook"
-    view, status = _write(svc, key, update)
+    assert mirror_rows(svc, key)[made["eventId"]]["subject"] == "Changed in Outlook"
+    view, status = write(svc, key, update)
     assert (status, view["event"]["subject"]) == (200, "Mine")
 
 
@@ -237,7 +213,7 @@ def test_a_busy_server_queues_the_write_for_its_back_off(
     and done by the queue worker then."""
     svc, key, smtp = world
     sim.knob("throttle", smtp=smtp, count=1, back_off_ms=2000)
-    view, status = _write(svc, key, {"action": "create", "event": _event("Busy")}, "busy-1")
+    view, status = write(svc, key, {"action": "create", "event": event_body("Busy")}, "busy-1")
     assert (status, view["status"], view["attempts"]) == (202, "pending", 1)
     assert view["error"]["code"] == "ErrorServerBusy"
     assert view["retryAt"] - view["updatedAt"] == timedelta(seconds=2)
@@ -253,7 +229,7 @@ def test_a_busy_server_queues_the_write_for_its_back_off(
     assert writes.run_write_message(svc, message.content).endswith("done")
     queue.delete_message(message)  # handled, as the queue trigger would: no other test sees it
     done = writes.get_write(svc, view["id"])
-    assert done["eventId"] in _mirror(svc, key)
+    assert done["eventId"] in mirror_rows(svc, key)
     assert [i["id"] for i in _view(sim, smtp)] == [done["eventId"]]
 
 
@@ -264,7 +240,7 @@ def test_a_series_its_occurrence_edit_pattern_change_and_cancel(
     exception in Exchange and the mirror; shortening the pattern to 2 removes the others;
     cancelling one (no attendees: deleted) leaves one; each round after changes nothing."""
     svc, key, smtp = world
-    start = _when(1, 9)
+    start = when(1, 9)
     day = datetime.fromisoformat(start["dateTime"])
     recurrence = {
         "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": [day.strftime("%A").lower()]},
@@ -274,42 +250,45 @@ def test_a_series_its_occurrence_edit_pattern_change_and_cancel(
             "numberOfOccurrences": 4,
         },
     }
-    made, _ = _write(
-        svc, key, {"action": "create", "event": _event("Stand-up", recurrence=recurrence)}, "s-1"
+    made, _ = write(
+        svc,
+        key,
+        {"action": "create", "event": event_body("Stand-up", recurrence=recurrence)},
+        "s-1",
     )
     master_id = made["eventId"]
     assert made["event"]["type"] == "seriesMaster"
-    rows = _mirror(svc, key)
+    rows = mirror_rows(svc, key)
     assert sorted(r["type"] for r in rows.values()) == ["occurrence"] * 4
     assert {r["series_master_id"] for r in rows.values()} == {master_id}
     assert _round(svc, key) == (0, 0)
 
     last = max(rows.values(), key=lambda r: r["start"])
     edit = {"action": "update", "eventId": last["event_id"], "event": {"subject": "Retro"}}
-    _write(svc, key, edit, "s-2")
-    edited = _mirror(svc, key)[last["event_id"]]
+    write(svc, key, edit, "s-2")
+    edited = mirror_rows(svc, key)[last["event_id"]]
     assert (edited["type"], edited["subject"]) == ("exception", "Retro")
     kinds = sorted(i["kind"] for i in _view(sim, smtp))
     assert kinds == ["Exception", "Occurrence", "Occurrence", "Occurrence"]
     assert _round(svc, key) == (0, 0)  # the siblings' new ChangeKeys came with the write
 
     shorter = {**recurrence, "range": {**recurrence["range"], "numberOfOccurrences": 2}}
-    _write(svc, key, {"action": "update", "eventId": master_id, "event": {"recurrence": shorter}})
-    rows = _mirror(svc, key)
+    write(svc, key, {"action": "update", "eventId": master_id, "event": {"recurrence": shorter}})
+    rows = mirror_rows(svc, key)
     assert len(rows) == 2
     assert last["event_id"] not in rows
     assert [i["kind"] for i in _view(sim, smtp)] == ["Occurrence", "Occurrence"]
     assert _round(svc, key) == (0, 0)
 
     first = min(rows.values(), key=lambda r: r["start"])
-    view, _ = _write(
+    view, _ = write(
         svc, key, {"action": "cancel", "eventId": first["event_id"], "comment": "Holiday"}, "s-4"
     )
     assert view["status"] == "done"
-    assert list(_mirror(svc, key)) == [max(rows.values(), key=lambda r: r["start"])["event_id"]]
+    assert list(mirror_rows(svc, key)) == [max(rows.values(), key=lambda r: r["start"])["event_id"]]
     assert len(_view(sim, smtp)) == 1
     assert _round(svc, key) == (0, 0)
-    created = [c for c in _feed(svc, key) if c.type == "created"]
+    created = [c for c in feed_of(svc, key) if c.type == "created"]
     assert len(created) == 4
     assert {c.write_key for c in created} == {"s-1"}
     assert sim.sent() == []
@@ -323,16 +302,16 @@ def test_a_meeting_invites_and_its_cancel_tells_the_attendees(
     svc, key, smtp = world
     before = len(sim.sent())
     attendees = [{"emailAddress": {"address": "bob@contoso.example", "name": "Bob"}}]
-    made, _ = _write(
-        svc, key, {"action": "create", "event": _event("Planning", attendees=attendees)}
+    made, _ = write(
+        svc, key, {"action": "create", "event": event_body("Planning", attendees=attendees)}
     )
     mine = [s for s in sim.sent()[before:] if s["smtp"] == smtp]
     assert [(s["kind"], s["to"]) for s in mine] == [("request", ["bob@contoso.example"])]
     moved = {"action": "update", "eventId": made["eventId"], "event": {"location": "Hall"}}
-    _write(svc, key, moved)  # no attendees in the update: the meeting's are told anyway
+    write(svc, key, moved)  # no attendees in the update: the meeting's are told anyway
     swap = [{"emailAddress": {"address": "cy@contoso.example"}}]
-    _write(svc, key, {"action": "update", "eventId": made["eventId"], "event": {"attendees": swap}})
-    view, _ = _write(svc, key, {"action": "cancel", "eventId": made["eventId"], "comment": "Off"})
+    write(svc, key, {"action": "update", "eventId": made["eventId"], "event": {"attendees": swap}})
+    view, _ = write(svc, key, {"action": "cancel", "eventId": made["eventId"], "comment": "Off"})
     assert view["status"] == "done", view["error"]
     mine = [(s["kind"], s["to"]) for s in sim.sent()[before:] if s["smtp"] == smtp]
     assert mine == [
@@ -343,7 +322,7 @@ def test_a_meeting_invites_and_its_cancel_tells_the_attendees(
         ("cancellation", ["cy@contoso.example"]),
     ]
     assert _view(sim, smtp) == []
-    assert _mirror(svc, key) == {}
+    assert mirror_rows(svc, key) == {}
 
 
 def test_a_pattern_exchange_cannot_take_is_a_400_before_any_call(
@@ -354,11 +333,11 @@ def test_a_pattern_exchange_cannot_take_is_a_400_before_any_call(
     svc, key, _ = world
     monthly = {
         "pattern": {"type": "relativeMonthly", "daysOfWeek": ["monday", "friday"]},
-        "range": {"type": "noEnd", "startDate": _when(1, 9)["dateTime"][:10]},
+        "range": {"type": "noEnd", "startDate": when(1, 9)["dateTime"][:10]},
     }
     before = sim.calls().get("CreateItem", 0)
     with pytest.raises(InputError) as info:
-        _write(svc, key, {"action": "create", "event": _event("Monthly", recurrence=monthly)})
+        write(svc, key, {"action": "create", "event": event_body("Monthly", recurrence=monthly)})
     assert info.value.message.startswith("event.recurrence.pattern.daysOfWeek")
     assert sim.calls().get("CreateItem", 0) == before
 
@@ -392,7 +371,7 @@ def test_monthly_series_fall_on_their_days(
         "end": {"dateTime": "2027-01-01T10:00:00", "timeZone": "UTC"},
         "recurrence": recurrence,
     }
-    made, status = _write(svc, key, {"action": "create", "event": event})
+    made, status = write(svc, key, {"action": "create", "event": event})
     assert (status, made["event"]["type"]) == (201, "seriesMaster")
     found = sim.view(smtp, "2027-01-01T00:00:00Z", "2027-04-01T00:00:00Z")
     assert [datetime.fromisoformat(i["start"]).day for i in found] == days
@@ -414,7 +393,7 @@ def test_an_all_day_event_with_a_text_body_round_trips(
         "start": {"dateTime": f"{day.isoformat()}T00:00:00"},
         "end": {"dateTime": f"{(day + timedelta(days=1)).isoformat()}T00:00:00"},
     }
-    view, status = _write(svc, key, {"action": "create", "event": event})
+    view, status = write(svc, key, {"action": "create", "event": event})
     assert status == 201
     item = sim.item(smtp, view["eventId"])
     assert (item["bodyType"], item["body"], item["timeZone"]) == (
@@ -422,7 +401,7 @@ def test_an_all_day_event_with_a_text_body_round_trips(
         "Bring\nboots",
         "Romance Standard Time",
     )
-    row = _mirror(svc, key)[view["eventId"]]
+    row = mirror_rows(svc, key)[view["eventId"]]
     assert (row["all_day_start_date"], row["all_day_end_date"]) == (
         day.isoformat(),
         (day + timedelta(days=1)).isoformat(),
@@ -436,7 +415,7 @@ def test_an_exception_moved_far_away_is_still_found_by_its_id(
     """An occurrence moved ten days away in Outlook keeps its id (master ~ original start);
     an update through the write API finds it in the window's CalendarView and edits it."""
     svc, key, smtp = world
-    start = _when(1, 9)
+    start = when(1, 9)
     daily = {
         "pattern": {"type": "daily", "interval": 1},
         "range": {
@@ -445,7 +424,7 @@ def test_an_exception_moved_far_away_is_still_found_by_its_id(
             "numberOfOccurrences": 2,
         },
     }
-    made, _ = _write(svc, key, {"action": "create", "event": _event("Daily", recurrence=daily)})
+    made, _ = write(svc, key, {"action": "create", "event": event_body("Daily", recurrence=daily)})
     moved = datetime.fromisoformat(start["dateTime"]).replace(tzinfo=UTC) + timedelta(days=10)
     sim.edit_occurrence(
         smtp,
@@ -455,9 +434,9 @@ def test_an_exception_moved_far_away_is_still_found_by_its_id(
         end=(moved + timedelta(hours=1)).isoformat(),
     )
     assert _round(svc, key) == (2, 0)  # the exception and its sibling's new ChangeKey
-    first = min(_mirror(svc, key).values(), key=lambda r: r["original_start"])
+    first = min(mirror_rows(svc, key).values(), key=lambda r: r["original_start"])
     assert first["type"] == "exception"
     edit = {"action": "update", "eventId": first["event_id"], "event": {"subject": "Far"}}
-    view, status = _write(svc, key, edit)
+    view, status = write(svc, key, edit)
     assert (status, view["event"]["subject"], view["eventId"]) == (200, "Far", first["event_id"])
     assert _round(svc, key) == (0, 0)

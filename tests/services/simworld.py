@@ -1,17 +1,25 @@
 """Common ground of the service-level tests: a fresh tenant seeded in the simulator, and the
-app's settings pointed at the simulator (TLS with its CA) and at Azurite."""
+app's settings pointed at the simulator (TLS with its CA) and at Azurite; and what the write
+tests of both providers (Graph, EWS) build and read: event bodies, writes, the mirror, the
+feed and a poll round's request."""
 
 from __future__ import annotations
 
 import contextlib
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
 from graphsim.testing import SimHandle
 from shared.compose import Services
+from shared.core.entity import join_properties
+from shared.core.feed import ChangeEvent
+from shared.core.model import MailboxKey, SyncRequest, Trigger
+from shared.core.rounds import stamp_request
+from shared.services import writes
 from shared.settings import Settings
 
 ROLES = ("Calendars.Read", "User.Read.All")
@@ -56,3 +64,40 @@ def empty_write_queue(svc: Services) -> None:
     queue = svc.write_queue._queue
     with contextlib.suppress(ResourceNotFoundError):  # not made yet: nothing on it
         queue.clear_messages()
+
+
+def poll_request(svc: Services, key: MailboxKey) -> SyncRequest:
+    """A poll round's request stamped now: no earlier round can fold it."""
+    return SyncRequest(
+        key.tenant_id, key.user_id, Trigger.POLL, requested_at=stamp_request(svc.now())
+    )
+
+
+def when(days: int, hour: int, zone: str = "UTC") -> dict[str, str]:
+    """A Graph dateTimeTimeZone `days` from today at `hour`:00."""
+    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    moment = day + timedelta(days=days, hours=hour)
+    return {"dateTime": moment.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": zone}
+
+
+def event_body(subject: str, days: int = 1, **extra: Any) -> dict[str, Any]:
+    """A write's event: an hour from 9:00 UTC, `days` from today."""
+    return {"subject": subject, "start": when(days, 9), "end": when(days, 10), **extra}
+
+
+def write(
+    svc: Services, key: MailboxKey, body: dict[str, Any], idem: str | None = None
+) -> tuple[dict[str, Any], int]:
+    """One write through the write API's service (Idempotency-Key `idem`)."""
+    return writes.run_write(svc, key.tenant_id, key.user_id, body, idem)
+
+
+def mirror_rows(svc: Services, key: MailboxKey) -> dict[str, dict[str, Any]]:
+    """event id -> the mirrored row, its properties joined."""
+    return {str(r["event_id"]): join_properties(r) for r in svc.state.list_events(key)}
+
+
+def feed_of(svc: Services, key: MailboxKey) -> list[ChangeEvent]:
+    """The mailbox's change feed, oldest first."""
+    assert svc.changes is not None
+    return svc.changes.read_after(key, limit=1000)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,10 +22,13 @@ from shared.core.feed import ChangeEvent, format_sequence
 from shared.core.model import DeltaItem, MailboxKey, SyncRequest, Trigger
 from shared.core.reconcile import plan_page
 from shared.core.rounds import stamp_request
+from shared.errors import NotFoundError
+from shared.names import CHANGES_TABLE
 from shared.secrets import EnvSecrets
 from shared.services import feed, mailboxes, mirror
 from shared.services.sync import run_sync_request
 from tests.services.simworld import app_settings, seed_tenant
+from tests.services.tablewatch import TableCounter, diff
 from tests.services.test_webhooks import drain
 
 pytestmark = pytest.mark.integration
@@ -375,3 +379,82 @@ def test_a_writer_whose_remembered_sequence_went_stale_writes_on_without_a_confl
     numbers = [c.sequence for c in written]
     assert numbers == list(range(numbers[0], numbers[0] + 5))
     assert [c.sequence for c in _feed(svc, key)][-5:] == numbers
+
+
+def test_a_mailbox_without_earlier_copies_asks_the_changes_table_once(
+    sim: SimHandle, azurite: str
+) -> None:
+    """Reads of a mailbox that has no rows in the legacy `changes` table ask that table once
+    (the first read that could need it); later reads at the end of the log and from before
+    its first row ask the `events` partition only, and still read every change."""
+    tenant, client, users = seed_tenant(sim, secret=SECRET, names=["kemi"])
+    ((upn, user_id),) = users.items()
+    with TableCounter(azurite) as counter:
+        settings = app_settings(sim, counter.connection_string, tenant, client)
+        svc = build_services(settings, secrets=EnvSecrets({"SECRET_GRAPH_CLIENT_SECRET": SECRET}))
+        key = MailboxKey(tenant, user_id)
+        try:
+            mailboxes.enrol(svc, tenant, user_id, {"mode": "poll"})
+            mailbox = svc.state.get_mailbox(key)
+            for n in range(3):
+                event = sim.control.create_event(upn, {"subject": f"Read {n}", **_slot(6, n)})
+                item = DeltaItem(event["id"], _graph_shape(sim, upn, event["id"]))
+                mirror.apply_items(svc, mailbox, [item])
+        finally:
+            svc.graph.close()
+        assert svc.changes is not None
+        last = svc.changes.latest(key)
+        first = svc.changes.read_after(key, limit=1)[0].sequence
+        asked = []
+        for after in (last, last, first - 1, first, -1):
+            if after == -1:  # the first row gone (as the prune would take it)
+                svc.state.events.delete_entity(key.partition, LOG_PREFIX + format_sequence(first))
+            before = counter.snapshot()
+            read = svc.changes.read_after(key, after, limit=10)
+            asked.append(diff(counter.snapshot(), before)["by_table"].get(CHANGES_TABLE, 0))
+            low = max(after, first) + 1
+            assert [c.sequence for c in read] == list(range(low, last + 1))
+        assert asked == [1, 0, 0, 0, 0]
+
+
+def test_a_purged_mailbox_keeps_its_feed_until_retention_then_the_prune_takes_it(
+    sim: SimHandle, azurite: str
+) -> None:
+    """A mailbox removed with purge=true: its changes are still read (by user id and UPN)
+    and kept by the prune while inside CHANGES_RETENTION_DAYS; once they are past it the prune
+    deletes them and the row remembering the mailbox, and the read is 404."""
+    tenant, client, users = seed_tenant(sim, secret=SECRET, names=["rin", "sol"])
+    settings = app_settings(sim, azurite, tenant, client)
+    svc = build_services(settings, secrets=EnvSecrets({"SECRET_GRAPH_CLIENT_SECRET": SECRET}))
+    assert svc.changes is not None
+    old_at = svc.now() - timedelta(days=svc.settings.changes_retention_days + 1)
+    keys: dict[str, MailboxKey] = {}
+    written: dict[str, list[ChangeEvent]] = {}
+    try:
+        for (upn, user_id), at in zip(users.items(), [svc.now(), old_at], strict=True):
+            key = keys[upn] = MailboxKey(tenant, user_id)
+            mailboxes.enrol(svc, tenant, user_id, {"mode": "poll"})
+            mailbox = svc.state.get_mailbox(key)
+            assert mailbox is not None
+            event = sim.control.create_event(upn, {"subject": f"Last of {upn}", **_slot(5, 9)})
+            item = DeltaItem(event["id"], _graph_shape(sim, upn, event["id"]))
+            plan = plan_page([item], {}, mailbox.options)
+            written[upn] = svc.state.apply_changes(key, plan.upserts, plan.changes, at=at)
+            then = replace(svc, clock=lambda at=at: at + timedelta(minutes=1))
+            mailboxes.remove(then, tenant, user_id, purge=True)
+    finally:
+        svc.graph.close()
+    recent, old = users
+    assert written[recent]
+    with pytest.raises(NotFoundError):
+        mailboxes.find(svc, tenant, recent)
+    assert feed.run_prune(svc) >= 1
+    for user in (recent, keys[recent].user_id):
+        page = feed.read(svc, tenant, user, None, None)
+        assert [c["id"] for c in page["value"]] == [c.change_id for c in written[recent]]
+    remembered = {key for key, _, _ in svc.changes.removed()}
+    assert keys[recent] in remembered
+    assert keys[old] not in remembered
+    assert svc.changes.read_after(keys[old]) == []
+    with pytest.raises(NotFoundError):
+        feed.read(svc, tenant, old, None, None)

@@ -11,12 +11,11 @@ import pytest
 
 from graphsim.testing import SimHandle, run_simulator, token_for
 from shared.compose import Services, build_services
-from shared.core.model import MailboxKey, SyncRequest, Trigger
-from shared.core.rounds import stamp_request
+from shared.core.model import MailboxKey
 from shared.secrets import EnvSecrets
 from shared.services import mailboxes
 from shared.services.sync import run_sync_request
-from tests.services.simworld import app_settings, seed_tenant
+from tests.services.simworld import app_settings, poll_request, seed_tenant
 
 pytestmark = pytest.mark.integration
 SECRET = "the-right-secret-value-0123456789"
@@ -45,15 +44,9 @@ def world(sim: SimHandle, azurite: str) -> Iterator[tuple[Services, MailboxKey, 
     key = MailboxKey(tenant, user_id)
     event_id = str(sim.control.create_event(upn, EVENT)["id"])
     mailboxes.enrol(svc, tenant, user_id, {"mode": "poll", "pollSeconds": 60})
-    assert run_sync_request(svc, _poll(svc, key)).result.startswith("ok")
+    assert run_sync_request(svc, poll_request(svc, key)).result.startswith("ok")
     yield svc, key, upn, event_id
     svc.graph.close()
-
-
-def _poll(svc: Services, key: MailboxKey) -> SyncRequest:
-    return SyncRequest(
-        key.tenant_id, key.user_id, Trigger.POLL, requested_at=stamp_request(svc.now())
-    )
 
 
 def test_the_mirrored_event_id_survives_a_move(
@@ -65,7 +58,7 @@ def test_the_mirrored_event_id_survives_a_move(
     before = svc.state.stored_versions(key)
     assert list(before) == [event_id]
     moved = sim.control.move_event(upn, event_id)
-    assert run_sync_request(svc, _poll(svc, key)).result.startswith("ok")
+    assert run_sync_request(svc, poll_request(svc, key)).result.startswith("ok")
     after = svc.state.stored_versions(key)
     assert list(after) == [event_id]
     assert after[event_id][0] == moved["changeKey"] != before[event_id][0]

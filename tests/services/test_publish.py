@@ -5,7 +5,9 @@ between any two steps, and a queue outage holding up neither the mirror nor the 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,9 +21,10 @@ from shared.core.feed import ChangeEvent
 from shared.core.model import DeltaItem, MailboxKey, SyncRequest, Trigger
 from shared.core.reconcile import plan_page
 from shared.core.rounds import stamp_request
+from shared.errors import StateConflict
 from shared.names import CHANGES_QUEUE
 from shared.secrets import EnvSecrets
-from shared.services import delivery, mailboxes, publish, webhooks
+from shared.services import delivery, feed, mailboxes, publish, webhooks
 from shared.services.sync import run_sync_request
 from tests.receiver import Receiver, run_receiver
 from tests.services.simworld import app_settings, seed_tenant
@@ -214,3 +217,59 @@ def test_a_queue_outage_holds_up_neither_the_mirror_nor_the_webhooks(
     assert [m["eventId"] for m in _published(svc, key)] == [event["id"]]
     cursor = svc.webhooks.cursor(publish.QUEUE_TARGET.id, key.partition)
     assert (cursor.attempt, cursor.last_error) == (0, "")
+
+
+def _hour_count(svc: Services) -> int:
+    """The status chart's count of the current hour (every tenant)."""
+    return feed.hourly_counts(svc, hours=1)[-1][1]
+
+
+def test_published_changes_are_counted_with_the_cursor_move(
+    world: tuple[Services, MailboxKey, str, Clock], sim: SimHandle
+) -> None:
+    """Each published change adds one to the chart's hour, in the transaction that moves the
+    queue's cursor past it: a cursor save that fails (another host moved it) counts nothing,
+    so a crash can neither lose a page's count nor, published again, count it twice."""
+    svc, key, upn, _ = world
+    assert svc.webhooks is not None
+    before = _hour_count(svc)
+    sim.control.bulk_events(upn, 3, _start(8), step_minutes=30)
+    assert _round(svc, key).startswith("ok")
+    drain(svc)
+    assert len(_published(svc, key)) == 3
+    assert _hour_count(svc) == before + 3
+    cursor = svc.webhooks.cursor(publish.QUEUE_TARGET.id, key.partition)
+    svc.webhooks.save_cursor(replace(cursor, attempt=0))  # another host's save: ETag moves
+    hour = svc.now().replace(minute=0, second=0, microsecond=0)
+    with pytest.raises(StateConflict):
+        svc.webhooks.save_cursor(replace(cursor, delivered=9), counts={(key.tenant_id, hour): 5})
+    assert _hour_count(svc) == before + 3
+    assert svc.webhooks.cursor(publish.QUEUE_TARGET.id, key.partition).delivered != 9
+
+
+def test_pairs_of_one_tenant_counting_one_hour_at_once_lose_no_count(
+    world: tuple[Services, MailboxKey, str, Clock],
+) -> None:
+    """Three pairs of one tenant save their cursors with counts for the same hour side by
+    side (each count row change makes the others read it again): the hour holds every one,
+    and the pair listing shows no count row."""
+    svc, key, _, _ = world
+    store = svc.webhooks
+    assert store is not None
+    before = _hour_count(svc)
+    hour = svc.now().replace(minute=0, second=0, microsecond=0)
+    partitions = [f"{key.tenant_id}_{uuid.uuid4()}" for _ in range(3)]
+
+    def pair(partition: str) -> None:
+        cursor = store.cursor(publish.QUEUE_TARGET.id, partition)
+        for n in range(4):
+            cursor = store.save_cursor(
+                replace(cursor, delivered=n), counts={(key.tenant_id, hour): 2}
+            )
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(pair, partitions))
+    assert _hour_count(svc) == before + 3 * 4 * 2
+    listed = {c.partition for c in store.cursors_of(publish.QUEUE_TARGET.id)}
+    assert set(partitions) <= listed
+    assert not any(p.startswith("~") for p in listed)

@@ -18,7 +18,7 @@ from shared.core.rounds import stamp_request
 from shared.secrets import EnvSecrets
 from shared.services import mailboxes
 from shared.services.sync import run_sync_request
-from tests.services.simworld import app_settings, seed_tenant
+from tests.services.simworld import app_settings, poll_request, seed_tenant
 
 pytestmark = pytest.mark.integration
 SECRET = "the-right-secret-value-0123456789"
@@ -40,17 +40,10 @@ def world(sim: SimHandle, azurite: str) -> Iterator[tuple[Services, MailboxKey, 
     user = user_id
     key = MailboxKey(tenant, user)
     mailboxes.enrol(svc, tenant, user, {"mode": "poll", "pollSeconds": 60})
-    assert run_sync_request(svc, _poll(svc, key)).result.startswith("ok")
+    assert run_sync_request(svc, poll_request(svc, key)).result.startswith("ok")
     yield svc, key, upn
     sim.control.clear_faults()
     svc.graph.close()
-
-
-def _poll(svc: Services, key: MailboxKey) -> SyncRequest:
-    """A request stamped now: no earlier round can fold it."""
-    return SyncRequest(
-        key.tenant_id, key.user_id, Trigger.POLL, requested_at=stamp_request(svc.now())
-    )
 
 
 def _queued(svc: Services, key: MailboxKey) -> list[SyncRequest]:
@@ -82,12 +75,12 @@ def test_retry_after_holds_every_request_for_the_mailbox(
     path = f"users/{key.user_id}/calendarView/delta"
     sim.control.fault(429, count=1, path_contains=path, retry_after_s=4)
     before = svc.now()
-    assert run_sync_request(svc, _poll(svc, key)).result == "throttled"
+    assert run_sync_request(svc, poll_request(svc, key)).result == "throttled"
     held = svc.state.get_cursor(key).throttled_until
     assert held is not None
     assert before + timedelta(seconds=4) <= held <= svc.now() + timedelta(seconds=4)
     calls = _delta_calls(sim, key)
-    assert run_sync_request(svc, _poll(svc, key)).result == "deferred"
+    assert run_sync_request(svc, poll_request(svc, key)).result == "deferred"
     assert _delta_calls(sim, key) == calls  # Graph was not asked again inside its wait
 
 
@@ -98,11 +91,11 @@ def test_two_410s_in_a_row_are_retried_until_a_round_succeeds(
     the queue (attempt 1, full), the status says when and why, and its retry heals the mirror."""
     svc, key, upn = world
     gone = sim.control.create_event(upn, {"subject": "Deleted in the gap", **_slot()})["id"]
-    assert run_sync_request(svc, _poll(svc, key)).result.startswith("ok")
+    assert run_sync_request(svc, poll_request(svc, key)).result.startswith("ok")
     _queued(svc, key)
     sim.control.delete_event(upn, gone)
     sim.control.fault(410, count=2, path_contains=f"users/{key.user_id}/calendarView/delta")
-    assert run_sync_request(svc, _poll(svc, key)).result == "retrying"
+    assert run_sync_request(svc, poll_request(svc, key)).result == "retrying"
     status = svc.state.get_mailbox(key).status
     assert status.retry_at is not None
     assert status.retry_at > svc.now()

@@ -15,17 +15,26 @@ import pytest
 from graphsim.testing import SimHandle, run_simulator
 from shared.adapters.queues import decode_write_message
 from shared.compose import Services, build_services
-from shared.core.entity import join_properties
 from shared.core.graph import event_get, event_update
-from shared.core.model import MailboxKey, SyncRequest, Trigger
-from shared.core.rounds import stamp_request
+from shared.core.model import DeltaItem, MailboxKey
 from shared.core.webhooks import Filter
 from shared.core.writes import ORIGIN_PROPERTY, origin_of
 from shared.errors import IdempotencyMismatch, InputError, NotFoundError, WriteConflict
+from shared.names import EVENTS_TABLE, WRITES_TABLE
 from shared.secrets import EnvSecrets
-from shared.services import mailboxes, writes
+from shared.services import mailboxes, mirror, writes
 from shared.services.sync import run_sync_request
-from tests.services.simworld import app_settings, empty_write_queue, seed_tenant
+from tests.services.simworld import (
+    app_settings,
+    empty_write_queue,
+    event_body,
+    mirror_rows,
+    poll_request,
+    seed_tenant,
+    when,
+    write,
+)
+from tests.services.tablewatch import ReadsMeet
 
 pytestmark = pytest.mark.integration
 SECRET = "the-right-secret-value-0123456789"
@@ -48,41 +57,15 @@ def world(sim: SimHandle, azurite: str) -> Iterator[tuple[Services, MailboxKey, 
     key = MailboxKey(tenant, user_id)
     empty_write_queue(svc)
     mailboxes.enrol(svc, tenant, user_id, {"mode": "poll", "pollSeconds": 60})
-    assert run_sync_request(svc, _poll(svc, key)).result.startswith("ok")
+    assert run_sync_request(svc, poll_request(svc, key)).result.startswith("ok")
     yield svc, key, upn
     sim.control.clear_faults()
     svc.graph.close()
 
 
-def _poll(svc: Services, key: MailboxKey) -> SyncRequest:
-    return SyncRequest(
-        key.tenant_id, key.user_id, Trigger.POLL, requested_at=stamp_request(svc.now())
-    )
-
-
-def _when(days: int, hour: int, zone: str = "UTC") -> dict[str, str]:
-    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    moment = day + timedelta(days=days, hours=hour)
-    return {"dateTime": moment.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": zone}
-
-
-def _event(subject: str, days: int = 1, **extra: Any) -> dict[str, Any]:
-    return {"subject": subject, "start": _when(days, 9), "end": _when(days, 10), **extra}
-
-
-def _write(
-    svc: Services, key: MailboxKey, body: dict[str, Any], idem: str | None = None
-) -> tuple[dict[str, Any], int]:
-    return writes.run_write(svc, key.tenant_id, key.user_id, body, idem)
-
-
-def _mirror(svc: Services, key: MailboxKey) -> dict[str, dict[str, Any]]:
-    return {str(r["event_id"]): join_properties(r) for r in svc.state.list_events(key)}
-
-
 def _instances(svc: Services, key: MailboxKey) -> dict[str, dict[str, Any]]:
     """The mirrored rows other than series masters."""
-    return {i: r for i, r in _mirror(svc, key).items() if r["type"] != "seriesMaster"}
+    return {i: r for i, r in mirror_rows(svc, key).items() if r["type"] != "seriesMaster"}
 
 
 def _graph_events(sim: SimHandle, upn: str) -> list[dict[str, Any]]:
@@ -99,13 +82,13 @@ def test_create_is_in_graph_and_in_the_mirror_at_once(
     """A created event is in the mirror when the call returns, with Graph's changeKey, and the
     next delta round finds nothing to change."""
     svc, key, upn = world
-    view, status = _write(svc, key, {"action": "create", "event": _event("Boiler service")})
+    view, status = write(svc, key, {"action": "create", "event": event_body("Boiler service")})
     assert (status, view["status"]) == (201, "done")
     event_id = view["eventId"]
     assert [e["id"] for e in _graph_events(sim, upn)] == [event_id]
-    row = _mirror(svc, key)[event_id]
+    row = mirror_rows(svc, key)[event_id]
     assert (row["subject"], row["change_key"]) == ("Boiler service", view["changeKey"])
-    outcome = run_sync_request(svc, _poll(svc, key))
+    outcome = run_sync_request(svc, poll_request(svc, key))
     assert (outcome.upserts, outcome.deletes) == (0, 0)
     assert writes.get_write(svc, view["id"])["status"] == "done"
 
@@ -129,11 +112,11 @@ def test_write_options_and_origin_marker_reach_graph(
     )
     event = {
         "subject": "Site visit",
-        "start": {"dateTime": _when(2, 9)["dateTime"]},
-        "end": {"dateTime": _when(2, 10)["dateTime"]},
+        "start": {"dateTime": when(2, 9)["dateTime"]},
+        "end": {"dateTime": when(2, 10)["dateTime"]},
         "body": "Gate code 1234",
     }
-    view, _ = _write(svc, key, {"action": "create", "writer": "fieldapp", "event": event})
+    view, _ = write(svc, key, {"action": "create", "writer": "fieldapp", "event": event})
     answer = view["event"]
     assert (answer["isReminderOn"], answer["reminderMinutesBeforeStart"]) == (True, 45)
     assert answer["sensitivity"] == "private"
@@ -154,15 +137,15 @@ def test_a_retried_create_with_the_same_key_makes_one_event(
     """The same Idempotency-Key answers the same write without calling Graph again; the key with
     another body is refused; the written version remembers the key."""
     svc, key, upn = world
-    body = {"action": "create", "event": _event("Once only")}
-    first, _ = _write(svc, key, body, "booking-17")
+    body = {"action": "create", "event": event_body("Once only")}
+    first, _ = write(svc, key, body, "booking-17")
     before = _requests(sim, key)
-    again, status = _write(svc, key, body, "booking-17")
+    again, status = write(svc, key, body, "booking-17")
     assert (again["id"], again["eventId"], status) == (first["id"], first["eventId"], 201)
     assert _requests(sim, key) == before
     assert len(_graph_events(sim, upn)) == 1
     with pytest.raises(IdempotencyMismatch):
-        _write(svc, key, {"action": "create", "event": _event("Other")}, "booking-17")
+        write(svc, key, {"action": "create", "event": event_body("Other")}, "booking-17")
     assert svc.writes is not None
     found = svc.writes.written_version(key, first["eventId"])
     assert found == (first["changeKey"], "booking-17", "calsync")
@@ -174,7 +157,7 @@ def test_a_create_tried_again_finds_the_event_its_first_try_made(
     """A pending create whose first POST reached Graph is done with that event: the repeated
     transactionId is refused and the origin marker finds the event; still one event."""
     svc, key, upn = world
-    first, _ = _write(svc, key, {"action": "create", "event": _event("Lost answer")}, "k-9")
+    first, _ = write(svc, key, {"action": "create", "event": event_body("Lost answer")}, "k-9")
     assert svc.writes is not None
     stored = svc.writes.get(first["id"])
     assert stored is not None
@@ -192,28 +175,28 @@ def test_update_and_delete_tried_again_after_their_first_try_got_through(
     404 on a first try is a conflict or not found."""
     svc, key, _ = world
     assert svc.writes is not None
-    made, _ = _write(svc, key, {"action": "create", "event": _event("Twice")})
+    made, _ = write(svc, key, {"action": "create", "event": event_body("Twice")})
     update = {
         "action": "update",
         "eventId": made["eventId"],
         "changeKey": made["changeKey"],
         "event": {"subject": "Once more"},
     }
-    changed, _ = _write(svc, key, update, "u-1")
+    changed, _ = write(svc, key, update, "u-1")
     stored = svc.writes.get(changed["id"])
     assert stored is not None
     svc.writes.save(replace(stored, status="pending", attempts=1))
     assert writes.run_write_message(svc, f'{{"writeId":"{changed["id"]}"}}').endswith("done")
     assert writes.get_write(svc, changed["id"])["event"]["subject"] == "Once more"
     with pytest.raises(WriteConflict):  # the same stale changeKey, a new write: a conflict
-        _write(svc, key, update, "u-2")
-    gone, _ = _write(svc, key, {"action": "delete", "eventId": made["eventId"]}, "d-1")
+        write(svc, key, update, "u-2")
+    gone, _ = write(svc, key, {"action": "delete", "eventId": made["eventId"]}, "d-1")
     stored = svc.writes.get(gone["id"])
     assert stored is not None
     svc.writes.save(replace(stored, status="pending", attempts=1))
     assert writes.run_write_message(svc, f'{{"writeId":"{gone["id"]}"}}').endswith("done")
     with pytest.raises(NotFoundError):
-        _write(svc, key, {"action": "delete", "eventId": made["eventId"]}, "d-2")
+        write(svc, key, {"action": "delete", "eventId": made["eventId"]}, "d-2")
 
 
 def test_a_retry_of_an_abandoned_create_completes_it_once(
@@ -223,23 +206,23 @@ def test_a_retry_of_an_abandoned_create_completes_it_once(
     queued, older than ABANDONED_SECONDS), or queued but overdue by as much, is completed by the
     caller's retry, with that event; a pending write younger than that is only shown."""
     svc, key, upn = world
-    body = {"action": "create", "event": _event("Half done")}
-    first, _ = _write(svc, key, body, "k-10")
+    body = {"action": "create", "event": event_body("Half done")}
+    first, _ = write(svc, key, body, "k-10")
     assert svc.writes is not None
     stored = svc.writes.get(first["id"])
     assert stored is not None
     pending = replace(stored, status="pending", event_id="", change_key="", event=None)
     svc.writes.save(pending)
-    shown, status = _write(svc, key, body, "k-10")
+    shown, status = write(svc, key, body, "k-10")
     assert (shown["status"], status) == ("pending", 202)
     old = svc.now() - timedelta(seconds=writes.ABANDONED_SECONDS + 1)
     svc.writes.save(replace(pending, updated=old))
-    again, status = _write(svc, key, body, "k-10")
+    again, status = write(svc, key, body, "k-10")
     assert (again["status"], again["eventId"], status) == ("done", first["eventId"], 201)
     assert len(_graph_events(sim, upn)) == 1
     lost = replace(pending, attempts=1, retry_at=old, updated=old)  # queued, message lost
     svc.writes.save(lost)
-    third, status = _write(svc, key, body, "k-10")
+    third, status = write(svc, key, body, "k-10")
     assert (third["status"], third["eventId"], status) == ("done", first["eventId"], 201)
     assert len(_graph_events(sim, upn)) == 1
 
@@ -251,16 +234,16 @@ def test_a_stale_change_key_is_a_conflict_with_the_current_version(
     (412 -> WriteConflict), nothing is overwritten, and the current version comes back and is
     mirrored."""
     svc, key, upn = world
-    made, _ = _write(svc, key, {"action": "create", "event": _event("Original")})
+    made, _ = write(svc, key, {"action": "create", "event": event_body("Original")})
     sim.control.update_event(upn, made["eventId"], {"subject": "Changed in Outlook"})
     update = {"action": "update", "eventId": made["eventId"], "event": {"subject": "Mine"}}
     with pytest.raises(WriteConflict) as info:
-        _write(svc, key, update)
+        write(svc, key, update)
     assert info.value.current is not None
     assert info.value.current["subject"] == "Changed in Outlook"
     assert _graph_events(sim, upn)[0]["subject"] == "Changed in Outlook"
-    assert _mirror(svc, key)[made["eventId"]]["subject"] == "Changed in Outlook"
-    view, status = _write(svc, key, update)  # the mirror now has the current changeKey
+    assert mirror_rows(svc, key)[made["eventId"]]["subject"] == "Changed in Outlook"
+    view, status = write(svc, key, update)  # the mirror now has the current changeKey
     assert (status, view["event"]["subject"]) == (200, "Mine")
 
 
@@ -271,7 +254,7 @@ def test_a_throttled_write_is_queued_and_done_on_retry(
     Retry-After, and the queue worker then does it: done, with the event, in the mirror."""
     svc, key, upn = world
     sim.control.fault(429, count=1, method="POST", path_contains="/events", retry_after_s=1)
-    view, status = _write(svc, key, {"action": "create", "event": _event("Busy Graph")}, "t-1")
+    view, status = write(svc, key, {"action": "create", "event": event_body("Busy Graph")}, "t-1")
     assert (status, view["status"], view["attempts"]) == (202, "pending", 1)
     assert view["error"]["code"] == "TooManyRequests"
     assert view["retryAt"] - view["updatedAt"] == timedelta(seconds=1)
@@ -288,7 +271,7 @@ def test_a_throttled_write_is_queued_and_done_on_retry(
     assert writes.run_write_message(svc, message.content).endswith("done")
     done = writes.get_write(svc, view["id"])
     assert done["status"] == "done"
-    assert done["eventId"] in _mirror(svc, key)
+    assert done["eventId"] in mirror_rows(svc, key)
     assert [e["id"] for e in _graph_events(sim, upn)] == [done["eventId"]]
 
 
@@ -302,7 +285,7 @@ def test_a_write_waits_out_the_mailboxs_retry_after(
     until = svc.now() + timedelta(seconds=30)
     svc.state.save_cursor(replace(cursor, throttled_until=until))
     before = _requests(sim, key)
-    view, status = _write(svc, key, {"action": "create", "event": _event("Held")})
+    view, status = write(svc, key, {"action": "create", "event": event_body("Held")})
     assert (status, view["status"], view["attempts"]) == (202, "pending", 0)
     assert view["retryAt"] == until
     assert _requests(sim, key) == before
@@ -316,7 +299,7 @@ def test_series_create_occurrence_edit_and_pattern_change_are_mirrored(
     """A weekly series is mirrored as its 4 instances at once; editing one makes it an exception
     in the mirror; shortening the pattern to 2 removes the other instances (and the exception)."""
     svc, key, _ = world
-    start = _when(1, 9)
+    start = when(1, 9)
     day = datetime.fromisoformat(start["dateTime"])
     recurrence = {
         "pattern": {
@@ -330,35 +313,35 @@ def test_series_create_occurrence_edit_and_pattern_change_are_mirrored(
             "numberOfOccurrences": 4,
         },
     }
-    made, _ = _write(
-        svc, key, {"action": "create", "event": _event("Stand-up", recurrence=recurrence)}
+    made, _ = write(
+        svc, key, {"action": "create", "event": event_body("Stand-up", recurrence=recurrence)}
     )
     master_id = made["eventId"]
     rows = _instances(svc, key)
     assert sorted(r["type"] for r in rows.values()) == ["occurrence"] * 4
-    assert _mirror(svc, key)[master_id]["type"] == "seriesMaster"  # the series itself too
+    assert mirror_rows(svc, key)[master_id]["type"] == "seriesMaster"  # the series itself too
     assert {r["series_master_id"] for r in rows.values()} == {master_id}
     last = max(rows.values(), key=lambda r: r["start"])
     edit = {"action": "update", "eventId": last["event_id"], "event": {"subject": "Retro"}}
-    _write(svc, key, edit)
-    edited = _mirror(svc, key)[last["event_id"]]
+    write(svc, key, edit)
+    edited = mirror_rows(svc, key)[last["event_id"]]
     assert (edited["type"], edited["subject"]) == ("exception", "Retro")
-    outcome = run_sync_request(svc, _poll(svc, key))
+    outcome = run_sync_request(svc, poll_request(svc, key))
     assert (outcome.upserts, outcome.deletes) == (0, 0)  # the siblings' new changeKeys too
     assert svc.writes is not None
     sibling = min(rows.values(), key=lambda r: r["start"])["event_id"]
     written = svc.writes.written_version(key, sibling)
     assert written is not None
-    assert written[0] == _mirror(svc, key)[sibling]["change_key"]
+    assert written[0] == mirror_rows(svc, key)[sibling]["change_key"]
     shorter = {**recurrence, "range": {**recurrence["range"], "numberOfOccurrences": 2}}
-    _write(svc, key, {"action": "update", "eventId": master_id, "event": {"recurrence": shorter}})
+    write(svc, key, {"action": "update", "eventId": master_id, "event": {"recurrence": shorter}})
     rows = _instances(svc, key)
     assert len(rows) == 2
     assert last["event_id"] not in rows
-    assert 'numberOfOccurrences":2' in _mirror(svc, key)[master_id]["recurrence_json"].replace(
+    assert 'numberOfOccurrences":2' in mirror_rows(svc, key)[master_id]["recurrence_json"].replace(
         " ", ""
     )
-    outcome = run_sync_request(svc, _poll(svc, key))
+    outcome = run_sync_request(svc, poll_request(svc, key))
     assert outcome.deletes == 0
 
 
@@ -368,26 +351,26 @@ def test_delete_and_cancel_leave_graph_and_the_mirror(
     """Delete removes a single event, cancel an occurrence of a series: gone from Graph and
     from the mirror when the call returns."""
     svc, key, upn = world
-    single, _ = _write(svc, key, {"action": "create", "event": _event("Drop me")})
-    view, status = _write(svc, key, {"action": "delete", "eventId": single["eventId"]})
+    single, _ = write(svc, key, {"action": "create", "event": event_body("Drop me")})
+    view, status = write(svc, key, {"action": "delete", "eventId": single["eventId"]})
     assert (status, view["status"]) == (200, "done")
-    assert single["eventId"] not in _mirror(svc, key)
+    assert single["eventId"] not in mirror_rows(svc, key)
     assert _graph_events(sim, upn) == []
     daily = {
         "pattern": {"type": "daily", "interval": 1},
         "range": {
             "type": "numbered",
-            "startDate": _when(1, 9)["dateTime"][:10],
+            "startDate": when(1, 9)["dateTime"][:10],
             "numberOfOccurrences": 3,
         },
     }
-    _write(svc, key, {"action": "create", "event": _event("Daily", recurrence=daily)})
+    write(svc, key, {"action": "create", "event": event_body("Daily", recurrence=daily)})
     first = min(_instances(svc, key).values(), key=lambda r: r["start"])
     cancel = {"action": "cancel", "eventId": first["event_id"], "comment": "Holiday"}
-    _write(svc, key, cancel)
-    assert first["event_id"] not in _mirror(svc, key)
+    write(svc, key, cancel)
+    assert first["event_id"] not in mirror_rows(svc, key)
     assert len(_instances(svc, key)) == 2
-    outcome = run_sync_request(svc, _poll(svc, key))
+    outcome = run_sync_request(svc, poll_request(svc, key))
     assert (outcome.upserts, outcome.deletes) == (0, 0)
     assert svc.writes is not None
     assert svc.writes.written_version(key, first["event_id"]) == ("", "", "calsync")
@@ -407,7 +390,7 @@ def test_bad_input_and_unknown_mailbox_call_no_graph(
     svc, key, _ = world
     before = _requests(sim, key)
     with pytest.raises(InputError) as info:
-        _write(svc, key, {"action": "create", "event": _event("x", showAs="away")})
+        write(svc, key, {"action": "create", "event": event_body("x", showAs="away")})
     assert info.value.message.startswith("event.showAs")
     with pytest.raises(NotFoundError):
         writes.run_write(svc, key.tenant_id, "nobody@nowhere.example", {"action": "create"}, None)
@@ -423,10 +406,10 @@ def test_a_write_reaches_the_feed_once_marked_with_its_origin(
     next delta round of the same version adds none, and a subscriber that excludes the writer
     does not match it while others do (no echo loop)."""
     svc, key, _ = world
-    view, _ = _write(
-        svc, key, {"action": "create", "event": _event("Booked"), "writer": "helpdesk"}, "b-1"
+    view, _ = write(
+        svc, key, {"action": "create", "event": event_body("Booked"), "writer": "helpdesk"}, "b-1"
     )
-    assert run_sync_request(svc, _poll(svc, key)).result.startswith("ok")
+    assert run_sync_request(svc, poll_request(svc, key)).result.startswith("ok")
     assert svc.changes is not None
     mine = [c for c in svc.changes.read_after(key, limit=1000) if c.event_id == view["eventId"]]
     assert [(c.type, c.write_key, c.writer) for c in mine] == [("created", "b-1", "helpdesk")]
@@ -444,8 +427,8 @@ def test_a_round_that_meets_a_write_before_its_mirror_marks_it_as_the_write(
     carries the write's key and writer (so `excludeWriters` keeps it from its writer), and a
     change by someone else afterwards carries none."""
     svc, key, upn = world
-    event_id = sim.control.create_event(upn, _event("Raced"))["id"]
-    assert run_sync_request(svc, _poll(svc, key)).result.startswith("ok")
+    event_id = sim.control.create_event(upn, event_body("Raced"))["id"]
+    assert run_sync_request(svc, poll_request(svc, key)).result.startswith("ok")
     assert svc.writes is not None
     # The write, up to its mirror step: Graph's answer, then the versions recorded first.
     answer = svc.graph.send(
@@ -456,11 +439,11 @@ def test_a_round_that_meets_a_write_before_its_mirror_marks_it_as_the_write(
     svc.writes.record_written(
         key, [(event_id, answer["changeKey"])], idempotency_key="crm-1", writer="crm", write_id="w1"
     )
-    assert run_sync_request(svc, _poll(svc, key)).result.startswith("ok")  # the round, first
+    assert run_sync_request(svc, poll_request(svc, key)).result.startswith("ok")  # the round, first
     sim.control.update_event(upn, event_id, {"subject": "Raced (by a person)"})
-    assert run_sync_request(svc, _poll(svc, key)).result.startswith("ok")
+    assert run_sync_request(svc, poll_request(svc, key)).result.startswith("ok")
     sim.control.delete_event(upn, event_id)
-    assert run_sync_request(svc, _poll(svc, key)).result.startswith("ok")
+    assert run_sync_request(svc, poll_request(svc, key)).result.startswith("ok")
     assert svc.changes is not None
     mine = [c for c in svc.changes.read_after(key, limit=1000) if c.event_id == event_id]
     assert [(c.type, c.write_key, c.writer) for c in mine] == [
@@ -470,3 +453,28 @@ def test_a_round_that_meets_a_write_before_its_mirror_marks_it_as_the_write(
         ("deleted", "", ""),
     ]
     assert not Filter(exclude_writers=("crm",)).matches(mine[1])
+
+
+def test_a_page_reads_our_writes_versions_side_by_side_with_the_mirrors(
+    sim: SimHandle, azurite: str
+) -> None:
+    """Applying a page reads the `writes` table's versions (the echo marks) while the mirror's
+    versions are read, not after: both queries are in flight together."""
+    tenant, client, users = seed_tenant(sim, secret=SECRET, names=["olu"], roles=ROLES)
+    ((user_id,),) = [users.values()]
+    with ReadsMeet(azurite) as proxy:
+        settings = app_settings(sim, proxy.connection_string, tenant, client)
+        svc = build_services(settings, secrets=EnvSecrets({"SECRET_GRAPH_CLIENT_SECRET": SECRET}))
+        key = MailboxKey(tenant, user_id)
+        try:
+            mailboxes.enrol(svc, tenant, user_id, {"mode": "poll", "pollSeconds": 60})
+            record = svc.state.get_mailbox(key)
+            assert record is not None
+            event = {**event_body("Side by side"), "id": "AAMk-side", "changeKey": "ck-1"}
+            event |= {"type": "singleInstance", "showAs": "busy"}
+            proxy.arm(EVENTS_TABLE, WRITES_TABLE)
+            mirror.apply_items(svc, record, [DeltaItem("AAMk-side", event)])
+        finally:
+            svc.graph.close()
+        assert proxy.met is True
+        assert "AAMk-side" in mirror_rows(svc, key)
