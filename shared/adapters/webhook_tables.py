@@ -8,7 +8,8 @@ Tables:
 - `deliveries`: PartitionKey the subscriber id, RowKey the mailbox partition (`tenant_user`):
   one `PairCursor` per pair, written only with its ETag (the lease is in it); and RowKey
   `~count~tenant_hour` (no mailbox partition starts with "~"): changes counted per tenant and
-  hour, added in the transaction that moves a cursor past them (the status page's chart).
+  hour, added in the transaction that moves a cursor past them (the status page's chart),
+  deleted by the feed's retention prune.
 - `deadletters`: PartitionKey the subscriber id, RowKey `partition~sequence`: a change whose
   delivery gave up, with the last error.
 Queue `webhook-deliveries`: `WorkItem` JSON, base64 as the Functions queue trigger expects.
@@ -320,6 +321,26 @@ class WebhookStore:
                 hour = row["hour"]
                 out[hour] = out.get(hour, 0) + int(row.get("count", 0))
         return out
+
+    def prune_counts(self, subscriber_id: str, before: datetime) -> int:
+        """Delete the partition's change counts of the hours before `before`; how many."""
+        with mapped_errors("pruning the change counts"):
+            rows = list(
+                self.cursors.query_entities(
+                    "PartitionKey eq @p and RowKey ge @lo and RowKey lt @hi and hour lt @before",
+                    parameters={
+                        "p": subscriber_id,
+                        "lo": COUNT_PREFIX,
+                        "hi": COUNT_PREFIX + "~",
+                        "before": before,
+                    },
+                    select=["PartitionKey", "RowKey"],
+                )
+            )
+            for start in range(0, len(rows), 100):  # a transaction holds 100 operations
+                batch = rows[start : start + 100]
+                self.cursors.submit_transaction([("delete", dict(r)) for r in batch])
+        return len(rows)
 
     # --- dead letters ---------------------------------------------------------------------------
     # A row is a dead letter (`replay` false) or a change armed for redelivery (`replay` true:

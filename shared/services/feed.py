@@ -44,8 +44,9 @@ def dispatch(svc: Services, key: MailboxKey, written: list[ChangeEvent]) -> int:
 
 
 def run_prune(svc: Services) -> int:
-    """Delete every mailbox's changes older than CHANGES_RETENTION_DAYS; returns how many (a
-    mailbox whose prune fails is logged and skipped, never stopping the others)."""
+    """Delete every mailbox's changes older than CHANGES_RETENTION_DAYS, and the status chart's
+    counts of those hours; returns how many changes (a mailbox whose prune fails is logged and
+    skipped, never stopping the others)."""
     changes = svc.changes
     if changes is None:
         return 0
@@ -71,6 +72,11 @@ def run_prune(svc: Services) -> int:
                 changes.forget_removed(key)
         except CalsyncError as exc:
             log.warning("changes of removed %s not pruned: %s", key.user_id, exc.message)
+    if svc.webhooks is not None:  # the chart's counts: it shows a day, they go with the feed
+        try:
+            svc.webhooks.prune_counts(QUEUE_TARGET.id, before)
+        except CalsyncError as exc:
+            log.warning("change counts not pruned: %s", exc.message)
     return pruned
 
 

@@ -9,10 +9,11 @@ transaction as the change: a crash can neither lose one nor make one for a chang
 land) hold for all of them. When a transaction meets a partition that changed meanwhile, the
 page is planned again from a fresh read (at most PLAN_ATTEMPTS times).
 
-The iCalUId index is written side by side with the mirror's transactions (another table: they
-need not wait for each other). A plan that then fails to land may leave index rows ahead of the
-mirror; the index is only a hint (its lookups check the mirror and drop such rows), and the
-page planned again writes it again.
+The page's stored versions and our own writes' versions (the `writes` table: the echo marks)
+are read side by side, for every id of the page. The iCalUId index is written side by side
+with the mirror's transactions (another table: they need not wait for each other). A plan
+that then fails to land may leave index rows ahead of the mirror; the index is only a hint
+(its lookups check the mirror and drop such rows), and the page planned again writes it again.
 
 Those change rows are the feed itself (services.feed): after the transaction the write only
 queues the delivery work items (webhooks, the `calendar-changes` queue); a crash before that is

@@ -273,3 +273,25 @@ def test_pairs_of_one_tenant_counting_one_hour_at_once_lose_no_count(
     listed = {c.partition for c in store.cursors_of(publish.QUEUE_TARGET.id)}
     assert set(partitions) <= listed
     assert not any(p.startswith("~") for p in listed)
+
+
+def test_the_retention_prune_takes_the_counts_of_hours_past_it(
+    world: tuple[Services, MailboxKey, str, Clock],
+) -> None:
+    """The daily prune deletes the chart's counts of hours older than CHANGES_RETENTION_DAYS
+    and keeps the recent ones (the chart shows a day; the rows would otherwise pile up)."""
+    svc, key, _, _ = world
+    store = svc.webhooks
+    assert store is not None
+    now = svc.now().replace(minute=0, second=0, microsecond=0)
+    old = now - timedelta(days=svc.settings.changes_retention_days + 2)
+    cursor = store.cursor(publish.QUEUE_TARGET.id, f"{key.tenant_id}_{uuid.uuid4()}")
+    store.save_cursor(replace(cursor, delivered=1), counts={(key.tenant_id, old): 3})
+    cursor = store.cursor(publish.QUEUE_TARGET.id, cursor.partition)
+    store.save_cursor(replace(cursor, delivered=2), counts={(key.tenant_id, now): 4})
+    hour = timedelta(hours=1)
+    assert store.counts(publish.QUEUE_TARGET.id, old, old + hour)[old] >= 3
+    recent = store.counts(publish.QUEUE_TARGET.id, now, now + hour)[now]
+    feed.run_prune(svc)
+    assert store.counts(publish.QUEUE_TARGET.id, old, old + hour) == {}
+    assert store.counts(publish.QUEUE_TARGET.id, now, now + hour)[now] == recent
