@@ -220,8 +220,18 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             row: dict[str, Any] = {
                 "mailboxes": count,
                 "changes": args.changes,
-                "calsync": {"p50_s": median(ours), "p99_s": pct(ours, 0.99)},
-                "webhook": {"p50_s": median(hooks), "p99_s": pct(hooks, 0.99)},
+                "calsync": {
+                    "p50_s": median(ours),
+                    "p90_s": pct(ours, 0.9),
+                    "p99_s": pct(ours, 0.99),
+                    "samples_s": sorted(round(x, 3) for x in ours),
+                },
+                "webhook": {
+                    "p50_s": median(hooks),
+                    "p90_s": pct(hooks, 0.9),
+                    "p99_s": pct(hooks, 0.99),
+                    "samples_s": sorted(round(x, 3) for x in hooks),
+                },
                 "debounce_s": DEBOUNCE_SECONDS,
                 "leading_round": args.leading_round == "true",
             }

@@ -221,7 +221,9 @@ def _record(
 
 
 def run_notifications(svc: Services, body: bytes) -> IntakeResult:
-    """Change notifications → one debounced sync request per mailbox named by valid items."""
+    """Change notifications → one sync request per mailbox named by valid items: visible at
+    once when the mailbox had none so for DEBOUNCE_SECONDS (core.intake.ArrivalGate), else
+    after the debounce; every one after the debounce with LEADING_ROUND off."""
     items, reasons = parse_change_notifications(body, svc.settings.tenant_ids)
     total = len(items) + len(reasons)
     records = _resolve(svc, [(i.tenant_id, i.subscription_id) for i in items])
