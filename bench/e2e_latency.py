@@ -216,7 +216,9 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
                     created = api.post("/webhooks", json={"url": receiver.url})
                     created.raise_for_status()
                 secret = created.json()["secret"]
+                before = stack.sim.control.counters()
                 ours, hooks = _calsync(stack, users, args.changes, args.rate, receiver, secret)
+                after = stack.sim.control.counters()
             row: dict[str, Any] = {
                 "mailboxes": count,
                 "changes": args.changes,
@@ -231,6 +233,20 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
                     "p90_s": pct(hooks, 0.9),
                     "p99_s": pct(hooks, 0.99),
                     "samples_s": sorted(round(x, 3) for x in hooks),
+                },
+                # The simulator's delivery side during the run: retried POSTs, items held
+                # back for a slow endpoint, 429s: what a long tail comes from.
+                "simulator": {
+                    k: after["notifications"][k] - before["notifications"].get(k, 0)
+                    for k in after["notifications"]
+                    if after["notifications"][k] != before["notifications"].get(k, 0)
+                }
+                | {
+                    "throttled_429": sum(
+                        v - before["requests_by_endpoint_status"].get(k, 0)
+                        for k, v in after["requests_by_endpoint_status"].items()
+                        if k.endswith(" 429")
+                    )
                 },
                 "debounce_s": DEBOUNCE_SECONDS,
                 "leading_round": args.leading_round == "true",
