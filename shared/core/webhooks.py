@@ -332,6 +332,28 @@ COALESCE_SECONDS = 1.0
 _FORGET_AFTER = 4096  # pairs remembered before the stale ones are let go
 
 
+SWEEP_RECENT = timedelta(minutes=15)  # three runs of the 5-minute sweep
+
+
+def sweep_is_full(now: datetime) -> bool:
+    """The sweep's first run of each hour reads every mailbox's latest sequence."""
+    return now.minute < 5
+
+
+def sweep_checks(
+    last_active: Sequence[datetime | None], cursors: Sequence[PairCursor], now: datetime
+) -> bool:
+    """Whether a sweep that is not full reads this mailbox's latest sequence: a pair of it is
+    retrying, leased or waiting, or it had a round or a notification within SWEEP_RECENT.
+    A change whose work item was lost was written by a round (whose end, or whose retry's end,
+    stamps `last_sync`) or by a write (its Graph notification brings a round): either way the
+    mailbox is recent at the next runs; the hourly full sweep catches what a longer outage
+    hid. So an idle tenant's sweep reads its listings, not a row per mailbox."""
+    if any(c.attempt or c.next_at is not None or c.lease_owner for c in cursors):
+        return True
+    return any(t is not None and now - t < SWEEP_RECENT for t in last_active)
+
+
 @dataclass
 class Coalescer:
     """Which writes need a delivery work item for a pair (the changes of a burst share one):

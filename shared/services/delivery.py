@@ -22,9 +22,12 @@ target with a reserved id, sent a page at a time, never dead-lettered).
 - A work item runs for at most `BUDGET_SECONDS`, then queues its own continuation: a slow
   receiver never keeps a worker from the other pairs for long.
 - `run_sweep` (timer) queues a work item for every pair with a change after its cursor that is
-  neither leased nor waiting for a retry (one single-row range query per pair, never a scan):
-  a crash or a lost message never strands changes (nor a crash right after a mirror write,
-  before its `dispatch`).
+  neither leased nor waiting for a retry (one point read of the mailbox's sequence, then one
+  single-row range query per pair behind it, never a scan): a crash or a lost message never
+  strands changes (nor a crash right after a mirror write, before its `dispatch`). Only the
+  first run of each hour reads every mailbox; the others read those with recent activity or
+  a pair not at rest (core.webhooks.sweep_checks), so an idle tenant's sweep costs its three
+  listings, not a read per mailbox.
 - A subscriber starts at the changes that occur after it was registered (a pair without a
   cursor skips older ones); `replay` delivers older ones on request.
 """
@@ -51,6 +54,8 @@ from shared.core.webhooks import (
     WorkItem,
     judge,
     retry_delay,
+    sweep_checks,
+    sweep_is_full,
 )
 from shared.errors import CalsyncError, InputError, NotFoundError, StateConflict
 from shared.services import publish
@@ -340,20 +345,30 @@ def _log_attempt(
     )
 
 
-def run_sweep(svc: Services) -> dict[str, int]:
+def run_sweep(svc: Services, *, full: bool | None = None) -> dict[str, int]:
     """Queue a work item for each pair behind its mailbox's feed that nobody is delivering:
-    `queued` counts the webhook pairs, `publish` the `calendar-changes` pairs."""
+    `queued` counts the webhook pairs, `publish` the `calendar-changes` pairs, `skipped` the
+    mailboxes a partial sweep left unread (core.webhooks.sweep_checks; `full`: None decides by
+    the clock, the first run of each hour)."""
     store = store_of(svc)
     assert svc.changes is not None
     subs = [s for s in store.all() if s.enabled]
-    counts = {"subscribers": len(subs), "queued": 0, "publish": 0}
+    counts = {"subscribers": len(subs), "queued": 0, "publish": 0, "skipped": 0}
     subs.append(QUEUE_TARGET)
     now = svc.now()
+    full = sweep_is_full(now) if full is None else full
     cursors = {(c.subscriber_id, c.partition): c for c in store.cursors_of()}
+    of_mailbox: dict[str, list[PairCursor]] = {}
+    for cursor in cursors.values():
+        of_mailbox.setdefault(cursor.partition, []).append(cursor)
     for mailbox in svc.state.list_mailboxes():
         if not mailbox.enabled:
             continue
         key = mailbox.key
+        active = (mailbox.status.last_sync, mailbox.status.last_notification)
+        if not full and not sweep_checks(active, of_mailbox.get(key.partition, []), now):
+            counts["skipped"] += 1
+            continue
         wanting = [
             s
             for s in subs

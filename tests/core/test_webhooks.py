@@ -4,7 +4,7 @@ filter checks, work items and replay ranges. Table-driven, no fixtures."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -245,3 +245,21 @@ def test_a_burst_of_writes_shares_two_work_items_per_pair() -> None:
     assert c.plan(pair, 11.4) == 0.0
     c.forget(pair)
     assert c.plan(pair, 11.5) == 0.0
+
+
+def test_the_sweep_reads_a_mailbox_only_when_it_may_owe() -> None:
+    """A partial sweep reads a mailbox with a round or notification in the last 15 minutes, or
+    a pair retrying, waiting or leased; the first run of each hour is full."""
+    from shared.core.webhooks import PairCursor, sweep_checks, sweep_is_full
+
+    now = datetime(2026, 12, 1, 10, 7, tzinfo=UTC)
+    rest = PairCursor("s", "t_u", delivered=4)
+    assert sweep_checks((now - timedelta(minutes=14), None), [rest], now)
+    assert sweep_checks((None, now - timedelta(minutes=1)), [], now)
+    assert not sweep_checks((now - timedelta(minutes=16), None), [rest], now)
+    assert not sweep_checks((None, None), [], now)
+    assert sweep_checks((None, None), [PairCursor("s", "t_u", attempt=2)], now)
+    assert sweep_checks((None, None), [PairCursor("s", "t_u", next_at=now)], now)
+    assert sweep_checks((None, None), [PairCursor("s", "t_u", lease_owner="h")], now)
+    assert sweep_is_full(now.replace(minute=0, second=20))
+    assert not sweep_is_full(now)

@@ -338,6 +338,31 @@ def test_the_sweep_delivers_what_a_lost_work_item_left_behind(
     assert delivery.run_work_item(world.svc, b"not json") == "dropped"
 
 
+def test_a_partial_sweep_reads_only_active_mailboxes_the_hourly_one_all(
+    world: World, receiver: Receiver
+) -> None:
+    """A lost work item of a mailbox idle for 20 minutes: the sweeps between the hours skip
+    it (no read of its sequence), the hour's full sweep queues it and the change arrives; a
+    mailbox that had a round moments ago is read by every sweep."""
+    _, secret = world.subscribe(receiver.url)
+    event_id = world.event("Lost, then idle")
+    world.round()
+    queue = StorageClients(world.svc.settings.storage).queue(DELIVERY_QUEUE)
+    for message in queue.receive_messages(messages_per_page=32):
+        queue.delete_message(message)
+    fresh = delivery.run_sweep(world.svc, full=False)
+    assert fresh["queued"] == 1  # just synced: recent, so read even by a partial sweep
+    for message in queue.receive_messages(messages_per_page=32):
+        queue.delete_message(message)
+    world.clock.offset += timedelta(minutes=20)
+    idle = delivery.run_sweep(world.svc, full=False)
+    assert idle["queued"] == 0
+    assert idle["skipped"] >= 1
+    assert delivery.run_sweep(world.svc, full=True)["queued"] == 1
+    drain(world.svc)
+    assert [b["eventId"] for b in receiver.verified(secret)] == [event_id]
+
+
 def test_a_new_subscriber_starts_at_its_registration(world: World, receiver: Receiver) -> None:
     """Changes that occurred before a subscriber registered are not sent to it (replay can);
     the ones after are."""
