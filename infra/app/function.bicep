@@ -226,6 +226,8 @@ var appSettings = {
   WINDOW_MARGIN_DAYS: '7'
   // Days between two safety-net full listings of a mailbox (and at once after a fault).
   SAFETY_NET_DAYS: '7'
+  // A quiet mailbox syncs at its first notification (about a second); false: every one waits 3 s.
+  LEADING_ROUND: 'true'
   // Graph endpoint (another one for sovereign clouds).
   GRAPH_BASE_URL: graphBaseUrl
   // Token scope for Graph; empty: derived from GRAPH_BASE_URL's host.
