@@ -19,7 +19,11 @@ from urllib.parse import unquote
 from shared.compose import Services
 from shared.core import graph
 from shared.core import lifecycle as lc
-from shared.core.graph_types import GraphSubscription, decode_subscription
+from shared.core.graph_types import (
+    GraphSubscription,
+    decode_subscription,
+    decode_subscription_page,
+)
 from shared.core.model import MailboxKey, SubscriptionRecord
 from shared.core.notifications import (
     client_state_digest,
@@ -53,6 +57,10 @@ RENEWAL_RUN_SECONDS = 240.0
 # budget's 15 (75 per 5 s slot); 8 at once keep ahead of the budget, which stays the ceiling:
 # every renewal still draws its token from it before its PATCH.
 RENEWAL_WORKERS = 8
+# Pages of Graph's subscription list one run of the orphan check reads per tenant (see
+# `_delete_graph_orphans`); where it stops is stored and the next run goes on from there.
+ORPHAN_PAGES_PER_RUN = 10
+_SWEEP_POSITIONS: dict[str, str] = {}  # tenant -> next link, when the services share no table
 _PACER = WritePacer()
 
 
@@ -362,8 +370,22 @@ def _delete_graph_orphans(svc: Services, desired: set[MailboxKey]) -> int:
 
     A desired mailbox with no subscription on record may be in the middle of being subscribed
     by another host, so its unknown subscriptions are left for the next run (by then the record
-    exists and the leftover is plainly an orphan). One list per tenant per run keeps us far
-    under Graph's 25 list calls per 20 s per tenant."""
+    exists and the leftover is plainly an orphan).
+
+    Graph's list is paged (100 a page here, so 100 pages at 10,000 subscriptions) and GET
+    /subscriptions is throttled on its own: learn.microsoft.com/graph/throttling-limits
+    ("Subscription service limits") gives thousands of requests per 20 s per app and tenant for
+    the subscription resource as a whole, but lists are answered 429 in a category of their own
+    (`throttle.aad.ags.subscriptionservice.dc.list`, Retry-After 5, seen on Microsoft Q&A
+    1138873) long before that; GRAPH-FACTS.md and the simulator (`subscription_list_per_window`
+    25 per `subscription_window_s` 20, per tenant) keep the harsher 25 list requests per 20 s
+    per tenant. So one run reads at most ORPHAN_PAGES_PER_RUN (10) pages per tenant and stores
+    the next link (`_sweep`): two hosts checking at once make 20 list requests, under 25, and
+    the whole list is swept every 10 runs at 10,000 (2.5 h at the 15-minute timer). A 429
+    stops the tenant's check for the run at that page (Retry-After is honoured by not asking
+    again before the next run, 15 minutes later). Graph's next link is an offset into the list
+    (the simulator's is too), so a page may shift when subscriptions are deleted: an orphan
+    passed over in one sweep is found in the next."""
     if not svc.settings.notification_url:
         return 0
     records = svc.state.list_subscriptions()
@@ -377,7 +399,7 @@ def _delete_graph_orphans(svc: Services, desired: set[MailboxKey]) -> int:
         if svc.settings.ews_for(tenant_id) is not None:
             continue  # Exchange Server on premises: no Graph subscriptions there
         try:
-            listed = _list_graph_subscriptions(svc, tenant_id)
+            listed = _sweep(svc, tenant_id)
         except (GraphError, TokenError) as exc:
             log.warning("listing subscriptions of tenant %s failed: %s", tenant_id, exc.message)
             continue
@@ -399,6 +421,40 @@ def _delete_graph_orphans(svc: Services, desired: set[MailboxKey]) -> int:
             log.info("deleted orphan subscription %s of %s", sub.id, key.user_id)
             deleted += 1
     return deleted
+
+
+def _sweep(svc: Services, tenant_id: str) -> list[GraphSubscription]:
+    """The next ORPHAN_PAGES_PER_RUN pages of the tenant's subscription list, from the stored
+    position (the start after the last page); a 429 ends the run's pages at that page, which
+    the next run asks for again."""
+    table = svc.pacer.table if svc.pacer is not None else None
+    link = table.sweep_position(tenant_id) if table else _SWEEP_POSITIONS.get(tenant_id, "")
+    first = graph.subscription_list(tenant_id)
+    request = first.follow(link) if link else first
+    listed: list[GraphSubscription] = []
+    for _ in range(ORPHAN_PAGES_PER_RUN):
+        try:
+            page = decode_subscription_page(svc.graph.send(request))
+        except Throttled as exc:
+            svc.metrics.throttled(tenant_id=tenant_id, operation="list")
+            log.info(
+                "listing subscriptions of tenant %s throttled (retry after %s s): the next run "
+                "goes on from this page",
+                tenant_id,
+                exc.retry_after,
+            )
+            break
+        listed.extend(page.items)
+        if not page.next_link:
+            link = ""  # swept to the end: the next run starts again
+            break
+        request = first.follow(page.next_link)
+        link = page.next_link
+    if table:
+        table.save_sweep_position(tenant_id, link)
+    else:
+        _SWEEP_POSITIONS[tenant_id] = link
+    return listed
 
 
 def _resource_key(resource: str) -> str:
