@@ -25,15 +25,22 @@ With `--hosts 2` the PUTs reach both hosts at once, and the timers alternate bet
 subscription writes of every host draw on one budget per tenant (the `pacing` table,
 services/write_budget.py), so together they stay under the limit.
 
+Also reported: 429 answers to the orphan check's `GET /subscriptions` (Graph's list limit,
+25 per 20 s per tenant in the simulator), which must be 0 too.
+
 `--storm` then sends `subscriptionRemoved` for every subscription at once (as Graph does when
 it drops a tenant's subscriptions), so every host's queue workers recreate them together; the
 writes per 20 s and the 429s of that phase are reported apart, until every mailbox has a live
 subscription again (the poll timer, run every 30 virtual seconds, retries the paced ones).
+With `--seed direct` the seeded subscriptions carry the app's lifecycle URL and a clientState
+whose digest is on record (one for the run, where a PUT makes one per subscription), so the
+lifecycle notifications pass the app's own checks and the recreation is the product's.
 """
 
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 import threading
 import time
@@ -152,10 +159,12 @@ def _seed_direct(stack: Any, upns: list[str], ids: dict[str, str]) -> float:
     from shared.adapters.tables import TableState
     from shared.core.lifecycle import State
     from shared.core.model import MailboxKey, SubscriptionRecord
+    from shared.core.notifications import client_state_digest
     from shared.core.state import MailboxRecord, MailboxStatus
     from shared.settings import StorageSettings
 
     began = time.monotonic()
+    client_state = secrets.token_urlsafe(32)  # the lifecycle notifications carry it
     state = TableState(StorageClients(StorageSettings(connection_string=stack.storage)))
     state.ensure()  # the hosts create them on their first request; the bench writes first
     url = stack.env["PUBLIC_BASE_URL"] + "/api/notifications"
@@ -165,6 +174,8 @@ def _seed_direct(stack: Any, upns: list[str], ids: dict[str, str]) -> float:
             upns[i : i + 500],
             DEMO_CLIENT_ID,
             notification_url=url,
+            lifecycle_url=stack.env["PUBLIC_BASE_URL"] + "/api/lifecycle",
+            client_state=client_state,
             lifetime_s=7 * 86400 - 900,
             spread_s=6 * 3600,
         )
@@ -185,7 +196,12 @@ def _seed_direct(stack: Any, upns: list[str], ids: dict[str, str]) -> float:
         state.put_mailbox(MailboxRecord(key, upn, status=status, enrolled_at=now))
         state.put_subscription(
             SubscriptionRecord(
-                sub_id, key.tenant_id, key.user_id, f"users/{key.user_id}/events", until, ""
+                sub_id,
+                key.tenant_id,
+                key.user_id,
+                f"users/{key.user_id}/events",
+                until,
+                client_state_digest(client_state),
             )
         )
 
@@ -244,10 +260,6 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     from devhost.local.stack import local_stack
 
     args = _args(argv)
-    if args.storm and args.seed == "direct":
-        raise SystemExit(
-            "--storm needs --seed api: seeded subscriptions have no lifecycle URL or clientState"
-        )
     runs: dict[str, list[float]] = {}
     with local_stack(hosts=args.hosts) as stack:
         upns = [f"renew-{uuid.uuid4().hex[:10]}@contoso.example" for _ in range(args.mailboxes)]
@@ -288,6 +300,9 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         "live_at_end": live,
         "not_subscribed_at_end": not_subscribed,
         "writes_total": sampler.samples[-1][1] if sampler.samples else 0,
+        "list_throttled_429": counters["requests_by_endpoint_status"].get(
+            "subscriptions.list 429", 0
+        ),
         "storm": storm,
         "timers": {
             name: {"runs": len(t), "p50_s": median(t), "p99_s": pct(t, 0.99), "max_s": max(t)}
@@ -306,6 +321,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             ["429 on subscription writes", r["throttled_429"]],
             ["most subscription writes in 20 s", r["max_writes_per_20s"]],
             ["subscription writes in all", r["writes_total"]],
+            ["429 on subscription lists (orphan check)", r["list_throttled_429"]],
             ["live subscriptions at the end", r["live_at_end"]],
             ["mailboxes not subscribed at the end", r["not_subscribed_at_end"]],
         ]
