@@ -72,6 +72,12 @@ def _args(argv: list[str] | None = None) -> argparse.Namespace:
         help="then remove every subscription at once (subscriptionRemoved) and measure the rebuild",
     )
     p.add_argument(
+        "--storm-timeout",
+        type=float,
+        default=900.0,
+        help="real seconds the storm's rebuild may take before the report is made",
+    )
+    p.add_argument(
         "--seed",
         choices=("api", "direct"),
         default="api",
@@ -220,7 +226,7 @@ def _not_subscribed(stack: Any) -> int:
     return sum(1 for m in state.list_mailboxes() if m.state is not State.SUBSCRIBED)
 
 
-def _storm(stack: Any, mailboxes: int) -> dict[str, Any]:
+def _storm(stack: Any, mailboxes: int, timeout: float) -> dict[str, Any]:
     """subscriptionRemoved for every live subscription at once; the rebuild's writes and 429s."""
     subs = [s["id"] for s in stack.sim.control.subscriptions()]
     began = time.monotonic()
@@ -229,7 +235,7 @@ def _storm(stack: Any, mailboxes: int) -> dict[str, Any]:
             list(
                 pool.map(lambda sub: stack.sim.control.lifecycle(sub, "subscriptionRemoved"), subs)
             )
-        deadline = time.monotonic() + 900
+        deadline = time.monotonic() + timeout
         while len(stack.sim.control.subscriptions()) < mailboxes:
             if time.monotonic() > deadline:
                 break
@@ -285,7 +291,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             time.sleep(1.0)
         counters = stack.sim.control.counters()
         live = len(stack.sim.control.subscriptions())
-        storm = _storm(stack, args.mailboxes) if args.storm else None
+        storm = _storm(stack, args.mailboxes, args.storm_timeout) if args.storm else None
         not_subscribed = _not_subscribed(stack)
     result = {
         "mailboxes": args.mailboxes,
