@@ -270,3 +270,23 @@ def test_one_failed_renewal_leaves_the_others_renewed(sim: SimHandle, azurite: s
     kept = svc.state.get_subscription(broken.tenant_id, broken.subscription_id)
     assert kept is not None
     assert kept.expiration == broken.expiration
+
+
+def test_one_host_gets_every_block_of_a_slot(azurite: str) -> None:
+    """A host alone draws a slot's every token (three blocks of 25: 75), not one block a slot,
+    then none from it: at 450 per 20 s one host may renew 15 a second, not 5."""
+    from datetime import UTC
+
+    from shared.settings import StorageSettings
+
+    clients = StorageClients(StorageSettings(connection_string=azurite))
+    clients.tables.create_table_if_not_exists(PACING_TABLE)
+    budget = SlotBudget()
+    pacer = SharedPacer(PacingTable(clients.table(PACING_TABLE)), budget)
+    tenant = f"lone-host-{datetime.now(UTC).timestamp()}"
+    start = datetime.fromtimestamp(budget.slot_start(budget.slot_of(datetime.now(UTC)) + 1), UTC)
+    waits = []
+    while (wait := pacer.delay(tenant, start, max_wait=0.0)) is not None:
+        waits.append(wait)
+    assert budget.per_slot == 75
+    assert waits == [0.0] * budget.per_slot
