@@ -10,7 +10,9 @@ mailboxes (empty calendars) are enrolled through the admin API, the PUTs spread 
 timer retries it). Then the virtual clock runs `--days` days in `--step` second steps; each
 step runs `poll_mailboxes` (which also retries the paced ones) and `renew_subscriptions` on
 host 0, as the host's timers do (their schedule is 30 s and 15 min; timers run on one host at
-a time in Azure), and times each invocation.
+a time in Azure), and times each invocation. The hosts' own schedules of those two timers are
+off (`AzureWebJobs.<name>.Disabled`): they fire on the real clock, not the virtual one, on
+every host at once, which Azure's timers never do.
 
 Reported, from the simulator's counters and its subscription list:
 - subscriptions expired (the simulator's `subscriptions_expired`): must be 0;
@@ -25,15 +27,22 @@ With `--hosts 2` the PUTs reach both hosts at once, and the timers alternate bet
 subscription writes of every host draw on one budget per tenant (the `pacing` table,
 services/write_budget.py), so together they stay under the limit.
 
+Also reported: 429 answers to the orphan check's `GET /subscriptions` (Graph's list limit,
+25 per 20 s per tenant in the simulator), which must be 0 too.
+
 `--storm` then sends `subscriptionRemoved` for every subscription at once (as Graph does when
 it drops a tenant's subscriptions), so every host's queue workers recreate them together; the
 writes per 20 s and the 429s of that phase are reported apart, until every mailbox has a live
 subscription again (the poll timer, run every 30 virtual seconds, retries the paced ones).
+With `--seed direct` the seeded subscriptions carry the app's lifecycle URL and a clientState
+whose digest is on record (one for the run, where a PUT makes one per subscription), so the
+lifecycle notifications pass the app's own checks and the recreation is the product's.
 """
 
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 import threading
 import time
@@ -45,6 +54,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import median, pct, table, write_json
 
+# The bench runs these itself, once a step on one host (see the docstring).
+TIMERS_OFF = {
+    "AzureWebJobs.poll_mailboxes.Disabled": "true",
+    "AzureWebJobs.renew_subscriptions.Disabled": "true",
+}
 WRITES = (
     "subscriptions.create",
     "subscriptions.update",
@@ -63,6 +77,12 @@ def _args(argv: list[str] | None = None) -> argparse.Namespace:
         "--storm",
         action="store_true",
         help="then remove every subscription at once (subscriptionRemoved) and measure the rebuild",
+    )
+    p.add_argument(
+        "--storm-timeout",
+        type=float,
+        default=900.0,
+        help="real seconds the storm's rebuild may take before the report is made",
     )
     p.add_argument(
         "--seed",
@@ -152,10 +172,12 @@ def _seed_direct(stack: Any, upns: list[str], ids: dict[str, str]) -> float:
     from shared.adapters.tables import TableState
     from shared.core.lifecycle import State
     from shared.core.model import MailboxKey, SubscriptionRecord
+    from shared.core.notifications import client_state_digest
     from shared.core.state import MailboxRecord, MailboxStatus
     from shared.settings import StorageSettings
 
     began = time.monotonic()
+    client_state = secrets.token_urlsafe(32)  # the lifecycle notifications carry it
     state = TableState(StorageClients(StorageSettings(connection_string=stack.storage)))
     state.ensure()  # the hosts create them on their first request; the bench writes first
     url = stack.env["PUBLIC_BASE_URL"] + "/api/notifications"
@@ -165,6 +187,8 @@ def _seed_direct(stack: Any, upns: list[str], ids: dict[str, str]) -> float:
             upns[i : i + 500],
             DEMO_CLIENT_ID,
             notification_url=url,
+            lifecycle_url=stack.env["PUBLIC_BASE_URL"] + "/api/lifecycle",
+            client_state=client_state,
             lifetime_s=7 * 86400 - 900,
             spread_s=6 * 3600,
         )
@@ -185,7 +209,12 @@ def _seed_direct(stack: Any, upns: list[str], ids: dict[str, str]) -> float:
         state.put_mailbox(MailboxRecord(key, upn, status=status, enrolled_at=now))
         state.put_subscription(
             SubscriptionRecord(
-                sub_id, key.tenant_id, key.user_id, f"users/{key.user_id}/events", until, ""
+                sub_id,
+                key.tenant_id,
+                key.user_id,
+                f"users/{key.user_id}/events",
+                until,
+                client_state_digest(client_state),
             )
         )
 
@@ -204,7 +233,7 @@ def _not_subscribed(stack: Any) -> int:
     return sum(1 for m in state.list_mailboxes() if m.state is not State.SUBSCRIBED)
 
 
-def _storm(stack: Any, mailboxes: int) -> dict[str, Any]:
+def _storm(stack: Any, mailboxes: int, timeout: float) -> dict[str, Any]:
     """subscriptionRemoved for every live subscription at once; the rebuild's writes and 429s."""
     subs = [s["id"] for s in stack.sim.control.subscriptions()]
     began = time.monotonic()
@@ -213,7 +242,7 @@ def _storm(stack: Any, mailboxes: int) -> dict[str, Any]:
             list(
                 pool.map(lambda sub: stack.sim.control.lifecycle(sub, "subscriptionRemoved"), subs)
             )
-        deadline = time.monotonic() + 900
+        deadline = time.monotonic() + timeout
         while len(stack.sim.control.subscriptions()) < mailboxes:
             if time.monotonic() > deadline:
                 break
@@ -244,12 +273,8 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     from devhost.local.stack import local_stack
 
     args = _args(argv)
-    if args.storm and args.seed == "direct":
-        raise SystemExit(
-            "--storm needs --seed api: seeded subscriptions have no lifecycle URL or clientState"
-        )
     runs: dict[str, list[float]] = {}
-    with local_stack(hosts=args.hosts) as stack:
+    with local_stack(hosts=args.hosts, env=TIMERS_OFF) as stack:
         upns = [f"renew-{uuid.uuid4().hex[:10]}@contoso.example" for _ in range(args.mailboxes)]
         ids: dict[str, str] = {}
         for i in range(0, len(upns), 1000):
@@ -273,7 +298,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             time.sleep(1.0)
         counters = stack.sim.control.counters()
         live = len(stack.sim.control.subscriptions())
-        storm = _storm(stack, args.mailboxes) if args.storm else None
+        storm = _storm(stack, args.mailboxes, args.storm_timeout) if args.storm else None
         not_subscribed = _not_subscribed(stack)
     result = {
         "mailboxes": args.mailboxes,
@@ -288,6 +313,9 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         "live_at_end": live,
         "not_subscribed_at_end": not_subscribed,
         "writes_total": sampler.samples[-1][1] if sampler.samples else 0,
+        "list_throttled_429": counters["requests_by_endpoint_status"].get(
+            "subscriptions.list 429", 0
+        ),
         "storm": storm,
         "timers": {
             name: {"runs": len(t), "p50_s": median(t), "p99_s": pct(t, 0.99), "max_s": max(t)}
@@ -306,6 +334,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
             ["429 on subscription writes", r["throttled_429"]],
             ["most subscription writes in 20 s", r["max_writes_per_20s"]],
             ["subscription writes in all", r["writes_total"]],
+            ["429 on subscription lists (orphan check)", r["list_throttled_429"]],
             ["live subscriptions at the end", r["live_at_end"]],
             ["mailboxes not subscribed at the end", r["not_subscribed_at_end"]],
         ]

@@ -29,7 +29,7 @@ from devhost.hostconfig import HostOptions
 from devhost.http import HttpFront
 from devhost.invoke import Invoker
 from devhost.queues import QueueListener, QueueSender
-from devhost.timers import parse_schedule, run_timer, time_zone
+from devhost.timers import parse_schedule, run_timer, time_zone, timer_disabled
 from shared.errors import ConfigError
 
 log = logging.getLogger("calsync.devhost")
@@ -71,6 +71,14 @@ class DevHost:
         self.settings = settings
         self.options = options or HostOptions()
         self.specs: list[FunctionSpec] = discover(app)
+        # The timers fired on their schedules: not those disabled by AzureWebJobs.<name>.Disabled.
+        self.scheduled = [
+            spec.name
+            for spec in self.specs
+            if spec.trigger_type == "timerTrigger"
+            and not spec.unsupported
+            and not timer_disabled(spec.name, settings)
+        ]
         self._bind = (host, port)
         self._tls = (certfile, keyfile)
         self._access_log = access_log
@@ -184,7 +192,7 @@ class DevHost:
         workers += [
             asyncio.create_task(_logged(run_timer(spec, self.settings, invoker, stop)))
             for spec in self.specs
-            if spec.trigger_type == "timerTrigger" and not spec.unsupported
+            if spec.name in self.scheduled
         ]
         self._ready.set()
         await stop.wait()

@@ -102,6 +102,14 @@ def time_zone(settings: Mapping[str, str]) -> tzinfo:
         ) from None
 
 
+def timer_disabled(name: str, settings: Mapping[str, str]) -> bool:
+    """Whether app setting `AzureWebJobs.<name>.Disabled` is true: the host then never fires
+    the timer on its schedule, while POST /admin/functions/<name> with the master key still
+    runs it, as in Azure (learn.microsoft.com/azure/azure-functions/disable-function). Only
+    timers honour it here."""
+    return settings.get(f"AzureWebJobs.{name}.Disabled", "").strip().lower() in ("true", "1")
+
+
 async def run_timer(
     spec: FunctionSpec,
     settings: Mapping[str, str],

@@ -139,7 +139,7 @@ class SimClient:
         self, users: list[str], client_id: str, **opts: Any
     ) -> dict[str, list[str]]:
         """One live subscription per user (no handshake): {user: [id]}; opts: notification_url,
-        lifetime_s, spread_s."""
+        lifecycle_url, client_state, lifetime_s, spread_s."""
         body = {"users": users, "client_id": client_id, "count": 1, **opts}
         return self._call("POST", "/subscriptions/bulk", body)["ids"]  # type: ignore[no-any-return]
 

@@ -88,6 +88,21 @@ def test_renewal_scale_smoke(tmp_path: Path) -> None:
     assert result["live_at_end"] == 20
 
 
+def test_renewal_storm_on_seeded_subscriptions_smoke(tmp_path: Path) -> None:
+    """Twenty seeded mailboxes on 2 hosts, then all 20 removed at once: the app's lifecycle
+    checks pass the seeded clientState and its workers recreate every one, without a 429."""
+    out = tmp_path / "storm.json"
+    args = "--mailboxes 20 --hosts 2 --days 1 --step 21600 --seed direct --storm"
+    load("renewal_scale").run([*args.split(), "--json", str(out)])
+    result = report(out, "renewal_scale")["result"]
+    assert result["subscriptions_expired"] == 0
+    assert result["list_throttled_429"] == 0
+    assert result["storm"]["removed"] == 20
+    assert result["storm"]["live_after"] == 20
+    assert result["storm"]["throttled_429"] == 0
+    assert result["not_subscribed_at_end"] == 0
+
+
 def test_cold_start_smoke(tmp_path: Path) -> None:
     """One import and one new host answering its first notification, reported in JSON."""
     out = tmp_path / "cold.json"

@@ -287,14 +287,17 @@ def subscriptions(sim: Simulator, request: Request, body: Body) -> Any:
 
 
 def bulk_subscriptions(sim: Simulator, request: Request, body: Body) -> Any:
-    """{user | users, client_id, count, notification_url?, lifetime_s?, spread_s?}: live
-    subscriptions without a handshake (quota tests; seeding many mailboxes for the renewal
-    benchmark). Each expires `lifetime_s` (default 2 days) minus up to `spread_s` from now; the
-    answer has the mailbox's count (one user) or each user's new ids (`users`)."""
+    """{user | users, client_id, count, notification_url?, lifecycle_url?, client_state?,
+    lifetime_s?, spread_s?}: live subscriptions without a handshake (quota tests; seeding many
+    mailboxes for the renewal benchmark, whose lifecycle notifications then reach the app with
+    `client_state`). Each expires `lifetime_s` (default 2 days) minus up to `spread_s` from now;
+    the answer has the mailbox's count (one user) or each user's new ids (`users`)."""
     users = list(body.get("users") or [body["user"]])
     lifetime = float(body.get("lifetime_s") or 2 * 86400)
     spread = float(body.get("spread_s") or 0)
     url = str(body.get("notification_url") or "https://127.0.0.1:9/bulk")
+    lifecycle_url = body.get("lifecycle_url") or None
+    client_state = body.get("client_state") or None
     made: dict[str, list[str]] = {}
     for user in users:
         box = sim.directory.mailbox_for(user)
@@ -309,8 +312,8 @@ def bulk_subscriptions(sim: Simulator, request: Request, body: Body) -> Any:
                 if "users" not in body
                 else frozenset({"created", "updated", "deleted"}),
                 notification_url=url,
-                lifecycle_url=None,
-                client_state=None,
+                lifecycle_url=None if lifecycle_url is None else str(lifecycle_url),
+                client_state=None if client_state is None else str(client_state),
                 expiration=sim.clock.now()
                 + timedelta(seconds=lifetime - spread * sim.rng.random()),
                 latest_tls="v1_2",

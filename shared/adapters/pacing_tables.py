@@ -2,7 +2,9 @@
 (`pacing` table: PartitionKey the tenant, RowKey the slot's number, `used` the tokens given
 out). A reservation reads the row and writes it back with its ETag, so two hosts reserving at
 once never both get the last tokens: the loser reads again. core.renewals.SlotBudget decides
-how many a reservation gets."""
+how many a reservation gets. The same table keeps, per tenant, where the orphan check's paging
+of Graph's subscription list stands (RowKey `orphan-sweep`, after every slot's number in text
+order, so the prune never takes it)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from shared.core.reconcile import batch_operations
 from shared.errors import StateConflict
 
 ATTEMPTS = 16  # hosts racing for one row: each lost race means another got its block
+SWEEP_ROW = "orphan-sweep"
 
 
 def slot_key(slot: int) -> str:
@@ -64,6 +67,24 @@ class PacingTable:
                     continue  # another host reserved meanwhile: read again
                 return granted
         raise StateConflict(f"the subscription-write budget of {tenant_id} is contended; retry")
+
+    def sweep_position(self, tenant_id: str) -> str:
+        """The next link the tenant's orphan check resumes from ("" for the list's start)."""
+        with mapped_errors("reading the orphan check's position"):
+            try:
+                entity = self.table.get_entity(tenant_id, SWEEP_ROW)
+            except ResourceNotFoundError:
+                return ""
+        return str(entity.get("nextLink", ""))
+
+    def save_sweep_position(self, tenant_id: str, next_link: str) -> None:
+        """Store where the tenant's orphan check resumes (last writer wins: two hosts checking
+        at once list the same pages, and deleting an orphan twice is harmless)."""
+        with mapped_errors("storing the orphan check's position"):
+            self.table.upsert_entity(
+                {"PartitionKey": tenant_id, "RowKey": SWEEP_ROW, "nextLink": next_link},
+                mode=UpdateMode.REPLACE,
+            )
 
     def prune(self, before_slot: int) -> int:
         """Delete every tenant's rows of slots before `before_slot`; the number deleted."""

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import secrets as pysecrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 from urllib.parse import unquote
@@ -18,7 +19,11 @@ from urllib.parse import unquote
 from shared.compose import Services
 from shared.core import graph
 from shared.core import lifecycle as lc
-from shared.core.graph_types import GraphSubscription, decode_subscription
+from shared.core.graph_types import (
+    GraphSubscription,
+    decode_subscription,
+    decode_subscription_page,
+)
 from shared.core.model import MailboxKey, SubscriptionRecord
 from shared.core.notifications import (
     client_state_digest,
@@ -36,7 +41,7 @@ from shared.core.renewals import (
     plan_renewals,
 )
 from shared.core.state import MailboxRecord
-from shared.errors import GraphError, SubscriptionGone, Throttled, TokenError
+from shared.errors import CalsyncError, GraphError, SubscriptionGone, Throttled, TokenError
 from shared.telemetry import dims
 
 log = logging.getLogger("calsync.subscriptions")
@@ -47,6 +52,15 @@ MAX_PACING_SLEEP = 5.0  # seconds a subscribe may wait for the pacer before fall
 # one run renews up to about 3,600.
 RENEWAL_MAX_WAIT = 30.0
 RENEWAL_RUN_SECONDS = 240.0
+# Renewals in flight at once in one run. One takes about 0.2 s (Graph's PATCH, then the record
+# and the mailbox's status), so one at a time makes about 5 a second, a third of the shared
+# budget's 15 (75 per 5 s slot); 8 at once keep ahead of the budget, which stays the ceiling:
+# every renewal still draws its token from it before its PATCH.
+RENEWAL_WORKERS = 8
+# Pages of Graph's subscription list one run of the orphan check reads per tenant (see
+# `_delete_graph_orphans`); where it stops is stored and the next run goes on from there.
+ORPHAN_PAGES_PER_RUN = 10
+_SWEEP_POSITIONS: dict[str, str] = {}  # tenant -> next link, when the services share no table
 _PACER = WritePacer()
 
 
@@ -241,14 +255,35 @@ def _sub_dims(
 
 
 def renew_due(svc: Services) -> dict[str, int]:
-    """Timer step: renew subscriptions near expiry (spread, paced); recreate those gone."""
+    """Timer step: renew subscriptions near expiry (soonest first, RENEWAL_WORKERS at once, each
+    paced by the tenant's write budget); recreate those gone. Past RENEWAL_RUN_SECONDS the rest
+    is left to the next run. One renewal's failure is counted and logged, never the others'."""
     counts = {"renewed": 0, "recreated": 0, "failed": 0, "deferred": 0}
+    due = plan_renewals(svc.state.list_subscriptions(), svc.now(), svc.rng)
+    if not due:
+        return counts
     began = time.monotonic()
-    for sub, new_expiry in plan_renewals(svc.state.list_subscriptions(), svc.now(), svc.rng):
+
+    def renew(item: tuple[SubscriptionRecord, datetime]) -> str:
+        sub, new_expiry = item
         if time.monotonic() - began > RENEWAL_RUN_SECONDS:
-            counts["deferred"] += 1  # the next run renews it (it is still 2 days from expiry)
-            continue
-        counts[renew_one(svc, sub, new_expiry, max_wait=RENEWAL_MAX_WAIT)[0]] += 1
+            return "deferred"  # the next run renews it (it is still 2 days from expiry)
+        try:
+            return renew_one(svc, sub, new_expiry, max_wait=RENEWAL_MAX_WAIT)[0]
+        except Exception as exc:  # storage down, a bug: this renewal fails, the others go on
+            reason = exc.message if isinstance(exc, CalsyncError) else type(exc).__name__
+            log.warning(
+                "renewing %s failed: %s",
+                sub.subscription_id,
+                reason,
+                extra=_sub_dims(sub, "renew failed", type(exc).__name__),
+            )
+            return "failed"
+
+    workers = min(RENEWAL_WORKERS, len(due))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="renew") as pool:
+        for result in pool.map(renew, due):
+            counts[result] += 1
     return counts
 
 
@@ -335,8 +370,22 @@ def _delete_graph_orphans(svc: Services, desired: set[MailboxKey]) -> int:
 
     A desired mailbox with no subscription on record may be in the middle of being subscribed
     by another host, so its unknown subscriptions are left for the next run (by then the record
-    exists and the leftover is plainly an orphan). One list per tenant per run keeps us far
-    under Graph's 25 list calls per 20 s per tenant."""
+    exists and the leftover is plainly an orphan).
+
+    Graph's list is paged (100 a page here, so 100 pages at 10,000 subscriptions) and GET
+    /subscriptions is throttled on its own: learn.microsoft.com/graph/throttling-limits
+    ("Subscription service limits") gives thousands of requests per 20 s per app and tenant for
+    the subscription resource as a whole, but lists are answered 429 in a category of their own
+    (`throttle.aad.ags.subscriptionservice.dc.list`, Retry-After 5, seen on Microsoft Q&A
+    1138873) long before that; GRAPH-FACTS.md and the simulator (`subscription_list_per_window`
+    25 per `subscription_window_s` 20, per tenant) keep the harsher 25 list requests per 20 s
+    per tenant. So one run reads at most ORPHAN_PAGES_PER_RUN (10) pages per tenant and stores
+    the next link (`_sweep`): two hosts checking at once make 20 list requests, under 25, and
+    the whole list is swept every 10 runs at 10,000 (2.5 h at the 15-minute timer). A 429
+    stops the tenant's check for the run at that page (Retry-After is honoured by not asking
+    again before the next run, 15 minutes later). Graph's next link is an offset into the list
+    (the simulator's is too), so a page may shift when subscriptions are deleted: an orphan
+    passed over in one sweep is found in the next."""
     if not svc.settings.notification_url:
         return 0
     records = svc.state.list_subscriptions()
@@ -350,7 +399,7 @@ def _delete_graph_orphans(svc: Services, desired: set[MailboxKey]) -> int:
         if svc.settings.ews_for(tenant_id) is not None:
             continue  # Exchange Server on premises: no Graph subscriptions there
         try:
-            listed = _list_graph_subscriptions(svc, tenant_id)
+            listed = _sweep(svc, tenant_id)
         except (GraphError, TokenError) as exc:
             log.warning("listing subscriptions of tenant %s failed: %s", tenant_id, exc.message)
             continue
@@ -372,6 +421,40 @@ def _delete_graph_orphans(svc: Services, desired: set[MailboxKey]) -> int:
             log.info("deleted orphan subscription %s of %s", sub.id, key.user_id)
             deleted += 1
     return deleted
+
+
+def _sweep(svc: Services, tenant_id: str) -> list[GraphSubscription]:
+    """The next ORPHAN_PAGES_PER_RUN pages of the tenant's subscription list, from the stored
+    position (the start after the last page); a 429 ends the run's pages at that page, which
+    the next run asks for again."""
+    table = svc.pacer.table if svc.pacer is not None else None
+    link = table.sweep_position(tenant_id) if table else _SWEEP_POSITIONS.get(tenant_id, "")
+    first = graph.subscription_list(tenant_id)
+    request = first.follow(link) if link else first
+    listed: list[GraphSubscription] = []
+    for _ in range(ORPHAN_PAGES_PER_RUN):
+        try:
+            page = decode_subscription_page(svc.graph.send(request))
+        except Throttled as exc:
+            svc.metrics.throttled(tenant_id=tenant_id, operation="list")
+            log.info(
+                "listing subscriptions of tenant %s throttled (retry after %s s): the next run "
+                "goes on from this page",
+                tenant_id,
+                exc.retry_after,
+            )
+            break
+        listed.extend(page.items)
+        if not page.next_link:
+            link = ""  # swept to the end: the next run starts again
+            break
+        request = first.follow(page.next_link)
+        link = page.next_link
+    if table:
+        table.save_sweep_position(tenant_id, link)
+    else:
+        _SWEEP_POSITIONS[tenant_id] = link
+    return listed
 
 
 def _resource_key(resource: str) -> str:

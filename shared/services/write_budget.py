@@ -36,7 +36,9 @@ class SharedPacer:
             if slot >= first and left > 0:
                 self._held[tenant_id] = (slot, left - 1)
                 return max(0.0, budget.slot_start(slot) - now.timestamp())
-            start = max(slot + 1 if slot >= first else first, self._spent.get(tenant_id, -1) + 1)
+            # The held slot's block is used up: ask that slot again for another block (it holds
+            # `per_slot`, several blocks), and move on only once the table finds it spent.
+            start = max(slot if slot >= first else first, self._spent.get(tenant_id, -1) + 1)
             for candidate in range(start, last + 1):
                 got = self.table.reserve(
                     tenant_id, candidate, lambda used: budget.grant(used, budget.block)

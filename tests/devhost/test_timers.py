@@ -5,14 +5,22 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from azure.data.tables import TableClient
 
-from devhost import DevHost
-from devhost.timers import CronSchedule, IntervalSchedule, parse_schedule, time_zone
+from devhost import DevHost, HostOptions
+from devhost.timers import (
+    CronSchedule,
+    IntervalSchedule,
+    parse_schedule,
+    time_zone,
+    timer_disabled,
+)
 from shared.errors import ConfigError
 
 from . import sample_app
+from .conftest import MASTER_KEY, QUEUE_OPTIONS
 from .helpers import table_rows, wait_until
 
 T0 = datetime(2026, 3, 2, 10, 15, 30, 500000, tzinfo=UTC)  # a Monday
@@ -96,3 +104,40 @@ def test_run_on_startup_fires_once_at_start(devhost: DevHost, azurite: str) -> N
         lambda: table_rows(ticks, "PartitionKey eq 'startup'"), 10, "the startup firing"
     )
     assert len(rows) == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "disabled"),
+    [("true", True), ("True", True), ("1", True), ("false", False), ("", False), ("yes", False)],
+)
+def test_disabled_setting(value: str, disabled: bool) -> None:
+    """AzureWebJobs.<name>.Disabled disables a timer when true (or 1), for that name only."""
+    settings = {"AzureWebJobs.tick.Disabled": value}
+    assert timer_disabled("tick", settings) is disabled
+    assert timer_disabled("other", settings) is False
+
+
+@pytest.mark.integration
+def test_a_disabled_timer_is_not_scheduled_but_the_admin_api_runs_it(azurite: str) -> None:
+    """A host with AzureWebJobs.on_startup.Disabled=true fires neither its startup run nor
+    its schedule, keeps the other timers, and still runs it through POST /admin/functions."""
+    settings = {
+        "AzureWebJobsStorage": azurite,
+        "DEVHOST_MASTER_KEY": MASTER_KEY,
+        "AzureWebJobs.on_startup.Disabled": "true",
+    }
+    ticks = TableClient.from_connection_string(azurite, sample_app.TICKS)
+    host = DevHost(sample_app.app, settings, options=HostOptions(queues=QUEUE_OPTIONS))
+    assert "on_startup" not in host.scheduled
+    assert {"tick", "yearly"} <= set(host.scheduled)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AzureWebJobsStorage", azurite)
+        with host, httpx.Client(base_url=host.url, timeout=30) as client:
+            before = len(table_rows(ticks, "PartitionKey eq 'startup'"))
+            r = client.post(
+                "/admin/functions/on_startup",
+                json={"input": ""},
+                headers={"x-functions-key": MASTER_KEY},
+            )
+            assert r.status_code == 202
+            assert len(table_rows(ticks, "PartitionKey eq 'startup'")) == before + 1
