@@ -149,6 +149,39 @@ def test_without_leading_rounds_every_request_waits_the_debounce(svc: Services) 
     assert time.monotonic() - started >= 2.5
 
 
+def test_fifty_uncached_subscriptions_cost_four_queries_not_a_listing(svc: Services) -> None:
+    """A lifecycle-storm-sized POST: 50 items of 50 subscriptions the intake has not seen are
+    read 14 to a query (4 queries), never by listing the tenant's subscriptions; all queued."""
+    many = [f"9b000000-0000-4000-8000-{n:012d}" for n in range(60)]
+    state = svc.intake_state.inner  # type: ignore[attr-defined]
+    for n, sub in enumerate(many):
+        state.put_subscription(
+            SubscriptionRecord(
+                sub,
+                TENANT,
+                f"storm-{n}",
+                f"users/storm-{n}/events",
+                datetime.now(UTC) + timedelta(days=1),
+                client_state_digest(f"storm-{n}"),
+            )
+        )
+    items = [
+        _item(
+            0,
+            subscriptionId=many[n],
+            clientState=f"storm-{n}",
+            resource=f"Users/storm-{n}/Events/x",
+        )
+        for n in range(50)
+    ]
+    result = intake.run_notifications(svc, _body(items))
+    assert (result.status, result.queued, result.ignored) == (202, 50, 0)
+    calls = svc.intake_state.calls  # type: ignore[attr-defined]
+    assert calls.count("get_subscriptions") == 4
+    assert "list_tenant_subscriptions" not in calls
+    assert "get_subscription" not in calls
+
+
 def test_a_flood_of_unknown_items_costs_bounded_reads_and_one_log_line(
     svc: Services, caplog: pytest.LogCaptureFixture
 ) -> None:
