@@ -255,11 +255,15 @@ def _sub_dims(
 
 
 def renew_due(svc: Services) -> dict[str, int]:
-    """Timer step: renew subscriptions near expiry (soonest first, RENEWAL_WORKERS at once, each
-    paced by the tenant's write budget); recreate those gone. Past RENEWAL_RUN_SECONDS the rest
-    is left to the next run. One renewal's failure is counted and logged, never the others'."""
+    """Timer step: renew the subscriptions of TENANT_IDS near expiry (soonest first,
+    RENEWAL_WORKERS at once, each paced by the tenant's write budget); recreate those gone. Past
+    RENEWAL_RUN_SECONDS the rest is left to the next run. One renewal's failure is counted and
+    logged, never the others'. (The intake refuses a tenant outside TENANT_IDS, so renewing its
+    subscriptions would only keep Graph sending what nobody reads.)"""
     counts = {"renewed": 0, "recreated": 0, "failed": 0, "deferred": 0}
-    due = plan_renewals(svc.state.list_subscriptions(), svc.now(), svc.rng)
+    served = set(svc.settings.tenant_ids)  # a tenant taken out of TENANT_IDS is not renewed:
+    records = [s for s in svc.state.list_subscriptions() if s.tenant_id in served]
+    due = plan_renewals(records, svc.now(), svc.rng)  # its subscriptions lapse on their own
     if not due:
         return counts
     began = time.monotonic()
