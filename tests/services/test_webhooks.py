@@ -318,18 +318,29 @@ def test_a_slow_or_garbage_receiver_never_delays_another_subscriber(
         assert garbage_pair.attempt == 1
 
 
+def _lose_work_items(world: World) -> None:
+    """Delete every visible delivery work item, as a crash before they ran would lose them."""
+    queue = StorageClients(world.svc.settings.storage).queue(DELIVERY_QUEUE)
+    for message in queue.receive_messages(messages_per_page=32):
+        queue.delete_message(message)
+
+
+def _change_with_lost_work_items(world: World, receiver: Receiver, subject: str) -> tuple[str, str]:
+    """A subscriber and a new event in the mirror whose work items were lost: (secret, id)."""
+    _, secret = world.subscribe(receiver.url)
+    event_id = world.event(subject)
+    world.round()
+    _lose_work_items(world)
+    return secret, event_id
+
+
 def test_the_sweep_delivers_what_a_lost_work_item_left_behind(
     world: World, receiver: Receiver
 ) -> None:
     """Work items lost (a crash before they ran): the sweep finds the pair behind its feed and
     queues it, the change arrives; with nothing owed the sweep queues nothing; a malformed
     work item is dropped without running."""
-    _, secret = world.subscribe(receiver.url)
-    event_id = world.event("Its work item got lost")
-    world.round()
-    queue = StorageClients(world.svc.settings.storage).queue(DELIVERY_QUEUE)
-    for message in queue.receive_messages(messages_per_page=32):
-        queue.delete_message(message)
+    secret, event_id = _change_with_lost_work_items(world, receiver, "Its work item got lost")
     assert receiver.attempts() == 0
     assert delivery.run_sweep(world.svc)["queued"] == 1
     drain(world.svc)
@@ -344,16 +355,10 @@ def test_a_partial_sweep_reads_only_active_mailboxes_the_hourly_one_all(
     """A lost work item of a mailbox idle for 20 minutes: the sweeps between the hours skip
     it (no read of its sequence), the hour's full sweep queues it and the change arrives; a
     mailbox that had a round moments ago is read by every sweep."""
-    _, secret = world.subscribe(receiver.url)
-    event_id = world.event("Lost, then idle")
-    world.round()
-    queue = StorageClients(world.svc.settings.storage).queue(DELIVERY_QUEUE)
-    for message in queue.receive_messages(messages_per_page=32):
-        queue.delete_message(message)
+    secret, event_id = _change_with_lost_work_items(world, receiver, "Lost, then idle")
     fresh = delivery.run_sweep(world.svc, full=False)
     assert fresh["queued"] == 1  # just synced: recent, so read even by a partial sweep
-    for message in queue.receive_messages(messages_per_page=32):
-        queue.delete_message(message)
+    _lose_work_items(world)
     world.clock.offset += timedelta(minutes=20)
     idle = delivery.run_sweep(world.svc, full=False)
     assert idle["queued"] == 0
