@@ -3,8 +3,8 @@
 
 Tables:
 - `webhooks`: PartitionKey "subscriber", RowKey the subscriber id; the subscriber and, in the
-  `secret` column, its signing secret. Only `secret()` reads that column; every other read
-  selects the other columns, so a listing can never carry it.
+  `secret` column, its signing secret. Only `signing()` (the delivery worker's read) reads
+  it; every other read selects the other columns, so a listing can never carry it.
 - `deliveries`: PartitionKey the subscriber id, RowKey the mailbox partition (`tenant_user`):
   one `PairCursor` per pair, written only with its ETag (the lease is in it); and RowKey
   `~count~tenant_hour` (no mailbox partition starts with "~"): changes counted per tenant and
@@ -176,21 +176,6 @@ class WebhookStore:
         value = str(entity.get("secret", ""))
         REDACTOR.register(value)
         return _subscriber(entity), value
-
-    def secret(self, subscriber_id: str) -> str:
-        """The subscriber's signing secret (registered with the log redactor)."""
-        if not _ID.match(subscriber_id):
-            raise NotFoundError(f"webhook subscriber {subscriber_id[:40]!r} does not exist")
-        try:
-            with mapped_errors(f"reading the secret of webhook subscriber {subscriber_id}"):
-                entity = self.subscribers.get_entity(
-                    SUBSCRIBER_PARTITION, subscriber_id, select=["secret"]
-                )
-        except ResourceNotFoundError:
-            raise NotFoundError(f"webhook subscriber {subscriber_id!r} does not exist") from None
-        value = str(entity.get("secret", ""))
-        REDACTOR.register(value)
-        return value
 
     def update(self, subscriber_id: str, **changes: Any) -> None:
         """Merge these fields into the subscriber row (a removed subscriber stays removed)."""
